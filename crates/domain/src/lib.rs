@@ -1,0 +1,21 @@
+//! keel's domain model.
+//!
+//! Every price, quantity, cash amount and weight is a [`rust_decimal::Decimal`]
+//! (invariant 7: money is exact). This crate does no I/O and knows nothing of
+//! brokers, databases or HTTP, so every other crate can share it.
+
+pub mod clock;
+pub mod ids;
+pub mod order;
+pub mod snapshot;
+pub mod symbol;
+pub mod target;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use ids::client_order_id;
+pub use order::{Order, OrderStatus, OrderType, Side, TimeInForce};
+pub use snapshot::{AccountSnapshot, OpenOrder, Position, Quote};
+pub use symbol::{Symbol, SymbolError};
+pub use target::{Target, TargetSet};
+
+pub use rust_decimal::Decimal;
