@@ -5,6 +5,7 @@
 //! brokers, databases or HTTP, so every other crate can share it.
 
 pub mod clock;
+pub mod event;
 pub mod ids;
 pub mod order;
 pub mod snapshot;
@@ -12,6 +13,7 @@ pub mod symbol;
 pub mod target;
 
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use event::{Event, KillSource};
 pub use ids::client_order_id;
 pub use order::{Order, OrderStatus, OrderType, Side, TimeInForce};
 pub use snapshot::{AccountSnapshot, OpenOrder, Position, Quote};
