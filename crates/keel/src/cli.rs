@@ -1,0 +1,142 @@
+//! Command-line surface (DESIGN.md "Command line"; keep these verbs).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// keel: turns target portfolios into safe broker orders.
+#[derive(Debug, Parser)]
+#[command(name = "keel", version, about)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every verb that touches state.
+#[derive(Debug, Args, Clone)]
+pub struct Common {
+    /// Configuration file (keel.toml). Defaults apply without it.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides `data_dir` in the config).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Act as of this instant (RFC 3339) instead of the system clock; for
+    /// replays, tests and the simulator.
+    #[arg(long, global = true)]
+    pub at: Option<String>,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Simulated trading days on the embedded paper broker.
+    Demo {
+        /// Trading days to simulate.
+        #[arg(long, default_value_t = 5)]
+        days: u32,
+        /// Seed for the scripted allocator and the paper market.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Directory for the demo's state (recreated).
+        #[arg(long, default_value = "keel-demo")]
+        dir: PathBuf,
+    },
+    /// The live worker: watch the inbox, run cycles in market hours.
+    Run {
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Dry run: print the plan and every guard decision, send nothing, write nothing.
+    Plan {
+        /// Target set file (JSON, or CSV `symbol,weight` with --id).
+        #[arg(long)]
+        targets: PathBuf,
+        /// Target-set id for CSV files.
+        #[arg(long)]
+        id: Option<String>,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Validate a target set and queue it for the next cycle.
+    Submit {
+        /// Target set file (JSON, or CSV with --id).
+        file: PathBuf,
+        /// Target-set id for CSV files.
+        #[arg(long)]
+        id: Option<String>,
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run one execution cycle now.
+    Cycle {
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Account, positions, exposure, kill switch, last cycle.
+    Status {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Engage the kill switch: cancel open orders, block new ones, until `keel resume`.
+    Kill {
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Release the kill switch.
+    Resume {
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Audit log commands.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+    /// Print NYSE sessions as CSV: date,open_utc,close_utc.
+    Calendar {
+        /// First date (YYYY-MM-DD), inclusive.
+        #[arg(long)]
+        from: String,
+        /// Last date (YYYY-MM-DD), inclusive.
+        #[arg(long)]
+        to: String,
+    },
+    /// Write a commented example keel.toml.
+    Init {
+        /// Where to write it.
+        #[arg(default_value = "keel.toml")]
+        path: PathBuf,
+    },
+}
+
+/// `keel audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Recompute the hash chain; exit 1 naming the first bad sequence number.
+    Verify {
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+    },
+}

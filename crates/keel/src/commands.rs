@@ -1,0 +1,336 @@
+//! Dispatch of each verb to the library crates.
+
+use crate::cli::{AuditAction, Cli, Command, Common};
+use crate::config::KeelConfig;
+use crate::error::{input, CliError};
+use anyhow::Context;
+use chrono::{DateTime, NaiveDate, Utc};
+use keel_broker::{PaperBroker, PaperConfig};
+use keel_domain::{AccountSnapshot, Clock, FixedClock, KillSource, SystemClock};
+use keel_store::{SqliteStore, Store};
+use keel_worker::{SubmitOutcome, Worker};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Calendar { from, to } => calendar(&from, &to),
+        Command::Init { path } => init(&path),
+        Command::Plan {
+            targets,
+            id,
+            json,
+            common,
+        } => plan(&targets, id.as_deref(), json, &common),
+        Command::Demo { days, seed, dir } => block_on(crate::demo::run(days, seed, &dir)),
+        Command::Run { common } => {
+            let env = Env::load(&common)?;
+            block_on(crate::live::run(env))
+        }
+        Command::Submit { file, id, common } => {
+            let env = Env::load(&common)?;
+            block_on(submit(env, &file, id.as_deref()))
+        }
+        Command::Cycle { common } => {
+            let env = Env::load(&common)?;
+            block_on(cycle(env))
+        }
+        Command::Status { json, common } => {
+            let env = Env::load(&common)?;
+            block_on(crate::status::print(env, json))
+        }
+        Command::Kill { reason, common } => {
+            let env = Env::load(&common)?;
+            block_on(kill(env, &reason, true))
+        }
+        Command::Resume { reason, common } => {
+            let env = Env::load(&common)?;
+            block_on(kill(env, &reason, false))
+        }
+        Command::Audit {
+            action: AuditAction::Verify { common },
+        } => {
+            let env = Env::load(&common)?;
+            block_on(audit_verify(env))
+        }
+    }
+}
+
+fn block_on<F: std::future::Future<Output = Result<(), CliError>>>(f: F) -> Result<(), CliError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(f)
+}
+
+/// Parses `--at`.
+pub fn parse_at(at: Option<&str>) -> Result<Option<DateTime<Utc>>, CliError> {
+    at.map(|s| {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| input(format!("--at = {s:?}: not an RFC 3339 time ({e})")))
+    })
+    .transpose()
+}
+
+/// Configuration, clock and paths for one command.
+pub struct Env {
+    /// The loaded configuration.
+    pub cfg: KeelConfig,
+    /// The clock (system, or fixed by `--at`).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Env {
+    /// Loads config and clock from the shared options.
+    pub fn load(common: &Common) -> Result<Self, CliError> {
+        let mut cfg = KeelConfig::load(common.config.as_deref())?;
+        if let Some(d) = &common.data_dir {
+            cfg.data_dir = d.clone();
+        }
+        let clock: Arc<dyn Clock> = match parse_at(common.at.as_deref())? {
+            Some(t) => Arc::new(FixedClock::new(t)),
+            None => Arc::new(SystemClock),
+        };
+        Ok(Self { cfg, clock })
+    }
+
+    /// Opens the store (creating the data directory).
+    pub async fn store(&self) -> Result<Arc<dyn Store>, CliError> {
+        std::fs::create_dir_all(&self.cfg.data_dir)
+            .with_context(|| format!("creating data directory {}", self.cfg.data_dir.display()))?;
+        let path = self.cfg.store_path();
+        let store = SqliteStore::open(&path)
+            .await
+            .with_context(|| format!("opening store {}", path.display()))?;
+        Ok(Arc::new(store))
+    }
+
+    /// The paper broker's settings, under this config's account id.
+    pub fn paper_config(&self) -> PaperConfig {
+        PaperConfig {
+            account_id: self.cfg.account_id.clone(),
+            ..self.cfg.paper.clone()
+        }
+    }
+
+    /// Opens the store and the paper broker and builds a worker over them.
+    pub async fn worker(&self) -> Result<Worker, CliError> {
+        let store = self.store().await?;
+        let path = self.cfg.paper_path();
+        let broker = PaperBroker::open(&path, self.paper_config(), self.clock.clone())
+            .await
+            .with_context(|| format!("opening paper broker {}", path.display()))?;
+        Ok(Worker::new(
+            self.cfg.account_id.clone(),
+            store,
+            Arc::new(broker),
+            self.clock.clone(),
+            self.cfg.risk(),
+            self.cfg.worker.clone(),
+            self.cfg.kill_switch.clone(),
+        ))
+    }
+}
+
+fn parse_date(flag: &str, s: &str) -> Result<NaiveDate, CliError> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| input(format!("--{flag} = {s:?}: not a date in YYYY-MM-DD form ({e})")))
+}
+
+/// The widest range keel prints in one call; beyond it the output is almost certainly a typo.
+const MAX_CALENDAR_DAYS: i64 = 366 * 200;
+
+fn calendar(from: &str, to: &str) -> Result<(), CliError> {
+    let from_d = parse_date("from", from)?;
+    let to_d = parse_date("to", to)?;
+    if to_d < from_d {
+        return Err(input(format!("--to = {to} is before --from = {from}")));
+    }
+    if (to_d - from_d).num_days() > MAX_CALENDAR_DAYS {
+        return Err(input(format!(
+            "--from {from} --to {to}: range longer than 200 years"
+        )));
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let fmt = "%Y-%m-%dT%H:%M:%SZ";
+    let mut write = || -> std::io::Result<()> {
+        writeln!(out, "date,open_utc,close_utc")?;
+        for s in keel_calendar::sessions(from_d, to_d) {
+            writeln!(out, "{},{},{}", s.date, s.open.format(fmt), s.close.format(fmt))?;
+        }
+        out.flush()
+    };
+    write().map_err(|e| CliError::Runtime(anyhow::anyhow!("writing to stdout: {e}")))
+}
+
+fn init(path: &Path) -> Result<(), CliError> {
+    if path.exists() {
+        return Err(input(format!(
+            "{}: already exists; not overwriting",
+            path.display()
+        )));
+    }
+    std::fs::write(path, crate::config::example()).with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// The embedded paper account `keel plan` runs against: starting cash, no
+/// positions, synthetic quotes for the built-in universe at `now`.
+pub fn embedded_snapshot(cfg: &KeelConfig, now: DateTime<Utc>) -> AccountSnapshot {
+    let cash = cfg.paper.initial_cash;
+    AccountSnapshot {
+        account_id: cfg.account_id.clone(),
+        cash,
+        equity: cash,
+        buying_power: cash,
+        positions: Default::default(),
+        open_orders: Vec::new(),
+        quotes: keel_broker::universe::quotes(cfg.paper.seed, now),
+    }
+}
+
+/// What the embedded paper market knows for the guards: ADV and the
+/// volatility brake's reference closes.
+fn embedded_guard_state(
+    cfg: &KeelConfig,
+    snap: &AccountSnapshot,
+    now: DateTime<Utc>,
+) -> keel_planner::GuardState {
+    let brake = &cfg.guards.volatility_brake;
+    let reference_closes = keel_domain::Symbol::new(&brake.reference_symbol)
+        .map(|s| {
+            keel_broker::universe::daily_closes(
+                cfg.paper.seed,
+                &s,
+                now.date_naive(),
+                brake.lookback_days as usize + 1,
+            )
+        })
+        .unwrap_or_default();
+    keel_planner::GuardState {
+        adv: snap
+            .quotes
+            .keys()
+            .filter_map(|s| keel_broker::universe::adv(s).map(|a| (s.clone(), a)))
+            .collect(),
+        reference_closes,
+        ..Default::default()
+    }
+}
+
+fn plan(targets: &Path, id: Option<&str>, json: bool, common: &Common) -> Result<(), CliError> {
+    let env = Env::load(common)?;
+    let now = env.clock.now();
+    let set = keel_intake::read_file(targets, id, &env.cfg.intake, now).map_err(input)?;
+    let snapshot = embedded_snapshot(&env.cfg, now);
+    let state = embedded_guard_state(&env.cfg, &snapshot, now);
+    let input_ = keel_planner::PlanInput {
+        account_id: &env.cfg.account_id,
+        targets: &set,
+        snapshot: &snapshot,
+        now,
+        attempt: 0,
+        state: &state,
+    };
+    let plan = keel_planner::plan(&input_, &env.cfg.risk());
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let res = if json {
+        serde_json::to_writer_pretty(&mut out, &plan)
+            .map_err(std::io::Error::other)
+            .and_then(|_| writeln!(out))
+    } else {
+        crate::report::write_plan(&mut out, &set, now, &plan)
+    };
+    res.and_then(|_| out.flush())
+        .context("writing the plan to stdout")?;
+    Ok(())
+}
+
+async fn submit(env: Env, file: &Path, id: Option<&str>) -> Result<(), CliError> {
+    let now = env.clock.now();
+    let set = keel_intake::read_file(file, id, &env.cfg.intake, now).map_err(input)?;
+    let worker = env.worker().await?;
+    let set_id = set.id.clone();
+    match worker
+        .submit_target_set(set)
+        .await
+        .context("queueing the target set")?
+    {
+        SubmitOutcome::Queued => {
+            println!("queued target set {set_id}");
+            Ok(())
+        }
+        SubmitOutcome::AlreadyKnown(status) => Err(input(format!(
+            "{}: id = {set_id:?}: a target set with this id was already submitted (status: {status}); \
+             nothing changed",
+            file.display()
+        ))),
+    }
+}
+
+async fn cycle(env: Env) -> Result<(), CliError> {
+    let worker = env.worker().await?;
+    let outcome = worker.cycle().await.context("cycle")?;
+    let eod = worker.maybe_eod().await.context("end-of-day snapshot")?;
+    println!(
+        "{}",
+        serde_json::to_string(&outcome).context("rendering the outcome")?
+    );
+    if let Some(d) = eod {
+        println!("end-of-day snapshot recorded for {d}");
+    }
+    Ok(())
+}
+
+async fn kill(env: Env, reason: &str, engage: bool) -> Result<(), CliError> {
+    if reason.trim().is_empty() {
+        return Err(input("--reason = \"\": a reason is required"));
+    }
+    let worker = env.worker().await?;
+    if engage {
+        worker
+            .engage_kill(reason, KillSource::Cli)
+            .await
+            .context("engaging the kill switch")?;
+        println!("kill switch engaged: {reason}");
+    } else if worker
+        .release_kill(reason, KillSource::Cli)
+        .await
+        .context("releasing the kill switch")?
+    {
+        println!("kill switch released: {reason}");
+    } else {
+        println!("kill switch was not engaged; nothing changed");
+    }
+    Ok(())
+}
+
+async fn audit_verify(env: Env) -> Result<(), CliError> {
+    let path = env.cfg.store_path();
+    if !path.exists() {
+        return Err(input(format!(
+            "{}: no store here (run a command that writes first)",
+            path.display()
+        )));
+    }
+    let store = env.store().await?;
+    let report = store.verify_chain().await.context("reading the audit log")?;
+    match report.first_bad {
+        None => {
+            println!("audit chain ok: {} events", report.events);
+            Ok(())
+        }
+        Some((seq, why)) => Err(CliError::Runtime(anyhow::anyhow!(
+            "audit chain broken at sequence {seq}: {why} ({} events checked)",
+            report.events
+        ))),
+    }
+}

@@ -1,0 +1,252 @@
+//! The guard pipeline: every pre-trade control is one module here, holding
+//! its config struct (which is also the guard), its check and its tests.
+//!
+//! Two kinds of guard:
+//!
+//! * **Whole-plan guards** ([`KillSwitch`], [`ReplayedTargetSet`],
+//!   [`StaleTargets`], [`SuspiciousTargetSet`], [`MarketHours`]) judge the run
+//!   once; when one applies, every order of the plan is blocked with its reason.
+//! * **Per-order guards** implement [`Guard`] and run in the fixed order of
+//!   [`per_order`] on each proposed order, sells first, then buys. Each may pass
+//!   the order, shrink it, or block it; the first block ends the pipeline.
+//!
+//! Risk-reducing orders (ones that move |position| toward zero without
+//! crossing it) pass the guards whose [`Guard::exempts_risk_reducing`] is true;
+//! for an order that crosses zero those guards can take away only the part
+//! beyond zero. The exceptions are deliberate and documented per guard:
+//! invariants (position existence, one open order per side), prices that can't
+//! be trusted (stale quote, collar), set-level distrust, market hours and the
+//! kill switch stop risk-reducing orders too.
+
+pub mod adv_limit;
+pub mod buying_power;
+pub mod cooldown;
+pub mod cycle_limits;
+pub mod exposure;
+pub mod kill_switch;
+pub mod market_hours;
+pub mod max_order_size;
+pub mod max_position_weight;
+pub mod no_trade_band;
+pub mod open_order;
+pub mod order_rate;
+pub mod position_existence;
+pub mod price_collar;
+pub mod replayed_target_set;
+pub mod restricted_list;
+pub mod stale_quote;
+pub mod stale_targets;
+pub mod suspicious_target_set;
+pub mod volatility_brake;
+
+pub use adv_limit::AdvLimit;
+pub use buying_power::BuyingPower;
+pub use cooldown::Cooldown;
+pub use cycle_limits::CycleLimits;
+pub use exposure::ExposureLimits;
+pub use kill_switch::KillSwitch;
+pub use market_hours::MarketHours;
+pub use max_order_size::MaxOrderSize;
+pub use max_position_weight::MaxPositionWeight;
+pub use no_trade_band::NoTradeBand;
+pub use open_order::OpenOrderGuard;
+pub use order_rate::OrderRateThrottle;
+pub use position_existence::PositionExistence;
+pub use price_collar::PriceCollar;
+pub use replayed_target_set::ReplayedTargetSet;
+pub use restricted_list::RestrictedList;
+pub use stale_quote::StaleQuote;
+pub use stale_targets::StaleTargets;
+pub use suspicious_target_set::SuspiciousTargetSet;
+pub use volatility_brake::{VolHook, VolatilityBrake};
+
+use crate::config::GuardsConfig;
+use crate::context::{Candidate, Ctx, CycleAccumulator};
+use crate::output::{GuardId, GuardStep, ReasonCode, StepOutcome};
+use rust_decimal::Decimal;
+
+/// What a per-order guard says about one order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// No objection.
+    Pass,
+    /// The order may go out at most at `qty` (already rounded to the lot).
+    Cap {
+        qty: Decimal,
+        reason: ReasonCode,
+        detail: String,
+    },
+    /// The order must not go out.
+    Block { reason: ReasonCode, detail: String },
+}
+
+/// A per-order check.
+pub(crate) trait Guard {
+    /// Which guard this is, for the audit trail.
+    fn id(&self) -> GuardId;
+    /// Whether the guard runs at all.
+    fn enabled(&self) -> bool;
+    /// True when risk-reducing orders pass this guard untouched (and an order
+    /// crossing zero keeps at least its reducing part).
+    fn exempts_risk_reducing(&self) -> bool {
+        false
+    }
+    /// Judges `c` given the run's facts and what the cycle has accepted so far.
+    /// Details are only formatted when the guard acts, to keep passes cheap.
+    fn check(&self, c: &Candidate<'_>, ctx: &Ctx<'_>, acc: &CycleAccumulator) -> Verdict;
+}
+
+/// The per-order guards in pipeline order. Cheap, order-independent refusals
+/// come first so a doomed order costs little; guards that only shrink come
+/// next; guards that depend on what the cycle already accepted come last, so
+/// their totals only ever see quantities that will really be sent.
+pub(crate) fn per_order(g: &GuardsConfig) -> [&dyn Guard; 15] {
+    [
+        &g.stale_quote,
+        &g.restricted_list,
+        &g.open_orders,
+        &g.no_trade_band,
+        &g.position_existence,
+        &g.cooldown,
+        &g.volatility_brake,
+        &g.price_collar,
+        &g.max_order_size,
+        &g.adv_limit,
+        &g.max_position_weight,
+        &g.exposure,
+        &g.buying_power,
+        &g.cycle_limits,
+        &g.order_rate,
+    ]
+}
+
+/// A blocked order's final reason.
+pub(crate) struct Blocked {
+    pub guard: GuardId,
+    pub reason: ReasonCode,
+    pub detail: String,
+}
+
+/// Runs the pipeline on `c`, shrinking `c.qty` in place and recording every
+/// resize or block in `steps`. Returns the block, if any.
+///
+/// The pipeline, not the guards, enforces the two rules every guard must
+/// obey: quantities only ever go down (so the final quantity is at most the
+/// proposed one), and exempt guards never take away the reducing part.
+pub(crate) fn evaluate(
+    c: &mut Candidate<'_>,
+    ctx: &Ctx<'_>,
+    acc: &CycleAccumulator,
+    guards: &[&dyn Guard],
+    steps: &mut Vec<GuardStep>,
+) -> Option<Blocked> {
+    let pre = ctx.plan_block.as_ref().or(c.pre_block.as_ref());
+    if let Some(b) = pre {
+        return Some(block(steps, b.guard, b.reason, b.detail.clone()));
+    }
+    for g in guards {
+        if !g.enabled() {
+            continue;
+        }
+        let exempt = g.exempts_risk_reducing();
+        if exempt && c.is_risk_reducing() {
+            continue;
+        }
+        let (cap, reason, detail) = match g.check(c, ctx, acc) {
+            Verdict::Pass => continue,
+            Verdict::Cap { qty, reason, detail } => (qty, reason, detail),
+            Verdict::Block { reason, detail } => (Decimal::ZERO, reason, detail),
+        };
+        let floor = if exempt {
+            ctx.floor_lot(c.reducing_qty())
+        } else {
+            Decimal::ZERO
+        };
+        let qty = ctx.floor_lot(cap.min(c.qty)).max(floor);
+        if qty >= c.qty {
+            continue;
+        }
+        if qty <= Decimal::ZERO {
+            return Some(block(steps, g.id(), reason, detail));
+        }
+        steps.push(GuardStep {
+            guard: g.id(),
+            outcome: StepOutcome::Resize {
+                from: c.qty,
+                to: qty,
+                reason,
+                detail,
+            },
+        });
+        c.qty = qty;
+    }
+    if c.qty <= Decimal::ZERO {
+        // Only unpriced candidates start at zero and they carry a pre-block;
+        // kept so that no path can ever emit a zero-quantity order.
+        return Some(block(
+            steps,
+            GuardId::Planner,
+            ReasonCode::MissingQuote,
+            format!("no quantity could be sized for {}", c.symbol),
+        ));
+    }
+    None
+}
+
+fn block(steps: &mut Vec<GuardStep>, guard: GuardId, reason: ReasonCode, detail: String) -> Blocked {
+    steps.push(GuardStep {
+        guard,
+        outcome: StepOutcome::Block {
+            reason,
+            detail: detail.clone(),
+        },
+    });
+    Blocked {
+        guard,
+        reason,
+        detail,
+    }
+}
+
+/// `Cap` at `max_qty` (rounded to the lot) when that is below the order's
+/// quantity, else `Pass`. `detail` gets the capped quantity and is only
+/// called when the cap binds.
+pub(crate) fn cap_at(
+    c: &Candidate<'_>,
+    ctx: &Ctx<'_>,
+    max_qty: Decimal,
+    reason: ReasonCode,
+    detail: impl FnOnce(Decimal) -> String,
+) -> Verdict {
+    let q = ctx.floor_lot(max_qty);
+    if q >= c.qty {
+        Verdict::Pass
+    } else {
+        Verdict::Cap {
+            qty: q,
+            reason,
+            detail: detail(q),
+        }
+    }
+}
+
+/// Caps the part of the order beyond its reducing part at `max_increase`
+/// shares; the reducing part is always allowed.
+pub(crate) fn cap_increase(
+    c: &Candidate<'_>,
+    ctx: &Ctx<'_>,
+    max_increase: Decimal,
+    reason: ReasonCode,
+    detail: impl FnOnce(Decimal) -> String,
+) -> Verdict {
+    let allowed = c.reducing_qty().saturating_add(max_increase.max(Decimal::ZERO));
+    cap_at(c, ctx, allowed, reason, detail)
+}
+
+/// |position| left after the order's reducing part: the base that a
+/// risk-increasing remainder grows from (zero when the order crosses zero).
+pub(crate) fn base_after_reducing(c: &Candidate<'_>) -> Decimal {
+    c.position
+        .saturating_add(c.sign().saturating_mul(c.reducing_qty()))
+        .abs()
+}

@@ -1,0 +1,137 @@
+//! No-trade band: changes too small to matter are not traded, so rounding and
+//! price drift don't turn into a stream of tiny orders that only pay spread.
+
+use super::{Guard, Verdict};
+use crate::context::{Candidate, Ctx, CycleAccumulator};
+use crate::num::{mul, pct};
+use crate::output::{GuardId, ReasonCode};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// The no-trade band. An order is ignored when any threshold is not met.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NoTradeBand {
+    /// Run the guard. Default `true`.
+    pub enabled: bool,
+    /// Minimum change as a fraction of equity. Default 0.0002 (2 bps):
+    /// small enough to let a 3,000-name book build its positions, large
+    /// enough to ignore a day's drift on them.
+    pub min_weight: Decimal,
+    /// Minimum change in currency (at the reference price). Default 10.
+    pub min_notional: Decimal,
+    /// Minimum change in shares. Default 0 (off).
+    pub min_shares: Decimal,
+    /// Let an order that closes a position completely (target 0) through
+    /// whatever its size, so small leftovers can always be exited. Default `true`.
+    pub exempt_full_exit: bool,
+}
+
+impl Default for NoTradeBand {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_weight: Decimal::new(2, 4),
+            min_notional: Decimal::TEN,
+            min_shares: Decimal::ZERO,
+            exempt_full_exit: true,
+        }
+    }
+}
+
+impl Guard for NoTradeBand {
+    fn id(&self) -> GuardId {
+        GuardId::NoTradeBand
+    }
+
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Blocks orders below the band, risk-reducing ones too (the band is about
+    /// churn, not risk), except full exits when `exempt_full_exit` is set.
+    /// Runs before any resizing guard, so it judges the planner's proposal.
+    fn check(&self, c: &Candidate<'_>, ctx: &Ctx<'_>, _acc: &CycleAccumulator) -> Verdict {
+        let full_exit = c.target_qty == Some(Decimal::ZERO)
+            && c.position.saturating_add(mul(c.sign(), c.qty)) == Decimal::ZERO;
+        if self.exempt_full_exit && full_exit {
+            return Verdict::Pass;
+        }
+        let notional = mul(c.qty, c.price.unwrap_or_default());
+        let by_weight = ctx.of_equity(self.min_weight);
+        let threshold = self.min_notional.max(by_weight);
+        if notional < threshold {
+            return Verdict::Block {
+                reason: ReasonCode::BelowNoTradeBand,
+                detail: format!(
+                    "change of {} {} is {notional} notional, below the band {threshold} (max of {} and {} of equity)",
+                    c.qty,
+                    c.symbol,
+                    self.min_notional,
+                    pct(self.min_weight)
+                ),
+            };
+        }
+        if c.qty < self.min_shares {
+            return Verdict::Block {
+                reason: ReasonCode::BelowNoTradeBand,
+                detail: format!(
+                    "change of {} {} is below the band of {} shares",
+                    c.qty, c.symbol, self.min_shares
+                ),
+            };
+        }
+        Verdict::Pass
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::*;
+
+    #[test]
+    fn small_changes_are_ignored() {
+        // Equity 100,000: band = max(10, 0.0002 * 100,000) = 20.
+        let fx = Fixture::new().target("AAPL", "0.0001").quote("AAPL", "10");
+        // 0.0001 * 100,000 / 10 = 1 share = 10 notional < 20.
+        let v = check(&NoTradeBand::default(), &fx, "AAPL");
+        assert!(
+            matches!(&v, Verdict::Block { reason: ReasonCode::BelowNoTradeBand, detail } if detail.contains("below the band 20")),
+            "{v:?}"
+        );
+        let fx = Fixture::new().target("AAPL", "0.0003").quote("AAPL", "10");
+        assert_eq!(check(&NoTradeBand::default(), &fx, "AAPL"), Verdict::Pass);
+    }
+
+    #[test]
+    fn share_threshold() {
+        let g = NoTradeBand {
+            min_shares: d("5"),
+            ..Default::default()
+        };
+        let fx = Fixture::new().target("AAPL", "0.004").quote("AAPL", "100");
+        // 4 shares, 400 notional: passes the notional band, fails the share band.
+        assert!(matches!(check(&g, &fx, "AAPL"), Verdict::Block { .. }));
+    }
+
+    #[test]
+    fn full_exit_is_exempt_partial_is_not() {
+        let fx = Fixture::new().position("AAPL", "1").quote("AAPL", "5");
+        assert_eq!(check(&NoTradeBand::default(), &fx, "AAPL"), Verdict::Pass);
+        let g = NoTradeBand {
+            exempt_full_exit: false,
+            ..Default::default()
+        };
+        assert!(matches!(check(&g, &fx, "AAPL"), Verdict::Block { .. }));
+        // Partial reduction by one share is still churn.
+        let fx = Fixture::new()
+            .position("AAPL", "3")
+            .target("AAPL", "0.0001")
+            .quote("AAPL", "5");
+        assert!(matches!(
+            check(&NoTradeBand::default(), &fx, "AAPL"),
+            Verdict::Block { .. }
+        ));
+    }
+}

@@ -1,0 +1,159 @@
+//! Decimal helpers that cannot panic.
+//!
+//! `rust_decimal`'s operators panic on overflow and division by zero, and the
+//! planner promises not to panic on any input, so arithmetic on input values
+//! goes through these helpers or the `checked_*` / `saturating_*` methods.
+//! Saturation is used only where a huge value fails closed (an exposure or a
+//! spend that saturates at `Decimal::MAX` exceeds every limit).
+
+use chrono::{DateTime, Utc};
+use keel_domain::{Quote, Side};
+use rust_decimal::{Decimal, RoundingStrategy};
+
+/// Basis points per unit.
+pub(crate) const BPS: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
+
+/// Rounds a quantity toward zero to the lot size (`dp` decimal places: 0 for
+/// whole shares, 4 for fractional), never below zero. Toward zero so that a
+/// rounded order never overshoots the quantity that was allowed.
+pub(crate) fn floor_lot(x: Decimal, dp: u32) -> Decimal {
+    if x <= Decimal::ZERO {
+        Decimal::ZERO
+    } else {
+        x.round_dp_with_strategy(dp, RoundingStrategy::ToZero)
+    }
+}
+
+/// How many shares `notional` buys at `price`, unrounded; 0 for a non-positive
+/// notional or price (fail closed), `Decimal::MAX` when the quotient overflows
+/// (the limit is then effectively absent, which is what a huge headroom means).
+pub(crate) fn shares_for(notional: Decimal, price: Decimal) -> Decimal {
+    if notional <= Decimal::ZERO || price <= Decimal::ZERO {
+        return Decimal::ZERO;
+    }
+    notional.checked_div(price).unwrap_or(Decimal::MAX)
+}
+
+/// `a × b`, saturating; used for notionals that feed limits.
+pub(crate) fn mul(a: Decimal, b: Decimal) -> Decimal {
+    a.saturating_mul(b)
+}
+
+/// The quote's reference price exactly as [`Quote::reference`] defines it,
+/// but `None` instead of a panic when bid + ask overflows, and `None` when the
+/// result is not a positive price (a zero or negative reference can size nothing).
+pub(crate) fn reference(q: &Quote) -> Option<Decimal> {
+    let px = if q.bid > Decimal::ZERO && q.ask >= q.bid {
+        q.bid.checked_add(q.ask)?.checked_div(Decimal::TWO)?
+    } else {
+        q.last
+    };
+    (px > Decimal::ZERO).then_some(px)
+}
+
+/// Limit price for an order at `bps` basis points through the reference:
+/// buys at `reference × (1 + bps)`, sells at `reference × (1 − bps)`.
+///
+/// Ticks follow Reg NMS Rule 612: cents from $1, 4 decimal places below.
+/// Buys round down and sells round up, so rounding never makes the order
+/// more aggressive than configured. `None` when the result overflows or is
+/// not positive.
+pub(crate) fn limit_price(side: Side, reference: Decimal, bps: Decimal) -> Option<Decimal> {
+    let offset = bps.checked_div(BPS)?;
+    let factor = match side {
+        Side::Buy => Decimal::ONE.checked_add(offset)?,
+        Side::Sell => Decimal::ONE.checked_sub(offset)?,
+    };
+    let raw = reference.checked_mul(factor)?;
+    let dp = if raw >= Decimal::ONE { 2 } else { 4 };
+    let strategy = match side {
+        Side::Buy => RoundingStrategy::ToNegativeInfinity,
+        Side::Sell => RoundingStrategy::ToPositiveInfinity,
+    };
+    let px = raw.round_dp_with_strategy(dp, strategy);
+    (px > Decimal::ZERO).then_some(px)
+}
+
+/// Seconds config values are `u64`; chrono works in `i64` milliseconds. This
+/// saturates instead of wrapping so a huge configured window means "forever".
+pub(crate) fn secs_to_ms(secs: u64) -> i64 {
+    i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000)
+}
+
+/// Milliseconds from `earlier` to `later` (negative when `later` is before `earlier`).
+pub(crate) fn ms_between(earlier: DateTime<Utc>, later: DateTime<Utc>) -> i64 {
+    later.signed_duration_since(earlier).num_milliseconds()
+}
+
+/// Formats a fraction as a percentage with two decimals, for details.
+pub(crate) fn pct(x: Decimal) -> String {
+    match x.checked_mul(Decimal::ONE_HUNDRED) {
+        Some(p) => format!("{}%", p.round_dp(2)),
+        None => format!("{x} (fraction)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_domain::Symbol;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn floor_lot_rounds_toward_zero_and_clamps() {
+        assert_eq!(floor_lot(dec!(10.9), 0), dec!(10));
+        assert_eq!(floor_lot(dec!(10.12349), 4), dec!(10.1234));
+        assert_eq!(floor_lot(dec!(-3), 0), Decimal::ZERO);
+        assert_eq!(floor_lot(dec!(0.9), 0), Decimal::ZERO);
+    }
+
+    #[test]
+    fn limit_prices_round_toward_the_reference() {
+        // 100 * 1.001 = 100.1 exactly.
+        assert_eq!(limit_price(Side::Buy, dec!(100), dec!(10)), Some(dec!(100.10)));
+        assert_eq!(limit_price(Side::Sell, dec!(100), dec!(10)), Some(dec!(99.90)));
+        // 10.005 * 1.001 = 10.015005: buy rounds down; 10.005 * 0.999 = 9.994995: sell rounds up.
+        assert_eq!(limit_price(Side::Buy, dec!(10.005), dec!(10)), Some(dec!(10.01)));
+        assert_eq!(limit_price(Side::Sell, dec!(10.005), dec!(10)), Some(dec!(10.00)));
+        // The tick depends on the rounded side of $1: 1.0005 * 0.999 = 0.9995 keeps 4 dp.
+        assert_eq!(
+            limit_price(Side::Sell, dec!(1.0005), dec!(10)),
+            Some(dec!(0.9995))
+        );
+        // Sub-dollar prices keep 4 decimals.
+        assert_eq!(limit_price(Side::Buy, dec!(0.5), dec!(10)), Some(dec!(0.5005)));
+        assert_eq!(
+            limit_price(Side::Sell, dec!(0.12345), dec!(0)),
+            Some(dec!(0.1235))
+        );
+        // An offset of 100% or more cannot give a positive sell price.
+        assert_eq!(limit_price(Side::Sell, dec!(10), dec!(10000)), None);
+        assert_eq!(limit_price(Side::Buy, Decimal::MAX, dec!(10)), None);
+    }
+
+    #[test]
+    fn reference_never_panics() {
+        let s = Symbol::new("X").unwrap();
+        let ts = DateTime::<Utc>::UNIX_EPOCH;
+        let q = |bid, ask, last| Quote {
+            symbol: s.clone(),
+            bid,
+            ask,
+            last,
+            ts,
+        };
+        assert_eq!(reference(&q(dec!(10), dec!(10.02), dec!(9))), Some(dec!(10.01)));
+        assert_eq!(reference(&q(dec!(10.02), dec!(10), dec!(9))), Some(dec!(9)));
+        assert_eq!(reference(&q(Decimal::MAX, Decimal::MAX, dec!(9))), None);
+        assert_eq!(reference(&q(dec!(0), dec!(0), dec!(0))), None);
+        assert_eq!(reference(&q(dec!(0), dec!(0), dec!(-1))), None);
+    }
+
+    #[test]
+    fn shares_for_fails_closed() {
+        assert_eq!(shares_for(dec!(100), dec!(0)), Decimal::ZERO);
+        assert_eq!(shares_for(dec!(-1), dec!(10)), Decimal::ZERO);
+        assert_eq!(shares_for(Decimal::MAX, dec!(0.0000001)), Decimal::MAX);
+        assert_eq!(shares_for(dec!(100), dec!(8)), dec!(12.5));
+    }
+}

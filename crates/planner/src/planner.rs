@@ -1,0 +1,575 @@
+//! Targets × snapshot → proposed orders, then the guard pipeline → [`Plan`].
+//!
+//! Sizing: target qty = weight × equity / reference price, rounded toward
+//! zero to the lot (whole shares, or 4 dp when fractional), so the planner
+//! never overshoots a target. The trade is the difference to the *projected*
+//! position, held + working buys − working sells, so orders already working
+//! are not sent again.
+//!
+//! Equity is `min(snapshot.equity, marked equity)`, where marked equity is
+//! cash plus positions at the same reference prices used for sizing (avg
+//! cost when a position has no quote). The lower of the two because either
+//! can be wrong upward: a bad tick inflates the marked figure, a lagging
+//! broker figure can trail a fall; sizing against the lower one can only make
+//! buys smaller.
+//!
+//! Performance: every input map is sorted by symbol (`BTreeMap`s, and the
+//! target list once sorted), so one merge walk visits each symbol once and
+//! looks nothing up; working orders are grouped by symbol once. A plan is
+//! O(n log n) in the number of symbols with no per-symbol scans.
+
+use crate::config::RiskConfig;
+use crate::context::{Candidate, Ctx, CycleAccumulator, PreBlock};
+use crate::guards::{self, buying_power::buffered, stale_quote, Blocked};
+use crate::input::PlanInput;
+use crate::num::{self, mul};
+use crate::output::{
+    Decision, Exposure, GuardId, GuardStep, Outcome, Plan, PlanBlock, ReasonCode, StepOutcome,
+};
+use chrono::{DateTime, Utc};
+use keel_domain::{client_order_id, OpenOrder, Order, OrderType, Position, Quote, Side, Symbol, Target};
+use rust_decimal::{Decimal, RoundingStrategy};
+use std::iter::Peekable;
+
+/// Plans one cycle: proposes the orders that move the account from
+/// `input.snapshot` to `input.targets`, runs every guard on them and returns
+/// the orders to send with the decision behind each.
+///
+/// Pure and total: no clock, no I/O, no panics; the same input and config
+/// give the same plan, byte for byte once serialised.
+pub fn plan(input: &PlanInput<'_>, cfg: &RiskConfig) -> Plan {
+    let Prepared {
+        ctx,
+        candidates,
+        mut acc,
+        plan_blocks,
+        exposure_before,
+    } = prepare(input, cfg);
+    let guards = guards::per_order(&cfg.guards);
+    let (sells, buys): (Vec<_>, Vec<_>) = candidates.into_iter().partition(|c| c.side == Side::Sell);
+    let mut decisions = Vec::with_capacity(sells.len() + buys.len());
+    let mut orders = Vec::new();
+    for mut c in sells.into_iter().chain(buys) {
+        let proposed = c.qty;
+        let risk_reducing = c.is_risk_reducing();
+        let mut steps: Vec<GuardStep> = Vec::new();
+        let blocked = guards::evaluate(&mut c, &ctx, &acc, &guards, &mut steps);
+        let id = client_order_id(
+            input.account_id,
+            &input.targets.id,
+            c.symbol,
+            c.side,
+            input.attempt,
+        );
+        let outcome = match blocked {
+            Some(Blocked {
+                guard,
+                reason,
+                detail,
+            }) => Outcome::Block {
+                guard,
+                reason,
+                detail,
+            },
+            None => {
+                acc.commit(&c, c.qty, &ctx);
+                orders.push(Order {
+                    client_order_id: id.clone(),
+                    symbol: c.symbol.clone(),
+                    side: c.side,
+                    qty: c.qty,
+                    order_type: cfg.planner.order_type,
+                    limit_price: c.limit_price,
+                    time_in_force: cfg.planner.time_in_force,
+                });
+                final_outcome(&steps, c.qty)
+            }
+        };
+        let final_qty = if matches!(outcome, Outcome::Block { .. }) {
+            Decimal::ZERO
+        } else {
+            c.qty
+        };
+        decisions.push(Decision {
+            symbol: c.symbol.clone(),
+            side: c.side,
+            risk_reducing,
+            target_weight: c.weight,
+            position: c.position,
+            target_qty: c.target_qty,
+            reference_price: c.price,
+            limit_price: c.limit_price,
+            proposed_qty: proposed,
+            final_qty,
+            client_order_id: id,
+            steps,
+            outcome,
+        });
+    }
+    Plan {
+        orders,
+        decisions,
+        vol_scale: ctx.vol.scale,
+        equity: ctx.equity,
+        exposure: Exposure {
+            gross_after: acc.gross,
+            net_after: acc.net,
+            ..exposure_before
+        },
+        plan_blocks,
+    }
+}
+
+/// Pass, or a resize naming the last guard that shrank the order.
+fn final_outcome(steps: &[GuardStep], qty: Decimal) -> Outcome {
+    match steps.last() {
+        Some(GuardStep {
+            guard,
+            outcome: StepOutcome::Resize { reason, detail, .. },
+        }) => Outcome::Resize {
+            qty,
+            guard: *guard,
+            reason: *reason,
+            detail: detail.clone(),
+        },
+        _ => Outcome::Pass,
+    }
+}
+
+/// Everything the pipeline needs, before any guard runs.
+pub(crate) struct Prepared<'a> {
+    pub ctx: Ctx<'a>,
+    /// Proposed orders in symbol order.
+    pub candidates: Vec<Candidate<'a>>,
+    /// Totals before this cycle's orders.
+    pub acc: CycleAccumulator,
+    pub plan_blocks: Vec<PlanBlock>,
+    pub exposure_before: Exposure,
+}
+
+/// Working orders of one symbol, grouped once per plan.
+struct OpenAgg<'a> {
+    symbol: &'a Symbol,
+    buys: u32,
+    sells: u32,
+    buy_remaining: Decimal,
+    sell_remaining: Decimal,
+    /// Σ remaining × limit of limit buys.
+    buy_limit_notional: Decimal,
+    /// Σ remaining of buys without a usable limit price.
+    buy_market_remaining: Decimal,
+    /// Highest limit price seen, a last-resort valuation price.
+    max_limit: Option<Decimal>,
+    /// A remaining quantity could not be summed exactly.
+    overflow: bool,
+}
+
+fn group_open_orders(orders: &[OpenOrder]) -> Vec<OpenAgg<'_>> {
+    let mut sorted: Vec<&OpenOrder> = orders.iter().collect();
+    sorted.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+    let mut out: Vec<OpenAgg<'_>> = Vec::new();
+    for o in sorted {
+        if out.last().is_none_or(|a| a.symbol != &o.symbol) {
+            out.push(OpenAgg {
+                symbol: &o.symbol,
+                buys: 0,
+                sells: 0,
+                buy_remaining: Decimal::ZERO,
+                sell_remaining: Decimal::ZERO,
+                buy_limit_notional: Decimal::ZERO,
+                buy_market_remaining: Decimal::ZERO,
+                max_limit: None,
+                overflow: false,
+            });
+        }
+        let Some(agg) = out.last_mut() else { continue };
+        // OpenOrder::remaining would panic on overflow; a negative remainder means nothing is working.
+        let remaining = match o.qty.checked_sub(o.filled_qty) {
+            Some(r) => r.max(Decimal::ZERO),
+            None => {
+                agg.overflow = true;
+                Decimal::MAX
+            }
+        };
+        let limit = o.limit_price.filter(|p| *p > Decimal::ZERO);
+        if let Some(l) = limit {
+            agg.max_limit = Some(agg.max_limit.map_or(l, |m| m.max(l)));
+        }
+        let sum = |acc: &mut Decimal, x: Decimal, overflow: &mut bool| match acc.checked_add(x) {
+            Some(v) => *acc = v,
+            None => {
+                *overflow = true;
+                *acc = Decimal::MAX;
+            }
+        };
+        match o.side {
+            Side::Buy => {
+                agg.buys = agg.buys.saturating_add(1);
+                sum(&mut agg.buy_remaining, remaining, &mut agg.overflow);
+                match limit {
+                    Some(l) => {
+                        agg.buy_limit_notional = agg.buy_limit_notional.saturating_add(mul(remaining, l))
+                    }
+                    None => agg.buy_market_remaining = agg.buy_market_remaining.saturating_add(remaining),
+                }
+            }
+            Side::Sell => {
+                agg.sells = agg.sells.saturating_add(1);
+                sum(&mut agg.sell_remaining, remaining, &mut agg.overflow);
+            }
+        }
+    }
+    out
+}
+
+/// Target weights sorted by symbol, so the plan does not depend on the order
+/// of the input vector (intake already sorts it; checking is O(n)). Duplicate
+/// symbols are summed, an order-independent choice, and reported to the
+/// suspicious-set guard, which blocks such a set by default.
+fn sorted_targets(targets: &[Target]) -> (Vec<(&Symbol, Decimal)>, Vec<&Symbol>) {
+    let mut v: Vec<(&Symbol, Decimal)> = targets.iter().map(|t| (&t.symbol, t.weight)).collect();
+    if v.windows(2).all(|w| w[0].0 < w[1].0) {
+        return (v, Vec::new());
+    }
+    // Weight as tie-break so duplicates are summed in the same order whatever the input order.
+    v.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(&b.1)));
+    let mut merged: Vec<(&Symbol, Decimal)> = Vec::with_capacity(v.len());
+    let mut dupes: Vec<&Symbol> = Vec::new();
+    for (s, w) in v {
+        match merged.last_mut() {
+            Some((last, sum)) if *last == s => {
+                *sum = sum.saturating_add(w);
+                if dupes.last() != Some(&s) {
+                    dupes.push(s);
+                }
+            }
+            _ => merged.push((s, w)),
+        }
+    }
+    (merged, dupes)
+}
+
+/// Advances a sorted `(symbol, value)` iterator to `symbol`; symbols must be
+/// asked for in ascending order, which the merge walk guarantees.
+struct Seek<'a, V, I: Iterator<Item = (&'a Symbol, V)>> {
+    it: Peekable<I>,
+}
+
+impl<'a, V, I: Iterator<Item = (&'a Symbol, V)>> Seek<'a, V, I> {
+    fn new(it: I) -> Self {
+        Self { it: it.peekable() }
+    }
+
+    fn seek(&mut self, symbol: &Symbol) -> Option<V> {
+        while let Some((k, _)) = self.it.peek() {
+            match (*k).cmp(symbol) {
+                std::cmp::Ordering::Less => {
+                    self.it.next();
+                }
+                std::cmp::Ordering::Equal => return self.it.next().map(|(_, v)| v),
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
+    }
+}
+
+/// One symbol of the universe (targets ∪ positions) with everything known about it.
+struct Row<'a, 'o> {
+    symbol: &'a Symbol,
+    weight: Decimal,
+    position: Option<&'a Position>,
+    open: Option<&'o OpenAgg<'a>>,
+    quote: Option<&'a Quote>,
+    price: Option<Decimal>,
+    adv: Option<Decimal>,
+    last_trade_at: Option<DateTime<Utc>>,
+}
+
+/// Builds the context and the proposed orders (see [`plan`]).
+pub(crate) fn prepare<'a>(input: &PlanInput<'a>, cfg: &'a RiskConfig) -> Prepared<'a> {
+    let snap = input.snapshot;
+    let g = &cfg.guards;
+    let lot_dp = if cfg.planner.fractional { 4 } else { 0 };
+    let (targets, duplicates) = sorted_targets(&input.targets.targets);
+    let open = group_open_orders(&snap.open_orders);
+
+    // One merge walk over targets ∪ positions ∪ working orders, in symbol order.
+    let mut rows: Vec<Row<'a, '_>> = Vec::with_capacity(targets.len().max(snap.positions.len()));
+    let mut marked = snap.cash;
+    let (mut gross, mut net) = (Decimal::ZERO, Decimal::ZERO);
+    let mut open_buy_notional = Decimal::ZERO;
+    let mut bp_unknown: Option<String> = None;
+    {
+        let mut ti = targets.iter().peekable();
+        let mut pi = snap.positions.iter().peekable();
+        let mut oi = open.iter().peekable();
+        let mut quotes = Seek::new(snap.quotes.iter());
+        let mut advs = Seek::new(input.state.adv.iter());
+        let mut lasts = Seek::new(input.state.last_trade_at.iter());
+        loop {
+            let heads = [
+                ti.peek().map(|t| t.0),
+                pi.peek().map(|p| p.0),
+                oi.peek().map(|o| o.symbol),
+            ];
+            let Some(symbol) = heads.into_iter().flatten().min() else {
+                break;
+            };
+            let weight = ti.next_if(|t| t.0 == symbol).map(|t| t.1);
+            let position = pi.next_if(|p| p.0 == symbol).map(|p| p.1);
+            let agg = oi.next_if(|o| o.symbol == symbol);
+            let quote = quotes.seek(symbol);
+            let price = quote.and_then(num::reference);
+
+            // Valuation: reference, else average cost, else the working limit; zero only if nothing is known.
+            let val_px = price
+                .or_else(|| position.map(|p| p.avg_cost).filter(|c| *c > Decimal::ZERO))
+                .or_else(|| agg.and_then(|a| a.max_limit))
+                .unwrap_or_default();
+            let held = position.map(|p| p.qty).unwrap_or_default();
+            marked = marked.saturating_add(mul(held, val_px));
+            let (cb, cs) = agg
+                .map(|a| (a.buy_remaining, a.sell_remaining))
+                .unwrap_or_default();
+            let projected = held.saturating_add(cb).saturating_sub(cs);
+            gross = gross.saturating_add(mul(projected.abs(), val_px));
+            net = net.saturating_add(mul(projected, val_px));
+            if let Some(a) = agg {
+                open_buy_notional = open_buy_notional.saturating_add(a.buy_limit_notional);
+                if a.buy_market_remaining > Decimal::ZERO {
+                    match price {
+                        Some(p) => {
+                            let px = buffered(p, g.buying_power.market_buffer_bps);
+                            open_buy_notional =
+                                open_buy_notional.saturating_add(mul(a.buy_market_remaining, px));
+                        }
+                        None if bp_unknown.is_none() => {
+                            bp_unknown = Some(format!(
+                                "working market buy of {} {symbol} has no price; buying power unknown",
+                                a.buy_market_remaining
+                            ));
+                        }
+                        None => {}
+                    }
+                }
+            }
+            if weight.is_some() || position.is_some() {
+                rows.push(Row {
+                    symbol,
+                    weight: weight.unwrap_or_default(),
+                    position,
+                    open: agg,
+                    quote,
+                    price,
+                    adv: advs.seek(symbol).copied(),
+                    last_trade_at: lasts.seek(symbol).copied(),
+                });
+            }
+        }
+    }
+
+    let equity = snap.equity.min(marked);
+    let plan_blocks = whole_plan_blocks(input, cfg, equity, &duplicates);
+    let ctx = Ctx {
+        cfg,
+        now: input.now,
+        equity,
+        lot_dp,
+        vol: g.volatility_brake.scale(input.state),
+        plan_block: plan_blocks.first().map(|b| PreBlock {
+            guard: b.guard,
+            reason: b.reason,
+            detail: b.detail.clone(),
+        }),
+        recent_orders: if g.order_rate.enabled {
+            g.order_rate.recent(input.state, input.now)
+        } else {
+            0
+        },
+        account_cooldown: if g.cooldown.enabled {
+            g.cooldown.account_active(input.state, input.now)
+        } else {
+            None
+        },
+    };
+    let buying_power = if g.buying_power.subtract_open_buys {
+        snap.buying_power.saturating_sub(open_buy_notional)
+    } else {
+        snap.buying_power
+    };
+    let acc = CycleAccumulator {
+        gross,
+        net,
+        buying_power,
+        buying_power_unknown: if g.buying_power.subtract_open_buys {
+            bp_unknown
+        } else {
+            None
+        },
+        turnover: Decimal::ZERO,
+        orders: 0,
+    };
+    let candidates = rows.iter().filter_map(|r| candidate(r, &ctx)).collect();
+    Prepared {
+        ctx,
+        candidates,
+        acc,
+        plan_blocks,
+        exposure_before: Exposure {
+            gross_before: gross,
+            net_before: net,
+            gross_after: gross,
+            net_after: net,
+        },
+    }
+}
+
+/// Whole-plan verdicts in precedence order (the first is what each decision records).
+fn whole_plan_blocks(
+    input: &PlanInput<'_>,
+    cfg: &RiskConfig,
+    equity: Decimal,
+    dupes: &[&Symbol],
+) -> Vec<PlanBlock> {
+    let g = &cfg.guards;
+    let planner = |reason, detail| {
+        Some(PreBlock {
+            guard: GuardId::Planner,
+            reason,
+            detail,
+        })
+    };
+    let account = (input.snapshot.account_id != input.account_id)
+        .then_some(())
+        .and_then(|_| {
+            planner(
+                ReasonCode::AccountMismatch,
+                format!(
+                    "snapshot is for account {:?}, plan is for {:?}",
+                    input.snapshot.account_id, input.account_id
+                ),
+            )
+        });
+    let equity_block = (equity <= Decimal::ZERO).then_some(()).and_then(|_| {
+        planner(
+            ReasonCode::NonPositiveEquity,
+            format!(
+                "equity {equity} (min of broker {} and marked) leaves nothing to size against",
+                input.snapshot.equity
+            ),
+        )
+    });
+    [
+        g.kill_switch.assess(input.state),
+        account,
+        g.replayed_target_set.assess(input.targets, input.state),
+        g.stale_targets.assess(input.targets, input.now),
+        g.suspicious_target_set.assess(input.targets, dupes),
+        equity_block,
+        g.market_hours.assess(input.now),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|b| PlanBlock {
+        guard: b.guard,
+        reason: b.reason,
+        detail: b.detail,
+    })
+    .collect()
+}
+
+/// Sizes one symbol. `None` when there is nothing to trade.
+fn candidate<'a>(r: &Row<'a, '_>, ctx: &Ctx<'a>) -> Option<Candidate<'a>> {
+    let planner_cfg = &ctx.cfg.planner;
+    let held = r.position.map(|p| p.qty).unwrap_or_default();
+    let (committed_buy, committed_sell) = r
+        .open
+        .map(|a| (a.buy_remaining, a.sell_remaining))
+        .unwrap_or_default();
+    let mut c = Candidate {
+        symbol: r.symbol,
+        side: if r.weight < Decimal::ZERO {
+            Side::Sell
+        } else {
+            Side::Buy
+        },
+        qty: Decimal::ZERO,
+        proposed_qty: Decimal::ZERO,
+        weight: r.weight,
+        target_qty: None,
+        held,
+        committed_buy,
+        committed_sell,
+        position: Decimal::ZERO,
+        open_counts: r.open.map(|a| (a.buys, a.sells)).unwrap_or_default(),
+        price: r.price,
+        quote_ts: r.quote.map(|q| q.ts),
+        limit_price: None,
+        adv: r.adv,
+        last_trade_at: r.last_trade_at,
+        pre_block: None,
+    };
+    let overflow = |mut c: Candidate<'a>, what: &str| {
+        c.pre_block = Some(PreBlock {
+            guard: GuardId::Planner,
+            reason: ReasonCode::ArithmeticOverflow,
+            detail: format!("{what} for {} overflows decimal range", r.symbol),
+        });
+        Some(c)
+    };
+    let position = held
+        .checked_add(committed_buy)
+        .and_then(|p| p.checked_sub(committed_sell));
+    let Some(position) = position.filter(|_| !r.open.is_some_and(|a| a.overflow)) else {
+        return overflow(c, "position plus working orders");
+    };
+    c.position = position;
+    let target = match r.price {
+        Some(px) => match r.weight.checked_mul(ctx.equity).and_then(|n| n.checked_div(px)) {
+            Some(t) => Some(t.round_dp_with_strategy(ctx.lot_dp, RoundingStrategy::ToZero)),
+            None => return overflow(c, "target quantity"),
+        },
+        // Without a price only a zero target can be sized; the order is refused below anyway.
+        None if r.weight.is_zero() => Some(Decimal::ZERO),
+        None => None,
+    };
+    c.target_qty = target;
+    match target {
+        Some(t) => {
+            let Some(delta) = t.checked_sub(position) else {
+                return overflow(c, "trade quantity");
+            };
+            c.side = if delta > Decimal::ZERO {
+                Side::Buy
+            } else {
+                Side::Sell
+            };
+            c.qty = ctx.floor_lot(delta.abs());
+            if c.qty.is_zero() {
+                return None;
+            }
+        }
+        // Unpriced with a non-zero weight: recorded (side = weight's direction, qty 0) so the audit shows why.
+        None => {}
+    }
+    c.proposed_qty = c.qty;
+    match r.price {
+        None => c.pre_block = Some(stale_quote::missing(r.symbol, r.quote.is_some())),
+        Some(px) if planner_cfg.order_type == OrderType::Limit => {
+            c.limit_price = num::limit_price(c.side, px, planner_cfg.limit_offset_bps);
+            if c.limit_price.is_none() {
+                c.pre_block = Some(PreBlock {
+                    guard: GuardId::Planner,
+                    reason: ReasonCode::InvalidLimitPrice,
+                    detail: format!(
+                        "{} limit for {} at {} bps from {px} is not a positive price",
+                        c.side, r.symbol, planner_cfg.limit_offset_bps
+                    ),
+                });
+            }
+        }
+        Some(_) => {}
+    }
+    Some(c)
+}

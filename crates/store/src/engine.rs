@@ -1,0 +1,826 @@
+//! [`SqlStore`]: the [`Store`] implementation shared by every SQL backend.
+
+use crate::apply::{apply, PROJECTION_TABLES};
+use crate::codec::{self, chain_hash, fmt_date, fmt_time, GENESIS_HASH};
+use crate::conn::{exec, fetch, fetch_one, Conn, Rd, Val};
+use crate::error::StoreError;
+use crate::rows::*;
+use crate::Store;
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use keel_domain::{Event, OrderStatus, Symbol, TargetSet};
+use rust_decimal::Decimal;
+use sqlx::{Database, Pool};
+use std::collections::{BTreeMap, BTreeSet};
+use tokio::sync::Mutex;
+
+/// Rows read per round trip when scanning the audit log (verify, rebuild).
+/// Paging by `seq` keeps memory flat for a log of any length and works the
+/// same on every backend.
+const PAGE: i64 = 2_000;
+
+/// Tries of one append when another process moved the chain head under us.
+const HEAD_RETRIES: usize = 3;
+
+/// The last audit row's sequence number and hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Head {
+    pub(crate) seq: u64,
+    pub(crate) hash: String,
+}
+
+/// The store on a SQL database: audit log plus projections.
+///
+/// Use the backend aliases [`crate::SqliteStore`] and [`crate::PgStore`],
+/// whose `open`/`connect` functions build one. Everything else — appends,
+/// projections, queries, verification — is this one generic implementation,
+/// so the backends cannot drift apart.
+pub struct SqlStore<DB: Database> {
+    pub(crate) pool: Pool<DB>,
+    /// Writers in this process take this lock for the whole transaction, so
+    /// `seq` and `prev_hash` are never raced. It caches the chain head so an
+    /// append needs no read; the `seq` primary key catches a writer in
+    /// another process, and the append then reloads the head and retries.
+    pub(crate) head: Mutex<Head>,
+}
+
+/// One event prepared for the log (serialised outside the writer lock).
+struct Encoded {
+    event_id: String,
+    kind: &'static str,
+    at: String,
+    payload: String,
+}
+
+/// How one append attempt ended.
+enum Attempt {
+    /// Committed, with the per-event results and the new head.
+    Done(Vec<Option<u64>>, Head),
+    /// The `seq` we chose was taken: another process appended. Reload and retry.
+    StaleHead,
+}
+
+impl<DB> SqlStore<DB>
+where
+    DB: Database,
+    DB::Connection: Conn,
+{
+    /// Wraps a migrated pool, reading the chain head once from the last row.
+    /// Nothing is replayed, so opening is O(log n) in the log length.
+    pub(crate) async fn from_pool(pool: Pool<DB>) -> Result<Self, StoreError> {
+        let head = read_head(&pool).await?;
+        Ok(Self {
+            pool,
+            head: Mutex::new(head),
+        })
+    }
+
+    /// Closes the pool, waiting for connections to finish. Dropping the store
+    /// also works; this is for callers that want the files released now.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The underlying pool, for tests, benchmarks and diagnostics (pragmas,
+    /// tamper simulations). Writing through it bypasses the audit log.
+    #[doc(hidden)]
+    pub fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
+
+    /// Every projection table with its rows rendered as text, in primary-key
+    /// order. For tests and diagnostics: two stores with equal dumps have
+    /// identical projections.
+    pub async fn dump_projections(&self) -> Result<Vec<(String, Vec<Vec<Option<String>>>)>, StoreError> {
+        let mut c = self.read_conn().await?;
+        let mut out = Vec::new();
+        for table in PROJECTION_TABLES {
+            // Column 1 is the primary key of every projection table.
+            let sql = format!("SELECT * FROM {table} ORDER BY 1");
+            let rows = fetch(&mut *c, "projection", &format!("dumping {table}"), &sql, &[]).await?;
+            out.push((table.to_string(), rows.iter().map(Rd::rendered).collect()));
+        }
+        Ok(out)
+    }
+
+    /// A pooled connection for reads.
+    async fn read_conn(&self) -> Result<sqlx::pool::PoolConnection<DB>, StoreError> {
+        self.pool
+            .acquire()
+            .await
+            .map_err(StoreError::db("acquiring a connection"))
+    }
+
+    /// One append attempt: a single transaction for the whole batch.
+    async fn try_append(&self, head: &Head, evs: &[Event], enc: &[Encoded]) -> Result<Attempt, StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::db("beginning append"))?;
+        let mut seq = head.seq;
+        let mut prev = head.hash.clone();
+        let mut results = Vec::with_capacity(evs.len());
+        for (ev, e) in evs.iter().zip(enc) {
+            let next = seq + 1;
+            let hash = chain_hash(&prev, next, &e.at, e.kind, &e.event_id, &e.payload);
+            // The event_id conflict clause makes the duplicate check and the
+            // insert one statement; a seq conflict is still an error.
+            let inserted = tx
+                .exec(
+                    "INSERT INTO audit (seq, at, kind, event_id, payload, prev_hash, hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
+                    &[
+                        Val::i(seq_i64(next)?),
+                        Val::t(&e.at),
+                        Val::t(e.kind),
+                        Val::t(&e.event_id),
+                        Val::t(&e.payload),
+                        Val::t(&prev),
+                        Val::t(&hash),
+                    ],
+                )
+                .await;
+            match inserted {
+                Ok(0) => {
+                    results.push(None);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Ok(Attempt::StaleHead),
+                Err(source) => {
+                    return Err(StoreError::Db {
+                        context: format!("appending {}", e.event_id),
+                        source,
+                    })
+                }
+            }
+            apply(&mut *tx, ev, &e.event_id).await?;
+            seq = next;
+            prev = hash;
+            results.push(Some(next));
+        }
+        tx.commit().await.map_err(StoreError::db("committing append"))?;
+        Ok(Attempt::Done(results, Head { seq, hash: prev }))
+    }
+}
+
+/// Reads the chain head from the last audit row (genesis for an empty log).
+async fn read_head<DB>(pool: &Pool<DB>) -> Result<Head, StoreError>
+where
+    DB: Database,
+    DB::Connection: Conn,
+{
+    let mut c = pool
+        .acquire()
+        .await
+        .map_err(StoreError::db("acquiring a connection"))?;
+    let row = fetch_one(
+        &mut *c,
+        "audit",
+        "reading the audit head",
+        "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+        &[],
+    )
+    .await?;
+    match row {
+        None => Ok(Head {
+            seq: 0,
+            hash: GENESIS_HASH.to_string(),
+        }),
+        Some(r) => Ok(Head {
+            seq: r.uint(0, "seq")?,
+            hash: r.text(1, "hash")?,
+        }),
+    }
+}
+
+/// `seq` as the database's signed integer.
+fn seq_i64(seq: u64) -> Result<i64, StoreError> {
+    i64::try_from(seq).map_err(|_| StoreError::Corrupt {
+        table: "audit",
+        column: "seq",
+        key: seq.to_string(),
+        detail: "sequence number exceeds the database's integer range".to_string(),
+    })
+}
+
+/// Serialises an event for the log.
+fn encode(ev: &Event) -> Result<Encoded, StoreError> {
+    let event_id = ev.event_id();
+    let payload = serde_json::to_string(ev).map_err(|source| StoreError::Encode {
+        event_id: event_id.clone(),
+        source,
+    })?;
+    Ok(Encoded {
+        event_id,
+        kind: ev.kind(),
+        at: fmt_time(ev.at()),
+        payload,
+    })
+}
+
+/// Columns of `orders`, in the order [`order_row`] reads them.
+const ORDER_COLS: &str = "client_order_id, cycle_id, symbol, side, qty, order_type, limit_price, tif, status, \
+                          broker_order_id, filled_qty, avg_fill_price, arrival_price, reason, created_at, updated_at";
+
+/// Decodes an `orders` row selected with [`ORDER_COLS`].
+fn order_row(r: &Rd) -> Result<OrderRow, StoreError> {
+    Ok(OrderRow {
+        client_order_id: r.text(0, "client_order_id")?,
+        cycle_id: r.text(1, "cycle_id")?,
+        symbol: r.symbol(2, "symbol")?,
+        side: r.parse(3, "side", codec::parse_side)?,
+        qty: r.dec(4, "qty")?,
+        order_type: r.parse(5, "order_type", codec::parse_order_type)?,
+        limit_price: r.opt_dec(6, "limit_price")?,
+        time_in_force: r.parse(7, "tif", codec::parse_tif)?,
+        status: r.parse(8, "status", |s| {
+            OrderStatus::parse(s).ok_or_else(|| format!("{s:?} is not an order status"))
+        })?,
+        broker_order_id: r.opt_text(9, "broker_order_id")?,
+        filled_qty: r.dec(10, "filled_qty")?,
+        avg_fill_price: r.opt_dec(11, "avg_fill_price")?,
+        arrival_price: r.dec(12, "arrival_price")?,
+        reason: r.opt_text(13, "reason")?,
+        created_at: r.time(14, "created_at")?,
+        updated_at: r.time(15, "updated_at")?,
+    })
+}
+
+/// Columns of `fills`, in the order [`fill_row`] reads them.
+const FILL_COLS: &str = "fill_id, client_order_id, symbol, side, qty, price, at, slippage_bps";
+
+/// Decodes a `fills` row selected with [`FILL_COLS`].
+fn fill_row(r: &Rd) -> Result<FillRow, StoreError> {
+    Ok(FillRow {
+        fill_id: r.text(0, "fill_id")?,
+        client_order_id: r.text(1, "client_order_id")?,
+        symbol: r.symbol(2, "symbol")?,
+        side: r.parse(3, "side", codec::parse_side)?,
+        qty: r.dec(4, "qty")?,
+        price: r.dec(5, "price")?,
+        at: r.time(6, "at")?,
+        slippage_bps: r.opt_dec(7, "slippage_bps")?,
+    })
+}
+
+/// Decodes an `audit` row selected as `seq, at, kind, event_id, payload, prev_hash, hash`.
+fn audit_row(r: &Rd) -> Result<AuditRow, StoreError> {
+    Ok(AuditRow {
+        seq: r.uint(0, "seq")?,
+        at: r.text(1, "at")?,
+        kind: r.text(2, "kind")?,
+        event_id: r.text(3, "event_id")?,
+        payload: r.text(4, "payload")?,
+        prev_hash: r.text(5, "prev_hash")?,
+        hash: r.text(6, "hash")?,
+    })
+}
+
+/// The `[start, end)` bounds of a UTC calendar day as stored time strings.
+fn day_bounds(day: NaiveDate) -> (String, String) {
+    let start = day.and_time(chrono::NaiveTime::MIN).and_utc();
+    (fmt_time(start), fmt_time(start + chrono::Duration::days(1)))
+}
+
+/// Appends `AND <clause>` filters with numbered placeholders. Building the SQL
+/// (instead of `$1 IS NULL OR ...`) lets the database use the indexes.
+struct Where {
+    sql: String,
+    args: Vec<Val>,
+}
+
+impl Where {
+    fn new(base: &str) -> Self {
+        Self {
+            sql: format!("{base} WHERE 1 = 1"),
+            args: Vec::new(),
+        }
+    }
+
+    /// Adds `column <op> $n`.
+    fn and(&mut self, column: &str, op: &str, v: Val) {
+        self.args.push(v);
+        self.sql
+            .push_str(&format!(" AND {column} {op} ${}", self.args.len()));
+    }
+
+    /// Adds the order and limit and returns the statement and its arguments.
+    fn finish(mut self, order: &str, limit: Option<u32>) -> (String, Vec<Val>) {
+        self.args.push(Val::i(limit.map_or(i64::MAX, i64::from)));
+        self.sql
+            .push_str(&format!(" ORDER BY {order} LIMIT ${}", self.args.len()));
+        (self.sql, self.args)
+    }
+}
+
+#[async_trait]
+impl<DB> Store for SqlStore<DB>
+where
+    DB: Database,
+    DB::Connection: Conn,
+{
+    async fn append(&self, ev: &Event) -> Result<Option<u64>, StoreError> {
+        let mut r = self.append_batch(std::slice::from_ref(ev)).await?;
+        Ok(r.pop().flatten())
+    }
+
+    async fn append_batch(&self, evs: &[Event]) -> Result<Vec<Option<u64>>, StoreError> {
+        if evs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Serialising needs no ordering, so it happens before taking the lock.
+        let enc = evs.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
+        let mut head = self.head.lock().await;
+        for _ in 0..HEAD_RETRIES {
+            match self.try_append(&head, evs, &enc).await {
+                Ok(Attempt::Done(results, new_head)) => {
+                    // Only a committed transaction moves the head.
+                    *head = new_head;
+                    return Ok(results);
+                }
+                Ok(Attempt::StaleHead) => *head = read_head(&self.pool).await?,
+                Err(e) => {
+                    // If the commit's fate is unknown (I/O error mid-commit),
+                    // the database, not our cache, says where the chain ends.
+                    if let Ok(h) = read_head(&self.pool).await {
+                        *head = h;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Err(StoreError::Refused {
+            event_id: enc[0].event_id.clone(),
+            why: format!("the audit head kept moving under {HEAD_RETRIES} attempts (another writer?)"),
+        })
+    }
+
+    async fn account(&self) -> Result<Option<AccountRow>, StoreError> {
+        let mut c = self.read_conn().await?;
+        let row = fetch_one(
+            &mut *c,
+            "account",
+            "reading account",
+            "SELECT id, cash, opened_at FROM account ORDER BY opened_at LIMIT 1",
+            &[],
+        )
+        .await?;
+        row.map(|r| {
+            Ok(AccountRow {
+                account_id: r.text(0, "id")?,
+                opening_cash: r.dec(1, "cash")?,
+                opened_at: r.time(2, "opened_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn cash(&self) -> Result<Decimal, StoreError> {
+        let mut c = self.read_conn().await?;
+        let row = fetch_one(
+            &mut *c,
+            "cash",
+            "reading cash",
+            "SELECT id, amount FROM cash WHERE id = 1",
+            &[],
+        )
+        .await?;
+        row.map_or(Ok(Decimal::ZERO), |r| r.dec(1, "amount"))
+    }
+
+    async fn positions(&self) -> Result<BTreeMap<Symbol, PositionRow>, StoreError> {
+        let mut c = self.read_conn().await?;
+        let rows = fetch(
+            &mut *c,
+            "positions",
+            "reading positions",
+            "SELECT symbol, qty, avg_cost FROM positions",
+            &[],
+        )
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.symbol(0, "symbol")?,
+                    PositionRow {
+                        qty: r.dec(1, "qty")?,
+                        avg_cost: r.dec(2, "avg_cost")?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    async fn kill_switch(&self) -> Result<Option<KillState>, StoreError> {
+        let mut c = self.read_conn().await?;
+        let row = fetch_one(
+            &mut *c,
+            "kill_switch",
+            "reading kill switch",
+            "SELECT id, engaged, reason, source, at FROM kill_switch WHERE id = 1",
+            &[],
+        )
+        .await?;
+        match row {
+            Some(r) if r.int(1, "engaged")? != 0 => Ok(Some(KillState {
+                reason: r.text(2, "reason")?,
+                source: r.parse(3, "source", codec::parse_kill_source)?,
+                at: r.time(4, "at")?,
+            })),
+            _ => Ok(None),
+        }
+    }
+
+    async fn queued_target_sets(&self) -> Result<Vec<TargetSet>, StoreError> {
+        let mut c = self.read_conn().await?;
+        let rows = fetch(
+            &mut *c,
+            "target_sets",
+            "reading queued target sets",
+            "SELECT id, payload FROM target_sets WHERE status IN ('queued', 'executing') ORDER BY queued_at, id",
+            &[],
+        )
+        .await?;
+        rows.iter().map(|r| r.json(1, "payload")).collect()
+    }
+
+    async fn target_set_status(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let mut c = self.read_conn().await?;
+        let row = fetch_one(
+            &mut *c,
+            "target_sets",
+            "reading target set status",
+            "SELECT id, status FROM target_sets WHERE id = $1",
+            &[Val::t(id)],
+        )
+        .await?;
+        row.map(|r| r.text(1, "status")).transpose()
+    }
+
+    async fn order(&self, client_order_id: &str) -> Result<Option<OrderRow>, StoreError> {
+        let mut c = self.read_conn().await?;
+        let sql = format!("SELECT {ORDER_COLS} FROM orders WHERE client_order_id = $1");
+        let row = fetch_one(
+            &mut *c,
+            "orders",
+            "reading order",
+            &sql,
+            &[Val::t(client_order_id)],
+        )
+        .await?;
+        row.as_ref().map(order_row).transpose()
+    }
+
+    async fn open_orders(&self) -> Result<Vec<OrderRow>, StoreError> {
+        let mut c = self.read_conn().await?;
+        let sql = format!(
+            "SELECT {ORDER_COLS} FROM orders WHERE status IN ('intent', 'accepted', 'partially_filled') \
+             ORDER BY created_at, client_order_id"
+        );
+        let rows = fetch(&mut *c, "orders", "reading open orders", &sql, &[]).await?;
+        rows.iter().map(order_row).collect()
+    }
+
+    async fn orders(&self, filter: &OrderFilter) -> Result<Vec<OrderRow>, StoreError> {
+        let mut w = Where::new(&format!("SELECT {ORDER_COLS} FROM orders"));
+        if let Some(day) = filter.day {
+            let (from, to) = day_bounds(day);
+            w.and("created_at", ">=", Val::t(from));
+            w.and("created_at", "<", Val::t(to));
+        }
+        if let Some(s) = &filter.symbol {
+            w.and("symbol", "=", Val::t(s.as_str()));
+        }
+        if let Some(s) = filter.status {
+            w.and("status", "=", Val::t(s.as_str()));
+        }
+        let (sql, args) = w.finish("created_at DESC, client_order_id DESC", filter.limit);
+        let mut c = self.read_conn().await?;
+        let rows = fetch(&mut *c, "orders", "reading orders", &sql, &args).await?;
+        rows.iter().map(order_row).collect()
+    }
+
+    async fn fills(&self, filter: &FillFilter) -> Result<Vec<FillRow>, StoreError> {
+        let mut w = Where::new(&format!("SELECT {FILL_COLS} FROM fills"));
+        if let Some(day) = filter.day {
+            let (from, to) = day_bounds(day);
+            w.and("at", ">=", Val::t(from));
+            w.and("at", "<", Val::t(to));
+        }
+        if let Some(s) = &filter.symbol {
+            w.and("symbol", "=", Val::t(s.as_str()));
+        }
+        if let Some(id) = &filter.client_order_id {
+            w.and("client_order_id", "=", Val::t(id));
+        }
+        let (sql, args) = w.finish("at DESC, fill_id DESC", filter.limit);
+        let mut c = self.read_conn().await?;
+        let rows = fetch(&mut *c, "fills", "reading fills", &sql, &args).await?;
+        rows.iter().map(fill_row).collect()
+    }
+
+    async fn cycles(&self, limit: u32) -> Result<Vec<CycleRow>, StoreError> {
+        let mut c = self.read_conn().await?;
+        let rows = fetch(
+            &mut *c,
+            "cycles",
+            "reading cycles",
+            "SELECT cycle_id, target_set_id, attempt, started_at, finished_at, outcome FROM cycles \
+             ORDER BY started_at DESC, cycle_id DESC LIMIT $1",
+            &[Val::i(i64::from(limit))],
+        )
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let attempt = r.int(2, "attempt")?;
+                Ok(CycleRow {
+                    cycle_id: r.text(0, "cycle_id")?,
+                    target_set_id: r.text(1, "target_set_id")?,
+                    attempt: u32::try_from(attempt).map_err(|_| StoreError::Corrupt {
+                        table: "cycles",
+                        column: "attempt",
+                        key: r.rendered().first().cloned().flatten().unwrap_or_default(),
+                        detail: format!("{attempt} is not a u32"),
+                    })?,
+                    started_at: r.time(3, "started_at")?,
+                    finished_at: r.opt_time(4, "finished_at")?,
+                    outcome: r.opt_text(5, "outcome")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn cycle_count_for_set(&self, target_set_id: &str) -> Result<u32, StoreError> {
+        let mut c = self.read_conn().await?;
+        let row = fetch_one(
+            &mut *c,
+            "cycles",
+            "counting cycles",
+            "SELECT COUNT(*) FROM cycles WHERE target_set_id = $1",
+            &[Val::t(target_set_id)],
+        )
+        .await?;
+        let n = row.map_or(Ok(0), |r| r.uint(0, "count"))?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    async fn guard_decisions(&self, cycle_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let mut c = self.read_conn().await?;
+        let row = fetch_one(
+            &mut *c,
+            "guard_decisions",
+            "reading guard decisions",
+            "SELECT cycle_id, decisions FROM guard_decisions WHERE cycle_id = $1",
+            &[Val::t(cycle_id)],
+        )
+        .await?;
+        row.map(|r| r.json(1, "decisions")).transpose()
+    }
+
+    async fn eod_snapshots(&self) -> Result<Vec<EodRow>, StoreError> {
+        let mut c = self.read_conn().await?;
+        let rows = fetch(
+            &mut *c,
+            "eod_snapshots",
+            "reading EOD snapshots",
+            "SELECT date, snapshot, equity, cash, gross, net, day_pnl FROM eod_snapshots ORDER BY date",
+            &[],
+        )
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EodRow {
+                    date: r.date(0, "date")?,
+                    snapshot: r.json(1, "snapshot")?,
+                    equity: r.dec(2, "equity")?,
+                    cash: r.dec(3, "cash")?,
+                    gross_exposure: r.dec(4, "gross")?,
+                    net_exposure: r.dec(5, "net")?,
+                    day_pnl: r.dec(6, "day_pnl")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn has_eod(&self, date: NaiveDate) -> Result<bool, StoreError> {
+        let mut c = self.read_conn().await?;
+        let row = fetch_one(
+            &mut *c,
+            "eod_snapshots",
+            "checking EOD snapshot",
+            "SELECT date FROM eod_snapshots WHERE date = $1",
+            &[Val::t(fmt_date(date))],
+        )
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn last_trade_times(&self) -> Result<BTreeMap<Symbol, DateTime<Utc>>, StoreError> {
+        let mut c = self.read_conn().await?;
+        // Fixed-width times make MAX over the strings the latest instant.
+        let rows = fetch(
+            &mut *c,
+            "orders",
+            "reading last trade times",
+            "SELECT symbol, MAX(t) FROM (SELECT symbol, at AS t FROM fills \
+             UNION ALL SELECT symbol, created_at AS t FROM orders) AS trades GROUP BY symbol",
+            &[],
+        )
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.symbol(0, "symbol")?, r.time(1, "at")?)))
+            .collect()
+    }
+
+    async fn order_times_since(&self, since: DateTime<Utc>) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        let mut c = self.read_conn().await?;
+        let rows = fetch(
+            &mut *c,
+            "orders",
+            "reading recent order times",
+            "SELECT created_at FROM orders WHERE created_at >= $1 ORDER BY created_at",
+            &[Val::t(fmt_time(since))],
+        )
+        .await?;
+        rows.iter().map(|r| r.time(0, "created_at")).collect()
+    }
+
+    async fn executed_target_set_ids(&self) -> Result<BTreeSet<String>, StoreError> {
+        let mut c = self.read_conn().await?;
+        let rows = fetch(
+            &mut *c,
+            "target_sets",
+            "reading executed target sets",
+            "SELECT target_set_id FROM cycles UNION SELECT id FROM target_sets WHERE status <> 'queued'",
+            &[],
+        )
+        .await?;
+        rows.iter().map(|r| r.text(0, "id")).collect()
+    }
+
+    async fn last_reconciliation(&self) -> Result<Option<ReconciliationRow>, StoreError> {
+        let mut c = self.read_conn().await?;
+        let row = fetch_one(
+            &mut *c,
+            "reconciliations",
+            "reading reconciliation",
+            "SELECT id, ok, differences, at FROM reconciliations WHERE id = 1",
+            &[],
+        )
+        .await?;
+        row.map(|r| {
+            Ok(ReconciliationRow {
+                ok: r.int(1, "ok")? != 0,
+                differences: r.json(2, "differences")?,
+                at: r.time(3, "at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn audit_head(&self) -> Result<(u64, String), StoreError> {
+        // Read from the database rather than the cache: a dashboard process
+        // must see what the worker process appended.
+        let head = read_head(&self.pool).await?;
+        Ok((head.seq, head.hash))
+    }
+
+    async fn audit_page(&self, after_seq: u64, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
+        let mut c = self.read_conn().await?;
+        let rows = fetch(
+            &mut *c,
+            "audit",
+            "reading audit page",
+            "SELECT seq, at, kind, event_id, payload, prev_hash, hash FROM audit \
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+            &[Val::i(seq_i64(after_seq)?), Val::i(i64::from(limit))],
+        )
+        .await?;
+        rows.iter().map(audit_row).collect()
+    }
+
+    async fn verify_chain(&self) -> Result<ChainReport, StoreError> {
+        let mut c = self.read_conn().await?;
+        let mut expected_seq = 1u64;
+        let mut prev = GENESIS_HASH.to_string();
+        let mut events = 0u64;
+        let mut after = 0i64;
+        loop {
+            let rows = fetch(
+                &mut *c,
+                "audit",
+                "verifying the audit chain",
+                "SELECT seq, at, kind, event_id, payload, prev_hash, hash FROM audit \
+                 WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[Val::i(after), Val::i(PAGE)],
+            )
+            .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.int(0, "seq")?;
+            for r in &rows {
+                events += 1;
+                let bad = |why: String| {
+                    Ok(ChainReport {
+                        events,
+                        first_bad: Some((expected_seq, why)),
+                    })
+                };
+                let row = match audit_row(r) {
+                    Ok(row) => row,
+                    Err(e) => return bad(format!("unreadable row: {e}")),
+                };
+                if row.seq != expected_seq {
+                    return bad(format!(
+                        "seq gap: expected {expected_seq}, found {} (row {expected_seq} was removed)",
+                        row.seq
+                    ));
+                }
+                if row.prev_hash != prev {
+                    return bad(format!(
+                        "prev_hash mismatch: row links to {}, previous row's hash is {prev} \
+                         (rows reordered or replaced)",
+                        row.prev_hash
+                    ));
+                }
+                let h = chain_hash(
+                    &row.prev_hash,
+                    row.seq,
+                    &row.at,
+                    &row.kind,
+                    &row.event_id,
+                    &row.payload,
+                );
+                if h != row.hash {
+                    return bad(format!(
+                        "hash mismatch: stored {}, computed {h} (row content edited)",
+                        row.hash
+                    ));
+                }
+                expected_seq += 1;
+                prev = row.hash;
+            }
+        }
+        // Rows removed from the end leave a valid shorter chain; only a head
+        // this process appended itself can reveal that.
+        let cached = self.head.lock().await.clone();
+        if cached.seq >= expected_seq {
+            return Ok(ChainReport {
+                events,
+                first_bad: Some((
+                    expected_seq,
+                    format!(
+                        "log ends at seq {} but this process appended up to seq {} (rows removed from the end)",
+                        expected_seq - 1,
+                        cached.seq
+                    ),
+                )),
+            });
+        }
+        Ok(ChainReport {
+            events,
+            first_bad: None,
+        })
+    }
+
+    async fn rebuild_projections(&self) -> Result<(), StoreError> {
+        // Holding the writer lock keeps appends out; the single transaction
+        // means readers see either the old projections or the rebuilt ones.
+        let _head = self.head.lock().await;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::db("beginning rebuild"))?;
+        for table in PROJECTION_TABLES {
+            exec(
+                &mut *tx,
+                &format!("clearing {table}"),
+                &format!("DELETE FROM {table}"),
+                &[],
+            )
+            .await?;
+        }
+        let mut after = 0i64;
+        loop {
+            let rows = fetch(
+                &mut *tx,
+                "audit",
+                "replaying the audit log",
+                "SELECT seq, event_id, payload FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[Val::i(after), Val::i(PAGE)],
+            )
+            .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.int(0, "seq")?;
+            for r in &rows {
+                let event_id = r.text(1, "event_id")?;
+                let ev: Event = r.json(2, "payload")?;
+                apply(&mut *tx, &ev, &event_id).await?;
+            }
+        }
+        tx.commit().await.map_err(StoreError::db("committing rebuild"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,92 @@
+//! The embedded SQLite backend (keel's default).
+
+use crate::engine::SqlStore;
+use crate::error::StoreError;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Sqlite;
+use std::path::Path;
+use std::time::Duration;
+
+/// The store on an embedded SQLite file.
+pub type SqliteStore = SqlStore<Sqlite>;
+
+/// Schema migrations compiled into the binary, so a fresh file needs nothing on disk.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// How long a writer waits for another process's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections in a file-backed pool: one writer at a time plus readers
+/// (dashboard, status) that WAL lets run alongside it.
+const FILE_POOL_SIZE: u32 = 4;
+
+/// Connection settings every SQLite store uses.
+///
+/// - WAL: readers never block the writer, and a commit is one append to the log.
+/// - synchronous=FULL: a commit is on disk before `append` returns (invariant 8:
+///   nothing lost on crash); NORMAL in WAL mode could lose the last commits on
+///   power loss.
+/// - busy_timeout: a second process (`keel kill` beside `keel run`) waits for
+///   the lock instead of failing at once.
+/// - foreign_keys: SQLite leaves them off by default.
+fn options(opts: SqliteConnectOptions) -> SqliteConnectOptions {
+    opts.journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true)
+}
+
+impl SqlStore<Sqlite> {
+    /// Opens (creating if needed) the store file at `path`, creating its
+    /// directory and applying pending migrations. Does not replay the log:
+    /// it reads the chain head from the last row, so opening is fast at any size.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let location = path.display().to_string();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let opts = options(SqliteConnectOptions::new().filename(path).create_if_missing(true));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(FILE_POOL_SIZE)
+            .connect_with(opts)
+            .await
+            .map_err(|source| StoreError::Open {
+                location: location.clone(),
+                source,
+            })?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate { location, source })?;
+        Self::from_pool(pool).await
+    }
+
+    /// A private in-memory store, for tests and dry runs. Gone when dropped.
+    pub async fn open_in_memory() -> Result<Self, StoreError> {
+        let location = ":memory:".to_string();
+        let opts = options(SqliteConnectOptions::new().in_memory(true));
+        // Each SQLite connection to :memory: is its own database, so the pool
+        // holds exactly one connection and never lets it expire.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts)
+            .await
+            .map_err(|source| StoreError::Open {
+                location: location.clone(),
+                source,
+            })?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate { location, source })?;
+        Self::from_pool(pool).await
+    }
+}

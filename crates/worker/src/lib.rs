@@ -1,0 +1,701 @@
+//! The execution cycle (DESIGN.md "Data flow"): intake → snapshot → reconcile →
+//! plan → guard → write-ahead intent → submit → track → EOD snapshot.
+//!
+//! The worker owns no state of its own: everything it knows is in the
+//! [`Store`] (rebuilt from the audit log) or at the [`Broker`]. That is what
+//! makes a `kill -9` at any point recoverable (invariant 8): on start it looks
+//! up every order whose outcome it does not know by client order id and adopts
+//! what the broker says, before anything new is sent.
+
+mod config;
+
+pub use config::{KillSwitchConfig, WorkerConfig};
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use keel_broker::{Broker, BrokerError, BrokerOrder};
+use keel_domain::{
+    AccountSnapshot, Clock, Decimal, Event, KillSource, Order, OrderStatus, Symbol, TargetSet,
+};
+use keel_planner::{GuardState, PlanInput, RiskConfig};
+use keel_store::{Store, StoreError};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Why a worker operation failed. Every variant means "fail closed": nothing
+/// further is sent in this cycle.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The store could not be read or written.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The broker failed beyond the retry budget, or its state is unknown.
+    #[error("broker: {0}")]
+    Broker(#[from] BrokerError),
+    /// A target set was refused.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// What one call to [`Worker::cycle`] did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome", content = "detail")]
+pub enum CycleOutcome {
+    /// The kill switch is engaged; open orders were cancelled, nothing new sent.
+    Killed(String),
+    /// The market is closed now.
+    MarketClosed,
+    /// No target set is waiting.
+    Idle,
+    /// Orders of the current target set are still working.
+    Waiting(String),
+    /// Orders were planned and sent.
+    Submitted {
+        /// The cycle's id.
+        cycle_id: String,
+        /// Orders the broker accepted.
+        sent: u32,
+        /// Orders the broker rejected.
+        rejected: u32,
+        /// Orders planned but blocked by guards.
+        blocked: u32,
+    },
+    /// The target set needs nothing more (all deltas inside the no-trade band, or gave up).
+    Completed(String),
+}
+
+/// Where a submitted target set ended up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    /// Newly queued for the next cycle.
+    Queued,
+    /// A set with this id was already received: nothing changed.
+    AlreadyKnown(String),
+}
+
+/// The execution worker for one account.
+pub struct Worker {
+    account_id: String,
+    store: Arc<dyn Store>,
+    broker: Arc<dyn Broker>,
+    clock: Arc<dyn Clock>,
+    risk: RiskConfig,
+    cfg: WorkerConfig,
+    kill_cfg: KillSwitchConfig,
+}
+
+impl Worker {
+    /// A worker over `store` and `broker`; call [`Worker::recover`] before the first cycle.
+    pub fn new(
+        account_id: impl Into<String>,
+        store: Arc<dyn Store>,
+        broker: Arc<dyn Broker>,
+        clock: Arc<dyn Clock>,
+        risk: RiskConfig,
+        cfg: WorkerConfig,
+        kill_cfg: KillSwitchConfig,
+    ) -> Self {
+        Self {
+            account_id: account_id.into(),
+            store,
+            broker,
+            clock,
+            risk,
+            cfg,
+            kill_cfg,
+        }
+    }
+
+    /// The store this worker writes.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The broker this worker trades with.
+    pub fn broker(&self) -> &Arc<dyn Broker> {
+        &self.broker
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Opens the account in the store from the broker's cash on first use, then
+    /// resolves every order whose outcome the store does not know.
+    pub async fn recover(&self) -> Result<(), WorkerError> {
+        if self.store.account().await?.is_none() {
+            let acct = self.broker.account().await?;
+            self.store
+                .append(&Event::AccountOpened {
+                    account_id: self.account_id.clone(),
+                    cash: acct.cash,
+                    at: self.now(),
+                })
+                .await?;
+        }
+        self.sync_orders().await
+    }
+
+    /// Looks up every non-final order at the broker by client order id and
+    /// records what happened to it (acceptance, fills, final state). An intent
+    /// the broker has never seen is closed: it was never sent, so it can
+    /// never fill, and the next cycle re-plans from the broker's positions.
+    pub async fn sync_orders(&self) -> Result<(), WorkerError> {
+        for row in self.store.open_orders().await? {
+            match self.broker.order_by_client_id(&row.client_order_id).await? {
+                Some(bo) => self.adopt(&bo).await?,
+                None if row.status == OrderStatus::Intent => {
+                    self.store
+                        .append(&Event::OrderClosed {
+                            client_order_id: row.client_order_id.clone(),
+                            status: OrderStatus::Canceled,
+                            reason: Some("never reached the broker".into()),
+                            at: self.now(),
+                        })
+                        .await?;
+                }
+                None => {
+                    // The broker forgot an order it once acknowledged: unknown state, fail closed.
+                    // Recorded only: cancelling here would recurse into this sync; the next
+                    // cycle sees the engaged switch and cancels everything.
+                    let reason = format!("broker lost acknowledged order {}", row.client_order_id);
+                    self.record_kill(&reason, KillSource::Automatic).await?;
+                    return Err(WorkerError::Refused(reason));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the broker's view of one order: acceptance, every fill (by fill id, so
+    /// replays are no-ops), and its final state.
+    async fn adopt(&self, bo: &BrokerOrder) -> Result<(), WorkerError> {
+        let now = self.now();
+        let mut events = vec![Event::OrderAccepted {
+            client_order_id: bo.client_order_id.clone(),
+            broker_order_id: bo.broker_order_id.clone(),
+            at: bo.submitted_at,
+        }];
+        for f in &bo.fills {
+            events.push(Event::OrderFilled {
+                client_order_id: bo.client_order_id.clone(),
+                fill_id: f.fill_id.clone(),
+                symbol: bo.symbol.clone(),
+                side: bo.side,
+                qty: f.qty,
+                price: f.price,
+                at: f.at,
+            });
+        }
+        if bo.status.is_final() {
+            events.push(Event::OrderClosed {
+                client_order_id: bo.client_order_id.clone(),
+                status: bo.status,
+                reason: bo.reason.clone(),
+                at: now,
+            });
+        }
+        self.store.append_batch(&events).await?;
+        Ok(())
+    }
+
+    /// Validated target set → queue. A set id seen before changes nothing.
+    pub async fn submit_target_set(&self, set: TargetSet) -> Result<SubmitOutcome, WorkerError> {
+        if let Some(status) = self.store.target_set_status(&set.id).await? {
+            return Ok(SubmitOutcome::AlreadyKnown(status));
+        }
+        let id = set.id.clone();
+        match self
+            .store
+            .append(&Event::TargetSetQueued { set, at: self.now() })
+            .await?
+        {
+            Some(_) => Ok(SubmitOutcome::Queued),
+            None => Ok(SubmitOutcome::AlreadyKnown(
+                self.store
+                    .target_set_status(&id)
+                    .await?
+                    .unwrap_or_else(|| "queued".into()),
+            )),
+        }
+    }
+
+    /// Engages the kill switch (sticky, audited) and cancels every open order.
+    /// Engaging an engaged switch only re-cancels.
+    pub async fn engage_kill(&self, reason: &str, source: KillSource) -> Result<(), WorkerError> {
+        self.record_kill(reason, source).await?;
+        self.cancel_open_orders(|_| true).await
+    }
+
+    /// Appends the engagement (once: an engaged switch keeps its first reason).
+    async fn record_kill(&self, reason: &str, source: KillSource) -> Result<(), WorkerError> {
+        if self.store.kill_switch().await?.is_none() {
+            self.store
+                .append(&Event::KillSwitchEngaged {
+                    reason: reason.to_string(),
+                    source,
+                    at: self.now(),
+                })
+                .await?;
+            tracing::warn!(reason, ?source, "kill switch engaged");
+        }
+        Ok(())
+    }
+
+    /// Releases the kill switch (operator action only).
+    pub async fn release_kill(&self, reason: &str, source: KillSource) -> Result<bool, WorkerError> {
+        if self.store.kill_switch().await?.is_none() {
+            return Ok(false);
+        }
+        self.store
+            .append(&Event::KillSwitchReleased {
+                reason: reason.to_string(),
+                source,
+                at: self.now(),
+            })
+            .await?;
+        tracing::warn!(reason, ?source, "kill switch released");
+        Ok(true)
+    }
+
+    async fn cancel_open_orders(
+        &self,
+        which: impl Fn(&keel_store::OrderRow) -> bool,
+    ) -> Result<(), WorkerError> {
+        let mut first_err = None;
+        for row in self.store.open_orders().await? {
+            if !which(&row) {
+                continue;
+            }
+            if let Err(e) = self.broker.cancel(&row.client_order_id).await {
+                tracing::warn!(order = %row.client_order_id, error = %e, "cancel failed");
+                first_err.get_or_insert(e);
+            }
+        }
+        self.sync_orders().await?;
+        match first_err {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    fn flag_file_present(&self) -> bool {
+        self.kill_cfg.flag_file.as_ref().is_some_and(|p| p.exists())
+    }
+
+    /// Runs one execution cycle now.
+    pub async fn cycle(&self) -> Result<CycleOutcome, WorkerError> {
+        self.recover().await?;
+        if self.flag_file_present() {
+            self.engage_kill("flag file present", KillSource::FlagFile)
+                .await?;
+        }
+        if let Some(k) = self.store.kill_switch().await? {
+            self.cancel_open_orders(|_| true).await?;
+            return Ok(CycleOutcome::Killed(k.reason));
+        }
+        let now = self.now();
+        if !keel_calendar::is_open(now) {
+            return Ok(CycleOutcome::MarketClosed);
+        }
+        let Some(set) = self.store.queued_target_sets().await?.into_iter().next() else {
+            return Ok(CycleOutcome::Idle);
+        };
+
+        // Stale working orders are cancelled, not stacked; fresh ones are waited for.
+        let stale_before = now - Duration::seconds(self.cfg.stale_order_secs);
+        let open = self.store.open_orders().await?;
+        if !open.is_empty() {
+            self.cancel_open_orders(|r| r.created_at < stale_before).await?;
+            let still = self.store.open_orders().await?;
+            if !still.is_empty() {
+                return Ok(CycleOutcome::Waiting(format!(
+                    "{} order(s) still working",
+                    still.len()
+                )));
+            }
+        }
+
+        if let Some(reason) = set_expired(&set, now) {
+            return self.complete(&set, &reason).await;
+        }
+        let attempt = self.store.cycle_count_for_set(&set.id).await?;
+        if attempt >= self.cfg.max_attempts {
+            return self
+                .complete(&set, &format!("stopped after {attempt} attempts"))
+                .await;
+        }
+
+        let snapshot = self.reconciled_snapshot(&set).await?;
+        if let Some(reason) = self.loss_trigger(&snapshot).await? {
+            self.engage_kill(&reason, KillSource::Automatic).await?;
+            return Ok(CycleOutcome::Killed(reason));
+        }
+
+        let state = self.guard_state(&set, &snapshot, now).await?;
+        let input = PlanInput {
+            account_id: &self.account_id,
+            targets: &set,
+            snapshot: &snapshot,
+            now,
+            attempt,
+            state: &state,
+        };
+        let plan = keel_planner::plan(&input, &self.risk);
+        let cycle_id = format!("{}#{}", set.id, attempt);
+        let decisions = serde_json::to_value(&plan).unwrap_or(serde_json::Value::Null);
+        let blocked = plan.decisions.iter().filter(|d| !d.is_sent()).count() as u32;
+        self.store
+            .append_batch(&[
+                Event::CycleStarted {
+                    cycle_id: cycle_id.clone(),
+                    target_set_id: set.id.clone(),
+                    attempt,
+                    at: now,
+                },
+                Event::GuardDecisions {
+                    cycle_id: cycle_id.clone(),
+                    decisions,
+                    at: now,
+                },
+            ])
+            .await?;
+
+        if plan.orders.is_empty() {
+            let outcome = if blocked == 0 {
+                "nothing to do"
+            } else {
+                "every order blocked"
+            };
+            self.finish_cycle(&cycle_id, outcome).await?;
+            if blocked == 0 {
+                return self.complete(&set, "at target within the no-trade band").await;
+            }
+            return Ok(CycleOutcome::Submitted {
+                cycle_id,
+                sent: 0,
+                rejected: 0,
+                blocked,
+            });
+        }
+
+        let (sent, rejected, unknown) = self.send_all(&cycle_id, &plan.orders, &snapshot).await?;
+        self.finish_cycle(
+            &cycle_id,
+            &format!("sent {sent}, rejected {rejected}, unresolved {unknown}"),
+        )
+        .await?;
+        if rejected >= self.kill_cfg.reject_storm {
+            self.engage_kill(
+                &format!("reject storm: {rejected} rejects in cycle {cycle_id}"),
+                KillSource::Automatic,
+            )
+            .await?;
+        } else if unknown >= self.kill_cfg.unknown_outcome_limit {
+            self.engage_kill(
+                &format!("{unknown} unresolved unknown outcomes in cycle {cycle_id}"),
+                KillSource::Automatic,
+            )
+            .await?;
+        }
+        Ok(CycleOutcome::Submitted {
+            cycle_id,
+            sent,
+            rejected,
+            blocked,
+        })
+    }
+
+    async fn finish_cycle(&self, cycle_id: &str, outcome: &str) -> Result<(), WorkerError> {
+        self.store
+            .append(&Event::CycleFinished {
+                cycle_id: cycle_id.to_string(),
+                outcome: outcome.to_string(),
+                at: self.now(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn complete(&self, set: &TargetSet, why: &str) -> Result<CycleOutcome, WorkerError> {
+        self.store
+            .append(&Event::TargetSetCompleted {
+                target_set_id: set.id.clone(),
+                at: self.now(),
+            })
+            .await?;
+        Ok(CycleOutcome::Completed(format!("{}: {why}", set.id)))
+    }
+
+    /// Snapshot the broker and check it against the store. A mismatch is given
+    /// one more chance after re-syncing orders (a fill may land between the
+    /// two reads); if it persists, the kill switch is engaged.
+    async fn reconciled_snapshot(&self, set: &TargetSet) -> Result<AccountSnapshot, WorkerError> {
+        let mut differences = Vec::new();
+        for _ in 0..2 {
+            self.sync_orders().await?;
+            let mut symbols: BTreeSet<Symbol> = set.targets.iter().map(|t| t.symbol.clone()).collect();
+            symbols.extend(self.store.positions().await?.into_keys());
+            let snap = self
+                .broker
+                .snapshot(&symbols.into_iter().collect::<Vec<_>>())
+                .await?;
+            differences = self.differences(&snap).await?;
+            if differences.is_empty() {
+                return Ok(snap);
+            }
+        }
+        self.store
+            .append(&Event::Reconciled {
+                ok: false,
+                differences: differences.clone(),
+                at: self.now(),
+            })
+            .await?;
+        let reason = format!("reconciliation mismatch: {}", differences.join("; "));
+        self.engage_kill(&reason, KillSource::Automatic).await?;
+        Err(WorkerError::Refused(reason))
+    }
+
+    /// Differences between the store's positions and cash and the broker's snapshot.
+    pub async fn differences(&self, snap: &AccountSnapshot) -> Result<Vec<String>, WorkerError> {
+        let mut out = Vec::new();
+        let cash = self.store.cash().await?;
+        if (cash - snap.cash).abs() > self.cfg.reconcile_cash_tolerance {
+            out.push(format!("cash: store {cash}, broker {}", snap.cash));
+        }
+        let mine = self.store.positions().await?;
+        let mut symbols: BTreeSet<&Symbol> = mine.keys().collect();
+        symbols.extend(snap.positions.keys());
+        for s in symbols {
+            let a = mine.get(s).map(|p| p.qty).unwrap_or_default();
+            let b = snap.held(s);
+            if (a - b).abs() > self.cfg.reconcile_qty_tolerance {
+                out.push(format!("{s}: store {a}, broker {b}"));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn loss_trigger(&self, snap: &AccountSnapshot) -> Result<Option<String>, WorkerError> {
+        let eods = self.store.eod_snapshots().await?;
+        let equity = snap.marked_equity();
+        if let Some(last) = eods.last() {
+            if last.equity > Decimal::ZERO {
+                let loss = (last.equity - equity) / last.equity;
+                if loss > self.kill_cfg.daily_loss_limit {
+                    return Ok(Some(format!(
+                        "daily loss {}% exceeds limit {}% (equity {equity}, previous close {})",
+                        (loss * Decimal::ONE_HUNDRED).round_dp(2),
+                        self.kill_cfg.daily_loss_limit * Decimal::ONE_HUNDRED,
+                        last.equity
+                    )));
+                }
+            }
+        }
+        if let Some(peak) = eods.iter().map(|e| e.equity).max() {
+            if peak > Decimal::ZERO {
+                let dd = (peak - equity) / peak;
+                if dd > self.kill_cfg.drawdown_limit {
+                    return Ok(Some(format!(
+                        "drawdown {}% exceeds limit {}% (equity {equity}, peak {peak})",
+                        (dd * Decimal::ONE_HUNDRED).round_dp(2),
+                        self.kill_cfg.drawdown_limit * Decimal::ONE_HUNDRED
+                    )));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn guard_state(
+        &self,
+        set: &TargetSet,
+        snap: &AccountSnapshot,
+        now: DateTime<Utc>,
+    ) -> Result<GuardState, WorkerError> {
+        let mut executed = self.store.executed_target_set_ids().await?;
+        executed.remove(&set.id);
+        let window = Duration::seconds(self.risk.guards.order_rate.window_secs.min(86_400 * 366) as i64);
+        let symbols: Vec<Symbol> = snap.quotes.keys().cloned().collect();
+        let brake = &self.risk.guards.volatility_brake;
+        // An unknown reference symbol yields no closes: the brake then fails closed to 0.
+        let reference_closes = match Symbol::new(&brake.reference_symbol) {
+            Ok(s) if brake.enabled && brake.builtin => {
+                self.broker
+                    .daily_closes(&s, brake.lookback_days as usize + 1)
+                    .await?
+            }
+            _ => Vec::new(),
+        };
+        Ok(GuardState {
+            kill_switch: self.store.kill_switch().await?.map(|k| k.reason),
+            last_trade_at: self.store.last_trade_times().await?,
+            last_account_rebalance_at: self.store.cycles(1).await?.first().map(|c| c.started_at),
+            recent_order_times: self.store.order_times_since(now - window).await?,
+            executed_target_set_ids: executed,
+            adv: self.broker.adv(&symbols).await?,
+            reference_closes,
+            external_vol_scale: None,
+        })
+    }
+
+    /// Write-ahead intent, then submit, for each order in plan order (sells first).
+    /// Returns (accepted, rejected, unresolved).
+    async fn send_all(
+        &self,
+        cycle_id: &str,
+        orders: &[Order],
+        snap: &AccountSnapshot,
+    ) -> Result<(u32, u32, u32), WorkerError> {
+        let (mut sent, mut rejected, mut unknown) = (0, 0, 0);
+        for order in orders {
+            let arrival = snap
+                .quotes
+                .get(&order.symbol)
+                .map(|q| q.reference())
+                .unwrap_or_default();
+            self.store
+                .append(&Event::OrderIntent {
+                    cycle_id: cycle_id.to_string(),
+                    order: order.clone(),
+                    arrival_price: arrival,
+                    at: self.now(),
+                })
+                .await?;
+            match self.submit_one(order).await? {
+                Sent::Accepted => sent += 1,
+                Sent::Rejected => rejected += 1,
+                Sent::Unresolved => {
+                    unknown += 1;
+                    // Fail closed: the broker's state is unknown, send nothing more this cycle.
+                    break;
+                }
+            }
+        }
+        Ok((sent, rejected, unknown))
+    }
+
+    async fn submit_one(&self, order: &Order) -> Result<Sent, WorkerError> {
+        let mut tries = 0;
+        loop {
+            match self.broker.submit(order).await {
+                Ok(bo) => {
+                    self.adopt(&bo).await?;
+                    return Ok(Sent::Accepted);
+                }
+                Err(BrokerError::Rejected { reason }) => {
+                    self.store
+                        .append(&Event::OrderClosed {
+                            client_order_id: order.client_order_id.clone(),
+                            status: OrderStatus::Rejected,
+                            reason: Some(reason),
+                            at: self.now(),
+                        })
+                        .await?;
+                    return Ok(Sent::Rejected);
+                }
+                Err(e @ (BrokerError::DuplicateClientOrderId | BrokerError::UnknownOutcome { .. })) => {
+                    // It may have arrived: ask before anything else is sent for this symbol.
+                    match self.broker.order_by_client_id(&order.client_order_id).await {
+                        Ok(Some(bo)) => {
+                            self.adopt(&bo).await?;
+                            return Ok(Sent::Accepted);
+                        }
+                        Ok(None) if tries < self.cfg.retry_budget => {
+                            tracing::info!(order = %order.client_order_id, error = %e, "not at broker, resending");
+                        }
+                        Ok(None) | Err(_) => return Ok(Sent::Unresolved),
+                    }
+                }
+                Err(BrokerError::Retryable { message, retry_after }) if tries < self.cfg.retry_budget => {
+                    tracing::info!(order = %order.client_order_id, %message, "retryable broker error");
+                    let wait = retry_after
+                        .unwrap_or(std::time::Duration::from_millis(self.cfg.retry_backoff_ms))
+                        .min(std::time::Duration::from_secs(5));
+                    tokio::time::sleep(wait).await;
+                }
+                Err(_) => return Ok(Sent::Unresolved),
+            }
+            tries += 1;
+        }
+    }
+
+    /// Records the end-of-day snapshot for the session that closed most recently
+    /// at or before now, exactly once per date.
+    pub async fn maybe_eod(&self) -> Result<Option<NaiveDate>, WorkerError> {
+        let now = self.now();
+        let today = now.date_naive();
+        let Some(session) = keel_calendar::session(today) else {
+            return Ok(None);
+        };
+        if now < session.close || self.store.has_eod(session.date).await? {
+            return Ok(None);
+        }
+        self.sync_orders().await?;
+        let positions = self.store.positions().await?;
+        let symbols: Vec<Symbol> = positions.keys().cloned().collect();
+        let quotes = self.broker.quotes(&symbols).await?;
+        let cash = self.store.cash().await?;
+        let mut gross = Decimal::ZERO;
+        let mut net = Decimal::ZERO;
+        let mut rows = Vec::new();
+        for (s, p) in &positions {
+            let px = quotes.get(s).map(|q| q.reference()).unwrap_or(p.avg_cost);
+            let mv = p.qty * px;
+            gross += mv.abs();
+            net += mv;
+            rows.push((s.clone(), p.qty, px));
+        }
+        let equity = cash + net;
+        let prev = match self.store.eod_snapshots().await?.last() {
+            Some(e) => e.equity,
+            None => self
+                .store
+                .account()
+                .await?
+                .map(|a| a.opening_cash)
+                .unwrap_or(equity),
+        };
+        let day_fills = self
+            .store
+            .fills(&keel_store::FillFilter {
+                day: Some(session.date),
+                ..Default::default()
+            })
+            .await?;
+        let slippage: Vec<Decimal> = day_fills.iter().filter_map(|f| f.slippage_bps).collect();
+        let slippage_mean_bps = (!slippage.is_empty())
+            .then(|| (slippage.iter().copied().sum::<Decimal>() / Decimal::from(slippage.len())).round_dp(4));
+        self.store
+            .append(&Event::EodSnapshot {
+                date: session.date,
+                equity,
+                cash,
+                gross_exposure: gross,
+                net_exposure: net,
+                day_pnl: equity - prev,
+                positions: rows,
+                slippage_mean_bps,
+                at: now,
+            })
+            .await?;
+        Ok(Some(session.date))
+    }
+}
+
+enum Sent {
+    Accepted,
+    Rejected,
+    Unresolved,
+}
+
+fn set_expired(set: &TargetSet, now: DateTime<Utc>) -> Option<String> {
+    set.valid_until
+        .filter(|v| *v < now)
+        .map(|v| format!("valid_until {v} has passed"))
+}
+
+/// Symbols → weights of a target set, for reporting.
+pub fn weights(set: &TargetSet) -> BTreeMap<Symbol, Decimal> {
+    set.targets.iter().map(|t| (t.symbol.clone(), t.weight)).collect()
+}
