@@ -88,7 +88,14 @@ pub struct Env {
 impl Env {
     /// Loads config and clock from the shared options.
     pub fn load(common: &Common) -> Result<Self, CliError> {
-        let mut cfg = KeelConfig::load(common.config.as_deref())?;
+        // A data directory carries its own keel.toml (written by `keel demo`), so
+        // `--data-dir D` alone sees the same account, seed and limits that created D.
+        let implied = common
+            .data_dir
+            .as_ref()
+            .map(|d| d.join("keel.toml"))
+            .filter(|p| p.exists());
+        let mut cfg = KeelConfig::load(common.config.as_deref().or(implied.as_deref()))?;
         if let Some(d) = &common.data_dir {
             cfg.data_dir = d.clone();
         }

@@ -29,6 +29,9 @@ pub async fn run(days: u32, seed: u64, dir: &Path) -> Result<(), CliError> {
     };
     cfg.account_id = "demo".into();
     cfg.paper.seed = seed;
+    cfg.paper.account_id = cfg.account_id.clone();
+    let toml = toml::to_string_pretty(&cfg).context("rendering the demo config")?;
+    std::fs::write(dir.join("keel.toml"), toml).context("writing the demo's keel.toml")?;
     // The only wall-clock read: which recent sessions to simulate.
     let sessions = recent_sessions(Utc::now().date_naive(), days);
     let Some(first) = sessions.first() else {

@@ -15,6 +15,11 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // `keel status | head` must end quietly, like any Unix tool, not panic on a closed pipe.
+    // SAFETY: called first thing, before any thread exists; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     init_tracing();
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,

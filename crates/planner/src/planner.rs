@@ -535,23 +535,20 @@ fn candidate<'a>(r: &Row<'a, '_>, ctx: &Ctx<'a>) -> Option<Candidate<'a>> {
         None => None,
     };
     c.target_qty = target;
-    match target {
-        Some(t) => {
-            let Some(delta) = t.checked_sub(position) else {
-                return overflow(c, "trade quantity");
-            };
-            c.side = if delta > Decimal::ZERO {
-                Side::Buy
-            } else {
-                Side::Sell
-            };
-            c.qty = ctx.floor_lot(delta.abs());
-            if c.qty.is_zero() {
-                return None;
-            }
+    // Unpriced with a non-zero weight keeps qty 0 and the weight's direction, so the audit shows why.
+    if let Some(t) = target {
+        let Some(delta) = t.checked_sub(position) else {
+            return overflow(c, "trade quantity");
+        };
+        c.side = if delta > Decimal::ZERO {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
+        c.qty = ctx.floor_lot(delta.abs());
+        if c.qty.is_zero() {
+            return None;
         }
-        // Unpriced with a non-zero weight: recorded (side = weight's direction, qty 0) so the audit shows why.
-        None => {}
     }
     c.proposed_qty = c.qty;
     match r.price {
