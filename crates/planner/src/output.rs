@@ -299,8 +299,9 @@ pub struct Decision {
     pub proposed_qty: Decimal,
     /// Quantity sent (0 when blocked).
     pub final_qty: Decimal,
-    /// The deterministic id the order has (or would have had) at the broker.
-    pub client_order_id: String,
+    /// The order's deterministic client order id; `None` when blocked (no
+    /// order exists, and hashing thousands of ids nobody uses is not free).
+    pub client_order_id: Option<String>,
     /// Every resize or block, in pipeline order.
     pub steps: Vec<GuardStep>,
     /// Final verdict.

@@ -40,71 +40,76 @@ use std::iter::Peekable;
 pub fn plan(input: &PlanInput<'_>, cfg: &RiskConfig) -> Plan {
     let Prepared {
         ctx,
-        candidates,
+        mut candidates,
         mut acc,
         plan_blocks,
         exposure_before,
     } = prepare(input, cfg);
     let guards = guards::per_order(&cfg.guards);
-    let (sells, buys): (Vec<_>, Vec<_>) = candidates.into_iter().partition(|c| c.side == Side::Sell);
-    let mut decisions = Vec::with_capacity(sells.len() + buys.len());
-    let mut orders = Vec::new();
-    for mut c in sells.into_iter().chain(buys) {
-        let proposed = c.qty;
-        let risk_reducing = c.is_risk_reducing();
-        let mut steps: Vec<GuardStep> = Vec::new();
-        let blocked = guards::evaluate(&mut c, &ctx, &acc, &guards, &mut steps);
-        let id = client_order_id(
-            input.account_id,
-            &input.targets.id,
-            c.symbol,
-            c.side,
-            input.attempt,
-        );
-        let outcome = match blocked {
-            Some(Blocked {
-                guard,
-                reason,
-                detail,
-            }) => Outcome::Block {
-                guard,
-                reason,
-                detail,
-            },
-            None => {
-                acc.commit(&c, c.qty, &ctx);
-                orders.push(Order {
-                    client_order_id: id.clone(),
-                    symbol: c.symbol.clone(),
-                    side: c.side,
-                    qty: c.qty,
-                    order_type: cfg.planner.order_type,
-                    limit_price: c.limit_price,
-                    time_in_force: cfg.planner.time_in_force,
-                });
-                final_outcome(&steps, c.qty)
-            }
-        };
-        let final_qty = if matches!(outcome, Outcome::Block { .. }) {
-            Decimal::ZERO
-        } else {
-            c.qty
-        };
-        decisions.push(Decision {
-            symbol: c.symbol.clone(),
-            side: c.side,
-            risk_reducing,
-            target_weight: c.weight,
-            position: c.position,
-            target_qty: c.target_qty,
-            reference_price: c.price,
-            limit_price: c.limit_price,
-            proposed_qty: proposed,
-            final_qty,
-            client_order_id: id,
-            steps,
-            outcome,
-        });
+    let mut decisions = Vec::with_capacity(candidates.len());
+    let mut orders = Vec::with_capacity(candidates.len());
+    // Sells first so the cumulative guards (exposure, buying power) see the room they free;
+    // candidates are already in symbol order within each side.
+    for side in [Side::Sell, Side::Buy] {
+        for c in candidates.iter_mut().filter(|c| c.side == side) {
+            let proposed = c.qty;
+            let risk_reducing = c.is_risk_reducing();
+            let mut steps: Vec<GuardStep> = Vec::new();
+            let blocked = guards::evaluate(c, &ctx, &acc, &guards, &mut steps);
+            let (outcome, client_order_id) = match blocked {
+                Some(Blocked {
+                    guard,
+                    reason,
+                    detail,
+                }) => (
+                    Outcome::Block {
+                        guard,
+                        reason,
+                        detail,
+                    },
+                    None,
+                ),
+                None => {
+                    let id = client_order_id(
+                        input.account_id,
+                        &input.targets.id,
+                        c.symbol,
+                        c.side,
+                        input.attempt,
+                    );
+                    acc.commit(c, c.qty, &ctx);
+                    orders.push(Order {
+                        client_order_id: id.clone(),
+                        symbol: c.symbol.clone(),
+                        side: c.side,
+                        qty: c.qty,
+                        order_type: cfg.planner.order_type,
+                        limit_price: c.limit_price,
+                        time_in_force: cfg.planner.time_in_force,
+                    });
+                    (final_outcome(&steps, c.qty), Some(id))
+                }
+            };
+            decisions.push(Decision {
+                symbol: c.symbol.clone(),
+                side: c.side,
+                risk_reducing,
+                target_weight: c.weight,
+                position: c.position,
+                target_qty: c.target_qty,
+                reference_price: c.price,
+                limit_price: c.limit_price,
+                proposed_qty: proposed,
+                final_qty: if client_order_id.is_some() {
+                    c.qty
+                } else {
+                    Decimal::ZERO
+                },
+                client_order_id,
+                steps,
+                outcome,
+            });
+        }
     }
     Plan {
         orders,
@@ -295,7 +300,7 @@ pub(crate) fn prepare<'a>(input: &PlanInput<'a>, cfg: &'a RiskConfig) -> Prepare
     let open = group_open_orders(&snap.open_orders);
 
     // One merge walk over targets ∪ positions ∪ working orders, in symbol order.
-    let mut rows: Vec<Row<'a, '_>> = Vec::with_capacity(targets.len().max(snap.positions.len()));
+    let mut rows: Vec<Row<'a, '_>> = Vec::with_capacity(targets.len() + snap.positions.len());
     let mut marked = snap.cash;
     let (mut gross, mut net) = (Decimal::ZERO, Decimal::ZERO);
     let mut open_buy_notional = Decimal::ZERO;
@@ -410,7 +415,8 @@ pub(crate) fn prepare<'a>(input: &PlanInput<'a>, cfg: &'a RiskConfig) -> Prepare
         turnover: Decimal::ZERO,
         orders: 0,
     };
-    let candidates = rows.iter().filter_map(|r| candidate(r, &ctx)).collect();
+    let mut candidates = Vec::with_capacity(rows.len());
+    candidates.extend(rows.iter().filter_map(|r| candidate(r, &ctx)));
     Prepared {
         ctx,
         candidates,

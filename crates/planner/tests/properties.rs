@@ -393,7 +393,7 @@ proptest! {
             prop_assert_eq!(&d.symbol, &o.symbol);
             prop_assert_eq!(d.side, o.side);
             prop_assert_eq!(d.final_qty, o.qty);
-            prop_assert_eq!(&d.client_order_id, &o.client_order_id);
+            prop_assert_eq!(d.client_order_id.as_ref(), Some(&o.client_order_id));
             prop_assert!(o.qty > Decimal::ZERO && o.qty <= d.proposed_qty, "{d:?}");
             if !w.cfg.planner.fractional {
                 prop_assert_eq!(o.qty, o.qty.trunc());

@@ -47,7 +47,8 @@ pub struct KillSwitchConfig {
     pub drawdown_limit: Decimal,
     /// Engage when this many orders are rejected in one cycle.
     pub reject_storm: u32,
-    /// Engage when this many submissions end with an unresolved unknown outcome in one cycle.
+    /// Engage when submissions get this many unknown-outcome answers (sent, no reply)
+    /// in one cycle, resolved by lookup or not: a venue that keeps timing out is sick.
     pub unknown_outcome_limit: u32,
 }
 
@@ -58,7 +59,7 @@ impl Default for KillSwitchConfig {
             daily_loss_limit: Decimal::new(5, 2),
             drawdown_limit: Decimal::new(15, 2),
             reject_storm: 5,
-            unknown_outcome_limit: 2,
+            unknown_outcome_limit: 3,
         }
     }
 }

@@ -378,29 +378,29 @@ impl Worker {
             });
         }
 
-        let (sent, rejected, unknown) = self.send_all(&cycle_id, &plan.orders, &snapshot).await?;
+        let t = self.send_all(&cycle_id, &plan.orders, &snapshot).await?;
         self.finish_cycle(
             &cycle_id,
-            &format!("sent {sent}, rejected {rejected}, unresolved {unknown}"),
+            &format!(
+                "sent {}, rejected {}, unknown outcomes {}, unresolved {}",
+                t.sent, t.rejected, t.unknown_outcomes, t.unresolved
+            ),
         )
         .await?;
-        if rejected >= self.kill_cfg.reject_storm {
-            self.engage_kill(
-                &format!("reject storm: {rejected} rejects in cycle {cycle_id}"),
-                KillSource::Automatic,
-            )
-            .await?;
-        } else if unknown >= self.kill_cfg.unknown_outcome_limit {
-            self.engage_kill(
-                &format!("{unknown} unresolved unknown outcomes in cycle {cycle_id}"),
-                KillSource::Automatic,
-            )
-            .await?;
+        if t.rejected >= self.kill_cfg.reject_storm {
+            let reason = format!("reject storm: {} rejects in cycle {cycle_id}", t.rejected);
+            self.engage_kill(&reason, KillSource::Automatic).await?;
+        } else if t.unknown_outcomes + t.unresolved >= self.kill_cfg.unknown_outcome_limit {
+            let reason = format!(
+                "repeated unknown outcomes: {} unknown, {} unresolved in cycle {cycle_id}",
+                t.unknown_outcomes, t.unresolved
+            );
+            self.engage_kill(&reason, KillSource::Automatic).await?;
         }
         Ok(CycleOutcome::Submitted {
             cycle_id,
-            sent,
-            rejected,
+            sent: t.sent,
+            rejected: t.rejected,
             blocked,
         })
     }
@@ -540,14 +540,13 @@ impl Worker {
     }
 
     /// Write-ahead intent, then submit, for each order in plan order (sells first).
-    /// Returns (accepted, rejected, unresolved).
     async fn send_all(
         &self,
         cycle_id: &str,
         orders: &[Order],
         snap: &AccountSnapshot,
-    ) -> Result<(u32, u32, u32), WorkerError> {
-        let (mut sent, mut rejected, mut unknown) = (0, 0, 0);
+    ) -> Result<Tally, WorkerError> {
+        let mut tally = Tally::default();
         for order in orders {
             let arrival = snap
                 .quotes
@@ -562,20 +561,20 @@ impl Worker {
                     at: self.now(),
                 })
                 .await?;
-            match self.submit_one(order).await? {
-                Sent::Accepted => sent += 1,
-                Sent::Rejected => rejected += 1,
+            match self.submit_one(order, &mut tally).await? {
+                Sent::Accepted => tally.sent += 1,
+                Sent::Rejected => tally.rejected += 1,
                 Sent::Unresolved => {
-                    unknown += 1;
+                    tally.unresolved += 1;
                     // Fail closed: the broker's state is unknown, send nothing more this cycle.
                     break;
                 }
             }
         }
-        Ok((sent, rejected, unknown))
+        Ok(tally)
     }
 
-    async fn submit_one(&self, order: &Order) -> Result<Sent, WorkerError> {
+    async fn submit_one(&self, order: &Order, tally: &mut Tally) -> Result<Sent, WorkerError> {
         let mut tries = 0;
         loop {
             match self.broker.submit(order).await {
@@ -595,11 +594,18 @@ impl Worker {
                     return Ok(Sent::Rejected);
                 }
                 Err(e @ (BrokerError::DuplicateClientOrderId | BrokerError::UnknownOutcome { .. })) => {
+                    if matches!(e, BrokerError::UnknownOutcome { .. }) {
+                        tally.unknown_outcomes += 1;
+                    }
                     // It may have arrived: ask before anything else is sent for this symbol.
                     match self.broker.order_by_client_id(&order.client_order_id).await {
                         Ok(Some(bo)) => {
                             self.adopt(&bo).await?;
-                            return Ok(Sent::Accepted);
+                            return Ok(if bo.status == OrderStatus::Rejected {
+                                Sent::Rejected
+                            } else {
+                                Sent::Accepted
+                            });
                         }
                         Ok(None) if tries < self.cfg.retry_budget => {
                             tracing::info!(order = %order.client_order_id, error = %e, "not at broker, resending");
@@ -611,7 +617,9 @@ impl Worker {
                     tracing::info!(order = %order.client_order_id, %message, "retryable broker error");
                     let wait = retry_after
                         .unwrap_or(std::time::Duration::from_millis(self.cfg.retry_backoff_ms))
-                        .min(std::time::Duration::from_secs(5));
+                        .min(std::time::Duration::from_millis(
+                            self.cfg.retry_backoff_ms.max(1) * 25,
+                        ));
                     tokio::time::sleep(wait).await;
                 }
                 Err(_) => return Ok(Sent::Unresolved),
@@ -687,6 +695,17 @@ enum Sent {
     Accepted,
     Rejected,
     Unresolved,
+}
+
+/// Counts of one cycle's submissions.
+#[derive(Debug, Default)]
+struct Tally {
+    sent: u32,
+    rejected: u32,
+    /// `UnknownOutcome` answers received (each then resolved by lookup, or not).
+    unknown_outcomes: u32,
+    /// Orders whose fate is still unknown after the retry budget.
+    unresolved: u32,
 }
 
 fn set_expired(set: &TargetSet, now: DateTime<Utc>) -> Option<String> {

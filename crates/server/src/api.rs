@@ -1,0 +1,380 @@
+//! The read-only JSON API under `/api/v1/`. Every page of the dashboard is
+//! rendered in the browser from these endpoints, so anything a person can
+//! see, a script can fetch. Documented in `openapi.json`.
+
+use crate::error::ApiError;
+use crate::model::{self, CycleDecisions, EodView, OrderView, Overview, PositionsResponse};
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use chrono::{DateTime, NaiveDate, Utc};
+use keel_domain::{OrderStatus, Symbol};
+use keel_store::{AuditRow, FillFilter, FillRow, OrderFilter};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Default and largest page sizes for list endpoints.
+const DEFAULT_LIMIT: u32 = 200;
+const MAX_LIMIT: u32 = 5_000;
+/// Default and largest number of cycles per request (each needs one query).
+const DEFAULT_CYCLES: u32 = 20;
+const MAX_CYCLES: u32 = 200;
+/// Default and largest audit page.
+const DEFAULT_AUDIT: u32 = 50;
+const MAX_AUDIT: u32 = 500;
+
+/// The OpenAPI document, kept in the repository next to this crate and
+/// checked against the router by a test.
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+/// Treats an empty query value (an empty filter box) as absent.
+fn present(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn parse_day(v: &Option<String>) -> Result<Option<NaiveDate>, ApiError> {
+    present(v)
+        .map(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| ApiError::bad_param("day", s, e)))
+        .transpose()
+}
+
+fn parse_symbol(v: &Option<String>) -> Result<Option<Symbol>, ApiError> {
+    present(v)
+        .map(|s| Symbol::new(s).map_err(|e| ApiError::bad_param("symbol", s, e)))
+        .transpose()
+}
+
+fn parse_limit(name: &str, v: &Option<String>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match present(v) {
+        None => Ok(default),
+        Some(s) => {
+            let n: u32 = s.parse().map_err(|e| ApiError::bad_param(name, s, e))?;
+            if n == 0 || n > max {
+                return Err(ApiError::bad_param(name, s, format!("must be between 1 and {max}")));
+            }
+            Ok(n)
+        }
+    }
+}
+
+fn parse_u64(name: &str, v: &Option<String>) -> Result<Option<u64>, ApiError> {
+    present(v)
+        .map(|s| s.parse::<u64>().map_err(|e| ApiError::bad_param(name, s, e)))
+        .transpose()
+}
+
+/// `GET /api/v1/overview`: the headline figures. Answered from the cache;
+/// only the market status and day P&L depend on the clock.
+pub(crate) async fn overview(State(state): State<AppState>) -> Result<Json<Overview>, ApiError> {
+    let core = state.cache().core().await?;
+    let now = Utc::now();
+    let pnl = model::day_pnl(core.book.equity, &core.eod, model::pnl_session_date(now));
+    Ok(Json(Overview {
+        as_of: now,
+        account_id: core.account.as_ref().map(|a| a.account_id.clone()),
+        equity: core.book.equity,
+        cash: core.book.cash,
+        gross_exposure: core.book.gross_exposure,
+        net_exposure: core.book.net_exposure,
+        unrealized_pnl: core.book.unrealized_pnl,
+        day_pnl: pnl.map(|p| p.0),
+        day_pnl_basis_date: pnl.map(|p| p.1),
+        positions: core.book.positions.iter().filter(|p| !p.qty.is_zero()).count(),
+        open_orders: core.open_orders,
+        kill_switch: model::KillView::from_state(core.kill.as_ref()),
+        market: model::market_status(now),
+        last_cycle: core.last_cycle.clone(),
+        reconciliation: core.reconciliation.clone(),
+        eod_count: core.eod.len(),
+        last_eod_date: core.eod.last().map(|e| e.date),
+        audit_seq: core.seq,
+    }))
+}
+
+/// `GET /api/v1/positions`.
+pub(crate) async fn positions(State(state): State<AppState>) -> Result<Json<PositionsResponse>, ApiError> {
+    let core = state.cache().core().await?;
+    let b = &core.book;
+    Ok(Json(PositionsResponse {
+        audit_seq: core.seq,
+        cash: b.cash,
+        equity: b.equity,
+        gross_exposure: b.gross_exposure,
+        net_exposure: b.net_exposure,
+        unrealized_pnl: b.unrealized_pnl,
+        target_set_id: core.target_set_id.clone(),
+        positions: b.positions.clone(),
+    }))
+}
+
+/// Query of `GET /api/v1/orders`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct OrdersQuery {
+    day: Option<String>,
+    symbol: Option<String>,
+    status: Option<String>,
+    limit: Option<String>,
+}
+
+/// Response of `GET /api/v1/orders`.
+#[derive(Debug, Serialize)]
+pub(crate) struct OrdersResponse {
+    limit: u32,
+    orders: Vec<OrderView>,
+}
+
+/// `GET /api/v1/orders?day=&symbol=&status=&limit=`: newest first.
+pub(crate) async fn orders(
+    State(state): State<AppState>,
+    Query(q): Query<OrdersQuery>,
+) -> Result<Json<OrdersResponse>, ApiError> {
+    let status = present(&q.status)
+        .map(|s| OrderStatus::parse(s).ok_or_else(|| ApiError::bad_param("status", s, "unknown order status")))
+        .transpose()?;
+    let limit = parse_limit("limit", &q.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let filter = OrderFilter {
+        day: parse_day(&q.day)?,
+        symbol: parse_symbol(&q.symbol)?,
+        status,
+        limit: Some(limit),
+    };
+    let rows = state.store().orders(&filter).await?;
+    Ok(Json(OrdersResponse {
+        limit,
+        orders: rows.into_iter().map(OrderView::from_row).collect(),
+    }))
+}
+
+/// Query of `GET /api/v1/fills`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct FillsQuery {
+    day: Option<String>,
+    symbol: Option<String>,
+    order: Option<String>,
+    limit: Option<String>,
+}
+
+/// Response of `GET /api/v1/fills`.
+#[derive(Debug, Serialize)]
+pub(crate) struct FillsResponse {
+    limit: u32,
+    fills: Vec<FillRow>,
+}
+
+/// `GET /api/v1/fills?day=&symbol=&order=&limit=`: newest first.
+pub(crate) async fn fills(
+    State(state): State<AppState>,
+    Query(q): Query<FillsQuery>,
+) -> Result<Json<FillsResponse>, ApiError> {
+    let limit = parse_limit("limit", &q.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let filter = FillFilter {
+        day: parse_day(&q.day)?,
+        symbol: parse_symbol(&q.symbol)?,
+        client_order_id: present(&q.order).map(str::to_string),
+        limit: Some(limit),
+    };
+    let fills = state.store().fills(&filter).await?;
+    Ok(Json(FillsResponse { limit, fills }))
+}
+
+/// Query of `GET /api/v1/slippage`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct SlippageQuery {
+    day: Option<String>,
+    symbol: Option<String>,
+}
+
+/// `GET /api/v1/slippage?day=&symbol=`.
+pub(crate) async fn slippage(
+    State(state): State<AppState>,
+    Query(q): Query<SlippageQuery>,
+) -> Result<Json<Arc<model::SlippageResponse>>, ApiError> {
+    let v = state
+        .cache()
+        .slippage(parse_day(&q.day)?, parse_symbol(&q.symbol)?)
+        .await?;
+    Ok(Json(v))
+}
+
+/// Response of `GET /api/v1/eod`.
+#[derive(Debug, Serialize)]
+pub(crate) struct EodResponse {
+    audit_seq: u64,
+    snapshots: Arc<Vec<EodView>>,
+}
+
+/// `GET /api/v1/eod`: every end-of-day snapshot, oldest first (the equity curve).
+pub(crate) async fn eod(State(state): State<AppState>) -> Result<Json<EodResponse>, ApiError> {
+    let core = state.cache().core().await?;
+    Ok(Json(EodResponse {
+        audit_seq: core.seq,
+        snapshots: core.eod.clone(),
+    }))
+}
+
+/// Query of the cycle lists.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CyclesQuery {
+    limit: Option<String>,
+}
+
+/// Response of `GET /api/v1/cycles` and `GET /api/v1/guard-decisions`.
+#[derive(Debug, Serialize)]
+pub(crate) struct CyclesResponse {
+    cycles: Vec<CycleDecisions>,
+}
+
+/// Loads the latest `limit` cycles with their decision summaries.
+async fn cycle_list(state: &AppState, limit: u32, keep_actions: bool) -> Result<Vec<CycleDecisions>, ApiError> {
+    let cycles = state.store().cycles(limit).await?;
+    let mut out = Vec::with_capacity(cycles.len());
+    for c in cycles {
+        let plan = state.store().guard_decisions(&c.cycle_id).await?;
+        let mut d = model::cycle_decisions(c, plan.as_ref());
+        if !keep_actions {
+            d.actions.clear();
+        }
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// `GET /api/v1/cycles?limit=`: the latest cycles with pass/resize/block counts.
+pub(crate) async fn cycles(
+    State(state): State<AppState>,
+    Query(q): Query<CyclesQuery>,
+) -> Result<Json<CyclesResponse>, ApiError> {
+    let limit = parse_limit("limit", &q.limit, DEFAULT_CYCLES, MAX_CYCLES)?;
+    Ok(Json(CyclesResponse {
+        cycles: cycle_list(&state, limit, false).await?,
+    }))
+}
+
+/// `GET /api/v1/guard-decisions?limit=`: the latest cycles with every block
+/// and resize (what was stopped or shrunk, by which guard, and why).
+pub(crate) async fn guard_decisions(
+    State(state): State<AppState>,
+    Query(q): Query<CyclesQuery>,
+) -> Result<Json<CyclesResponse>, ApiError> {
+    let limit = parse_limit("limit", &q.limit, DEFAULT_CYCLES, MAX_CYCLES)?;
+    Ok(Json(CyclesResponse {
+        cycles: cycle_list(&state, limit, true).await?,
+    }))
+}
+
+/// Response of `GET /api/v1/cycles/{cycle_id}/decisions`.
+#[derive(Debug, Serialize)]
+pub(crate) struct DecisionsResponse {
+    cycle_id: String,
+    /// The planner's full output as recorded (orders, decisions with every
+    /// guard step, exposure, plan blocks).
+    plan: serde_json::Value,
+}
+
+/// `GET /api/v1/cycles/{cycle_id}/decisions`: the raw recorded plan.
+pub(crate) async fn cycle_decisions(
+    State(state): State<AppState>,
+    Path(cycle_id): Path<String>,
+) -> Result<Json<DecisionsResponse>, ApiError> {
+    let plan = state
+        .store()
+        .guard_decisions(&cycle_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(DecisionsResponse { cycle_id, plan }))
+}
+
+/// Query of `GET /api/v1/audit`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct AuditQuery {
+    after: Option<String>,
+    before: Option<String>,
+    limit: Option<String>,
+}
+
+/// Response of `GET /api/v1/audit`.
+#[derive(Debug, Serialize)]
+pub(crate) struct AuditResponse {
+    head_seq: u64,
+    head_hash: String,
+    limit: u32,
+    rows: Vec<AuditRow>,
+}
+
+/// `GET /api/v1/audit?after=|before=&limit=`: a page of audit rows in
+/// sequence order; without `after` or `before`, the newest page.
+pub(crate) async fn audit(
+    State(state): State<AppState>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<AuditResponse>, ApiError> {
+    let limit = parse_limit("limit", &q.limit, DEFAULT_AUDIT, MAX_AUDIT)?;
+    let after = parse_u64("after", &q.after)?;
+    let before = parse_u64("before", &q.before)?;
+    // Read the head directly: the audit page should show rows the moment they exist.
+    let (head_seq, head_hash) = state.store().audit_head().await?;
+    let (from, upto) = match (after, before) {
+        (Some(a), _) => (a, None),
+        (None, Some(b)) => (b.saturating_sub(1).saturating_sub(u64::from(limit)), Some(b)),
+        (None, None) => (head_seq.saturating_sub(u64::from(limit)), None),
+    };
+    let mut rows = state.store().audit_page(from, limit).await?;
+    if let Some(b) = upto {
+        rows.retain(|r| r.seq < b);
+    }
+    Ok(Json(AuditResponse {
+        head_seq,
+        head_hash,
+        limit,
+        rows,
+    }))
+}
+
+/// Response of `GET /api/v1/audit/verify`.
+#[derive(Debug, Serialize)]
+pub(crate) struct VerifyResponse {
+    ok: bool,
+    events: u64,
+    first_bad_seq: Option<u64>,
+    first_bad_reason: Option<String>,
+    verified_head_seq: u64,
+    verified_at: DateTime<Utc>,
+    in_progress: bool,
+}
+
+/// `GET /api/v1/audit/verify`: hash-chain verification status (re-run in
+/// the background when the log grew; see the cache).
+pub(crate) async fn audit_verify(State(state): State<AppState>) -> Result<Json<VerifyResponse>, ApiError> {
+    let (v, in_progress) = state.cache().verify().await?;
+    Ok(Json(VerifyResponse {
+        ok: v.report.is_ok(),
+        events: v.report.events,
+        first_bad_seq: v.report.first_bad.as_ref().map(|b| b.0),
+        first_bad_reason: v.report.first_bad.as_ref().map(|b| b.1.clone()),
+        verified_head_seq: v.head_seq,
+        verified_at: v.at,
+        in_progress,
+    }))
+}
+
+/// Response of `GET /api/v1/health`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Health {
+    status: &'static str,
+    audit_seq: u64,
+}
+
+/// `GET /api/v1/health`: 200 when the store answers.
+pub(crate) async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    let core = state.cache().core().await?;
+    Ok(Json(Health {
+        status: "ok",
+        audit_seq: core.seq,
+    }))
+}
+
+/// `GET /api/v1/openapi.json`.
+pub(crate) async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON)
+}
