@@ -1,0 +1,141 @@
+// keel dashboard charts: a tiny canvas line and bar chart, embedded in the
+// binary so the dashboard works offline and loads nothing from a CDN.
+// Values arrive as decimal strings; charts only need approximate positions,
+// so converting to binary floats here is fine (tables show exact text).
+'use strict';
+(function (global) {
+  var AXIS = '#8a94a6';
+  var GRID = 'rgba(138,148,166,0.25)';
+  var FONT = '11px system-ui, sans-serif';
+  var PAD = { l: 64, r: 12, t: 10, b: 24 };
+
+  // Sizes the backing store to the element's CSS size and device pixel
+  // ratio, so lines are crisp on high-DPI screens. Returns drawing metrics.
+  function setup(canvas) {
+    var dpr = global.devicePixelRatio || 1;
+    var w = canvas.clientWidth || canvas.width;
+    var h = canvas.clientHeight || canvas.height;
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(h * dpr);
+    var ctx = canvas.getContext('2d');
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    ctx.font = FONT;
+    return { ctx: ctx, w: w, h: h, pw: w - PAD.l - PAD.r, ph: h - PAD.t - PAD.b };
+  }
+
+  // "Nice" tick step (1, 2 or 5 × 10^k) giving about `n` ticks over span.
+  function niceStep(span, n) {
+    if (!(span > 0)) return 1;
+    var raw = span / n;
+    var mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    var f = raw / mag;
+    return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * mag;
+  }
+
+  function fmtTick(v, step) {
+    var a = Math.abs(v);
+    if (a >= 1e9) return (v / 1e9).toFixed(step >= 1e9 ? 0 : 1) + 'B';
+    if (a >= 1e6) return (v / 1e6).toFixed(step >= 1e6 ? 0 : 1) + 'M';
+    if (a >= 1e4) return (v / 1e3).toFixed(step >= 1e3 ? 0 : 1) + 'k';
+    return step >= 1 ? v.toFixed(0) : v.toFixed(Math.min(4, Math.ceil(-Math.log10(step))));
+  }
+
+  // Draws the y grid and labels for [lo, hi]; returns a value→pixel map.
+  function yAxis(m, lo, hi) {
+    if (lo === hi) { lo -= 1; hi += 1; }
+    var step = niceStep(hi - lo, 5);
+    lo = Math.floor(lo / step) * step;
+    hi = Math.ceil(hi / step) * step;
+    var y = function (v) { return PAD.t + m.ph - ((v - lo) / (hi - lo)) * m.ph; };
+    var ctx = m.ctx;
+    ctx.textAlign = 'right';
+    ctx.textBaseline = 'middle';
+    for (var v = lo; v <= hi + step / 2; v += step) {
+      ctx.strokeStyle = GRID;
+      ctx.beginPath();
+      ctx.moveTo(PAD.l, Math.round(y(v)) + 0.5);
+      ctx.lineTo(PAD.l + m.pw, Math.round(y(v)) + 0.5);
+      ctx.stroke();
+      ctx.fillStyle = AXIS;
+      ctx.fillText(fmtTick(v, step), PAD.l - 6, y(v));
+    }
+    return y;
+  }
+
+  // X labels: first, middle and last, so long histories stay legible.
+  function xLabels(m, labels, x) {
+    var ctx = m.ctx;
+    ctx.fillStyle = AXIS;
+    ctx.textBaseline = 'top';
+    var idx = labels.length > 2 ? [0, Math.floor((labels.length - 1) / 2), labels.length - 1] : labels.map(function (_, i) { return i; });
+    idx.forEach(function (i, k) {
+      ctx.textAlign = k === 0 ? 'left' : k === idx.length - 1 ? 'right' : 'center';
+      ctx.fillText(String(labels[i]), x(i), PAD.t + m.ph + 6);
+    });
+  }
+
+  function empty(m, text) {
+    m.ctx.fillStyle = AXIS;
+    m.ctx.textAlign = 'center';
+    m.ctx.textBaseline = 'middle';
+    m.ctx.fillText(text || 'no data yet', m.w / 2, m.h / 2);
+  }
+
+  // Line chart. opts: {labels: [..], series: [{values: [..], color}]}
+  function line(canvas, opts) {
+    var m = setup(canvas);
+    var series = (opts.series || []).map(function (s) {
+      return { color: s.color || '#2563eb', values: s.values.map(Number) };
+    });
+    var n = opts.labels ? opts.labels.length : 0;
+    var all = [];
+    series.forEach(function (s) { s.values.forEach(function (v) { if (isFinite(v)) all.push(v); }); });
+    if (n === 0 || all.length === 0) return empty(m, opts.emptyText);
+    var lo = Math.min.apply(null, all), hi = Math.max.apply(null, all);
+    var y = yAxis(m, lo, hi);
+    var x = function (i) { return PAD.l + (n === 1 ? m.pw / 2 : (i / (n - 1)) * m.pw); };
+    xLabels(m, opts.labels, x);
+    var ctx = m.ctx;
+    ctx.lineWidth = 2;
+    ctx.lineJoin = 'round';
+    series.forEach(function (s) {
+      ctx.strokeStyle = s.color;
+      ctx.beginPath();
+      var started = false;
+      s.values.forEach(function (v, i) {
+        if (!isFinite(v)) { started = false; return; }
+        if (started) ctx.lineTo(x(i), y(v)); else { ctx.moveTo(x(i), y(v)); started = true; }
+      });
+      ctx.stroke();
+      if (n === 1) { ctx.fillStyle = s.color; ctx.fillRect(x(0) - 3, y(s.values[0]) - 3, 6, 6); }
+    });
+  }
+
+  // Bar chart. opts: {labels, values, color, negColor}
+  function bars(canvas, opts) {
+    var m = setup(canvas);
+    var vals = (opts.values || []).map(Number);
+    var n = vals.length;
+    if (n === 0) return empty(m, opts.emptyText);
+    var y = yAxis(m, Math.min(0, Math.min.apply(null, vals)), Math.max(0, Math.max.apply(null, vals)));
+    var slot = m.pw / n;
+    var bw = Math.max(1, slot * 0.8);
+    var x = function (i) { return PAD.l + slot * i + slot / 2; };
+    xLabels(m, opts.labels || [], x);
+    var ctx = m.ctx;
+    vals.forEach(function (v, i) {
+      if (!isFinite(v)) return;
+      ctx.fillStyle = v < 0 ? (opts.negColor || '#dc2626') : (opts.color || '#2563eb');
+      var y0 = y(0), y1 = y(v);
+      ctx.fillRect(x(i) - bw / 2, Math.min(y0, y1), bw, Math.max(1, Math.abs(y1 - y0)));
+    });
+    ctx.strokeStyle = AXIS;
+    ctx.beginPath();
+    ctx.moveTo(PAD.l, Math.round(y(0)) + 0.5);
+    ctx.lineTo(PAD.l + m.pw, Math.round(y(0)) + 0.5);
+    ctx.stroke();
+  }
+
+  global.KeelChart = { line: line, bars: bars };
+})(window);
