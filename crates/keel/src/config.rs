@@ -134,13 +134,9 @@ impl KeelConfig {
 
 /// The commented example `keel init` writes: every key with its default.
 pub fn example() -> String {
-    let mut out = String::from(
-        "# keel.toml — every key shown with its default. Delete what you do not change.\n\
-         # Unknown keys are refused (exit code 2), so a misspelt limit is never ignored.\n\n",
-    );
-    match toml::to_string_pretty(&KeelConfig::default()) {
-        Ok(body) => out.push_str(&body),
-        Err(e) => out.push_str(&format!("# could not render defaults: {e}\n")),
+    match crate::config_doc::render() {
+        Ok(s) => s,
+        // Unreachable in a tested build (a unit test keeps every key documented).
+        Err(missing) => format!("# undocumented keys: {missing:?}\n"),
     }
-    out
 }

@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod config;
+mod config_doc;
 mod demo;
 mod error;
 mod live;

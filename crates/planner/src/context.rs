@@ -113,6 +113,10 @@ pub(crate) struct Ctx<'a> {
     pub recent_orders: usize,
     /// Set when the account cooldown is active: its explanation.
     pub account_cooldown: Option<String>,
+    /// The no-trade band in currency, with its shared explanation.
+    pub band: crate::guards::no_trade_band::Band,
+    /// Limit-price factors for the configured offset.
+    pub pricer: num::LimitPricer,
 }
 
 impl Ctx<'_> {

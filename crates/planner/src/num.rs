@@ -51,27 +51,44 @@ pub(crate) fn reference(q: &Quote) -> Option<Decimal> {
     (px > Decimal::ZERO).then_some(px)
 }
 
-/// Limit price for an order at `bps` basis points through the reference:
-/// buys at `reference × (1 + bps)`, sells at `reference × (1 − bps)`.
+/// Limit prices at a fixed offset through the reference: buys at
+/// `reference × (1 + bps)`, sells at `reference × (1 − bps)`. The two factors
+/// are computed once per plan.
 ///
 /// Ticks follow Reg NMS Rule 612: cents from $1, 4 decimal places below.
 /// Buys round down and sells round up, so rounding never makes the order
-/// more aggressive than configured. `None` when the result overflows or is
-/// not positive.
-pub(crate) fn limit_price(side: Side, reference: Decimal, bps: Decimal) -> Option<Decimal> {
-    let offset = bps.checked_div(BPS)?;
-    let factor = match side {
-        Side::Buy => Decimal::ONE.checked_add(offset)?,
-        Side::Sell => Decimal::ONE.checked_sub(offset)?,
-    };
-    let raw = reference.checked_mul(factor)?;
-    let dp = if raw >= Decimal::ONE { 2 } else { 4 };
-    let strategy = match side {
-        Side::Buy => RoundingStrategy::ToNegativeInfinity,
-        Side::Sell => RoundingStrategy::ToPositiveInfinity,
-    };
-    let px = raw.round_dp_with_strategy(dp, strategy);
-    (px > Decimal::ZERO).then_some(px)
+/// more aggressive than configured.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LimitPricer {
+    buy: Option<Decimal>,
+    sell: Option<Decimal>,
+}
+
+impl LimitPricer {
+    pub(crate) fn new(bps: Decimal) -> Self {
+        let offset = bps.checked_div(BPS);
+        Self {
+            buy: offset.and_then(|o| Decimal::ONE.checked_add(o)),
+            sell: offset.and_then(|o| Decimal::ONE.checked_sub(o)),
+        }
+    }
+
+    /// The limit for `side`; `None` when it overflows or is not positive.
+    pub(crate) fn price(&self, side: Side, reference: Decimal) -> Option<Decimal> {
+        let (factor, strategy) = match side {
+            Side::Buy => (self.buy?, RoundingStrategy::ToNegativeInfinity),
+            Side::Sell => (self.sell?, RoundingStrategy::ToPositiveInfinity),
+        };
+        let raw = reference.checked_mul(factor)?;
+        let dp = if raw >= Decimal::ONE { 2 } else { 4 };
+        let px = raw.round_dp_with_strategy(dp, strategy);
+        (px > Decimal::ZERO).then_some(px)
+    }
+}
+
+#[cfg(test)]
+fn limit_price(side: Side, reference: Decimal, bps: Decimal) -> Option<Decimal> {
+    LimitPricer::new(bps).price(side, reference)
 }
 
 /// Seconds config values are `u64`; chrono works in `i64` milliseconds. This

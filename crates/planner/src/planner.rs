@@ -392,6 +392,8 @@ pub(crate) fn prepare<'a>(input: &PlanInput<'a>, cfg: &'a RiskConfig) -> Prepare
         } else {
             0
         },
+        band: g.no_trade_band.band(equity),
+        pricer: num::LimitPricer::new(cfg.planner.limit_offset_bps),
         account_cooldown: if g.cooldown.enabled {
             g.cooldown.account_active(input.state, input.now)
         } else {
@@ -560,7 +562,7 @@ fn candidate<'a>(r: &Row<'a, '_>, ctx: &Ctx<'a>) -> Option<Candidate<'a>> {
     match r.price {
         None => c.pre_block = Some(stale_quote::missing(r.symbol, r.quote.is_some())),
         Some(px) if planner_cfg.order_type == OrderType::Limit => {
-            c.limit_price = num::limit_price(c.side, px, planner_cfg.limit_offset_bps);
+            c.limit_price = ctx.pricer.price(c.side, px);
             if c.limit_price.is_none() {
                 c.pre_block = Some(PreBlock {
                     guard: GuardId::Planner,

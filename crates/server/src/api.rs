@@ -52,7 +52,11 @@ fn parse_limit(name: &str, v: &Option<String>, default: u32, max: u32) -> Result
         Some(s) => {
             let n: u32 = s.parse().map_err(|e| ApiError::bad_param(name, s, e))?;
             if n == 0 || n > max {
-                return Err(ApiError::bad_param(name, s, format!("must be between 1 and {max}")));
+                return Err(ApiError::bad_param(
+                    name,
+                    s,
+                    format!("must be between 1 and {max}"),
+                ));
             }
             Ok(n)
         }
@@ -131,7 +135,9 @@ pub(crate) async fn orders(
     Query(q): Query<OrdersQuery>,
 ) -> Result<Json<OrdersResponse>, ApiError> {
     let status = present(&q.status)
-        .map(|s| OrderStatus::parse(s).ok_or_else(|| ApiError::bad_param("status", s, "unknown order status")))
+        .map(|s| {
+            OrderStatus::parse(s).ok_or_else(|| ApiError::bad_param("status", s, "unknown order status"))
+        })
         .transpose()?;
     let limit = parse_limit("limit", &q.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let filter = OrderFilter {
@@ -227,7 +233,11 @@ pub(crate) struct CyclesResponse {
 }
 
 /// Loads the latest `limit` cycles with their decision summaries.
-async fn cycle_list(state: &AppState, limit: u32, keep_actions: bool) -> Result<Vec<CycleDecisions>, ApiError> {
+async fn cycle_list(
+    state: &AppState,
+    limit: u32,
+    keep_actions: bool,
+) -> Result<Vec<CycleDecisions>, ApiError> {
     let cycles = state.store().cycles(limit).await?;
     let mut out = Vec::with_capacity(cycles.len());
     for c in cycles {

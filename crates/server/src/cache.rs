@@ -12,11 +12,12 @@
 //! (stale by at most that interval). Without that bound, 100 concurrent
 //! clients would queue on the connection pool just to learn nothing changed.
 
-use crate::model::{self, Book, EodView, Mark};
+use crate::model::{self, Book, EodView};
 use chrono::{DateTime, Utc};
 use keel_domain::{Event, Symbol, TargetSet};
 use keel_store::{
-    AccountRow, ChainReport, CycleRow, FillFilter, KillState, OrderFilter, ReconciliationRow, Store, StoreError,
+    AccountRow, ChainReport, CycleRow, FillFilter, KillState, OrderFilter, ReconciliationRow, Store,
+    StoreError,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -295,7 +296,11 @@ impl Cache {
                 return Ok(v.clone());
             }
         }
-        let window = if day.is_some() { SLIPPAGE_DAY_WINDOW } else { SLIPPAGE_WINDOW };
+        let window = if day.is_some() {
+            SLIPPAGE_DAY_WINDOW
+        } else {
+            SLIPPAGE_WINDOW
+        };
         // One extra row tells whether the window cut anything off.
         let mut fills = self
             .store

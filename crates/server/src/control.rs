@@ -69,7 +69,11 @@ pub trait ControlPort: Send + Sync {
     async fn release_kill(&self, reason: &str) -> Result<bool, ControlError>;
     /// Validates and queues a target set (JSON, or CSV when the content type
     /// says so); returns the set's id.
-    async fn submit_target_set(&self, body: &[u8], content_type: Option<&str>) -> Result<String, ControlError>;
+    async fn submit_target_set(
+        &self,
+        body: &[u8],
+        content_type: Option<&str>,
+    ) -> Result<String, ControlError>;
 }
 
 /// SHA-256 of a token. Comparing digests (fixed length) in constant time
@@ -102,9 +106,12 @@ pub(crate) async fn require_token(State(state): State<AppState>, req: Request, n
     if !ok {
         // The presented value is never logged: a typo'd token is still a secret.
         tracing::warn!(path = %req.uri().path(), "control API: missing or wrong bearer token");
-        let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, "missing or invalid bearer token").into_response();
-        resp.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"keel-control\""));
+        let mut resp =
+            ApiError::new(StatusCode::UNAUTHORIZED, "missing or invalid bearer token").into_response();
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"keel-control\""),
+        );
         return resp;
     }
     next.run(req).await
@@ -120,8 +127,12 @@ struct ReasonBody {
 /// Parses and checks `{"reason": "..."}`. Parsed from raw bytes whatever the
 /// content type, so `curl -d` works without a header.
 fn reason(body: &[u8]) -> Result<String, ApiError> {
-    let b: ReasonBody = serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body must be {{\"reason\": \"...\"}}: {e}")))?;
+    let b: ReasonBody = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("body must be {{\"reason\": \"...\"}}: {e}"),
+        )
+    })?;
     let r = b.reason.trim();
     if r.is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "reason must not be empty"));
@@ -185,9 +196,16 @@ pub(crate) async fn resume(State(state): State<AppState>, body: Bytes) -> Result
 }
 
 /// `POST /api/v1/control/target-sets`.
-pub(crate) async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub(crate) async fn submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     if body.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "empty body: send a target set"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "empty body: send a target set",
+        ));
     }
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let port = state.control().ok_or_else(ApiError::not_found)?;
@@ -227,7 +245,10 @@ mod tests {
         assert!(reason(br#"{"reason":"  "}"#).is_err());
         assert!(reason(br#"{"reason":"x","extra":1}"#).is_err());
         assert!(reason(b"not json").is_err());
-        assert_eq!(reason(br#"{"reason":" fat finger "}"#).ok(), Some("fat finger".to_string()));
+        assert_eq!(
+            reason(br#"{"reason":" fat finger "}"#).ok(),
+            Some("fat finger".to_string())
+        );
         let long = format!(r#"{{"reason":"{}"}}"#, "a".repeat(MAX_REASON_LEN + 1));
         assert!(reason(long.as_bytes()).is_err());
     }

@@ -31,7 +31,10 @@ impl ApiError {
     pub fn bad_param(name: &str, value: &str, why: impl std::fmt::Display) -> Self {
         // The value is echoed inside JSON (escaped by serde), never into HTML.
         let shown: String = value.chars().take(64).collect();
-        Self::new(StatusCode::BAD_REQUEST, format!("query parameter {name}={shown:?}: {why}"))
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            format!("query parameter {name}={shown:?}: {why}"),
+        )
     }
 
     /// 404.
@@ -45,7 +48,10 @@ impl From<StoreError> for ApiError {
         // Store errors can name files and servers; the details go to the log,
         // the client learns only that the store failed.
         tracing::error!(error = %e, "store query failed while serving a request");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "store unavailable; see the server log")
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store unavailable; see the server log",
+        )
     }
 }
 

@@ -1,1 +1,371 @@
-//! placeholder
+//! keel's HTTP face: a read-only dashboard, its JSON API, Prometheus
+//! `/metrics`, and an opt-in control API.
+//!
+//! - **Dashboard** (`/`, `/positions`, `/orders`, `/slippage`, `/eod`,
+//!   `/guards`, `/audit`): static pages whose script fetches the JSON API
+//!   every few seconds and writes values with `textContent`. Charts are drawn
+//!   by a small canvas module compiled into the binary; nothing is loaded
+//!   from the network, so it works offline.
+//! - **JSON API** under `/api/v1/`, documented in `openapi.json` (served at
+//!   `/api/v1/openapi.json`; a test checks it against the router).
+//! - **`/metrics`**: store-derived gauges computed at scrape time plus the
+//!   worker's counters and histograms (see [`metrics_names`]).
+//! - **Control API** under `/api/v1/control/`: only mounted when a token is
+//!   configured and the binary provides a [`ControlPort`]; bearer token
+//!   compared in constant time; every action goes through the port, which
+//!   audits it.
+//!
+//! Nothing reachable without the token changes state: the read-only router
+//! has GET routes only, so any other method gets 405.
+//!
+//! Binds to `127.0.0.1:8080` by default. Another address is an explicit
+//! configuration choice and is logged as a warning.
+
+#![warn(missing_docs)]
+
+mod api;
+mod cache;
+mod control;
+mod error;
+mod metrics;
+mod model;
+mod pages;
+mod state;
+
+pub use api::OPENAPI_JSON;
+pub use cache::HEAD_CHECK_INTERVAL;
+pub use control::{ControlError, ControlPort, MAX_CONTROL_BODY, MAX_REASON_LEN};
+pub use metrics::{install_metrics_recorder, metrics_names, metrics_recorder};
+pub use metrics_exporter_prometheus::PrometheusHandle;
+pub use model::{
+    Book, Bucket, CycleDecisions, EodView, GuardAction, KillView, Mark, MarketStatus, OrderView, Overview,
+    PositionView, PositionsResponse, PriceSource, Shortfall, SlipGroup, SlipSummary, SlippageResponse,
+};
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::handler::Handler;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use keel_store::Store;
+use state::AppState;
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+/// The default bind address: loopback only, so the dashboard is private to
+/// the machine unless an operator decides otherwise.
+pub const DEFAULT_BIND: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+
+/// Default seconds between dashboard refreshes.
+pub const DEFAULT_REFRESH_SECS: u64 = 5;
+
+/// Server configuration.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// Listen address; [`DEFAULT_BIND`] (127.0.0.1:8080) unless configured.
+    pub bind: SocketAddr,
+    /// Bearer token for the control API; `None` (or empty) leaves the control
+    /// API unmounted. The binary loads it from `KEEL_CONTROL_TOKEN` or a file;
+    /// it is never logged (`Debug` redacts it).
+    pub control_token: Option<String>,
+    /// Seconds between dashboard refreshes (at least 1).
+    pub refresh_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: DEFAULT_BIND,
+            control_token: None,
+            refresh_secs: DEFAULT_REFRESH_SECS,
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("bind", &self.bind)
+            .field(
+                "control_token",
+                &self.control_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("refresh_secs", &self.refresh_secs)
+            .finish()
+    }
+}
+
+impl ServerConfig {
+    /// The token, when it is set and non-empty.
+    fn token(&self) -> Option<&str> {
+        self.control_token.as_deref().filter(|t| !t.is_empty())
+    }
+}
+
+/// What can stop the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The listen address could not be bound (in use, no permission, ...).
+    #[error("cannot bind the dashboard to {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("dashboard server failed: {0}")]
+    Serve(#[source] std::io::Error),
+    /// The metrics recorder could not be built or installed (for example a
+    /// global recorder is already installed).
+    #[error("cannot set up the metrics recorder: {0}")]
+    Metrics(#[from] metrics_exporter_prometheus::BuildError),
+}
+
+/// One mounted route (method and path pattern), as [`router_with_table`]
+/// reports it: the OpenAPI test compares this list with `openapi.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouteInfo {
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// Path pattern in OpenAPI/axum syntax (`/api/v1/cycles/{cycle_id}/decisions`).
+    pub path: &'static str,
+    /// True for control routes (token required).
+    pub control: bool,
+}
+
+/// Registers routes and records each one, so the route list cannot drift
+/// from what is mounted.
+struct Routes {
+    router: Router<AppState>,
+    table: Vec<RouteInfo>,
+    control: bool,
+}
+
+impl Routes {
+    fn new(control: bool) -> Self {
+        Self {
+            router: Router::new(),
+            table: Vec::new(),
+            control,
+        }
+    }
+
+    fn get<H, T>(mut self, path: &'static str, h: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, axum::routing::get(h));
+        self.table.push(RouteInfo {
+            method: "GET",
+            path,
+            control: self.control,
+        });
+        self
+    }
+
+    fn post<H, T>(mut self, path: &'static str, h: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, axum::routing::post(h));
+        self.table.push(RouteInfo {
+            method: "POST",
+            path,
+            control: self.control,
+        });
+        self
+    }
+}
+
+/// The application: dashboard, JSON API, `/metrics`, and the control API
+/// when `cfg.control_token` is set and `control` is given.
+///
+/// `metrics` is the handle from [`install_metrics_recorder`]; without it
+/// `/metrics` still serves the store-derived gauges.
+pub fn router(
+    store: Arc<dyn Store>,
+    control: Option<Arc<dyn ControlPort>>,
+    cfg: &ServerConfig,
+    metrics: Option<PrometheusHandle>,
+) -> Router {
+    router_with_table(store, control, cfg, metrics).0
+}
+
+/// [`router`], plus the list of routes it mounted.
+pub fn router_with_table(
+    store: Arc<dyn Store>,
+    control: Option<Arc<dyn ControlPort>>,
+    cfg: &ServerConfig,
+    metrics: Option<PrometheusHandle>,
+) -> (Router, Vec<RouteInfo>) {
+    let token = cfg.token();
+    let control = match (token, control) {
+        (Some(_), Some(c)) => Some(c),
+        _ => None,
+    };
+    let control_on = control.is_some();
+    let state = AppState::new(
+        store,
+        control,
+        token.filter(|_| control_on),
+        metrics,
+        cfg.refresh_secs.max(1),
+    );
+
+    let read = Routes::new(false)
+        .get("/", pages::overview)
+        .get("/positions", pages::positions)
+        .get("/orders", pages::orders)
+        .get("/slippage", pages::slippage)
+        .get("/eod", pages::eod)
+        .get("/guards", pages::guards)
+        .get("/audit", pages::audit)
+        .get("/assets/app.js", pages::app_js)
+        .get("/assets/chart.js", pages::chart_js)
+        .get("/assets/style.css", pages::style_css)
+        .get("/metrics", metrics::handler)
+        .get("/api/v1/health", api::health)
+        .get("/api/v1/openapi.json", api::openapi)
+        .get("/api/v1/overview", api::overview)
+        .get("/api/v1/positions", api::positions)
+        .get("/api/v1/orders", api::orders)
+        .get("/api/v1/fills", api::fills)
+        .get("/api/v1/slippage", api::slippage)
+        .get("/api/v1/eod", api::eod)
+        .get("/api/v1/cycles", api::cycles)
+        .get("/api/v1/cycles/{cycle_id}/decisions", api::cycle_decisions)
+        .get("/api/v1/guard-decisions", api::guard_decisions)
+        .get("/api/v1/audit", api::audit)
+        .get("/api/v1/audit/verify", api::audit_verify);
+    let mut table = read.table;
+    let mut app = read.router;
+
+    if control_on {
+        let ctl = Routes::new(true)
+            .post("/api/v1/control/kill", control::kill)
+            .post("/api/v1/control/resume", control::resume)
+            .post("/api/v1/control/target-sets", control::submit);
+        table.extend(ctl.table);
+        // route_layer: the token check runs only for matched control routes,
+        // before any extractor reads the body.
+        let ctl = ctl
+            .router
+            .route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                control::require_token,
+            ))
+            .layer(DefaultBodyLimit::max(MAX_CONTROL_BODY));
+        app = app.merge(ctl);
+    }
+
+    let app = app
+        .fallback(not_found)
+        .with_state(state)
+        .layer(middleware::from_fn(security_headers));
+    (app, table)
+}
+
+/// 404 for anything unrouted (including the control paths when the control API is off).
+async fn not_found() -> Response {
+    error::ApiError::new(StatusCode::NOT_FOUND, "not found").into_response()
+}
+
+/// The Content-Security-Policy: scripts, styles and fetches only from this
+/// origin, no inline script, no framing, no forms. Even a rendering bug that
+/// turned data into markup could not run script under it.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// Adds the security headers to every response.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    // Live figures must never come from a browser or proxy cache.
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+/// Binds `cfg.bind` and serves until `shutdown` completes.
+///
+/// Warns when the address is not loopback: the dashboard then is reachable
+/// from the network, which must be a deliberate choice.
+pub async fn serve<F>(
+    cfg: ServerConfig,
+    store: Arc<dyn Store>,
+    control: Option<Arc<dyn ControlPort>>,
+    metrics: Option<PrometheusHandle>,
+    shutdown: F,
+) -> Result<(), ServerError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    if !cfg.bind.ip().is_loopback() {
+        tracing::warn!(
+            bind = %cfg.bind,
+            "dashboard bound to a non-loopback address: it is reachable from the network; \
+             use 127.0.0.1 unless that is intended"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(cfg.bind)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: cfg.bind,
+            source,
+        })?;
+    serve_listener(listener, cfg, store, control, metrics, shutdown).await
+}
+
+/// Serves on an already-bound listener (tests bind `127.0.0.1:0` and read
+/// the port; the binary can print the address before serving).
+pub async fn serve_listener<F>(
+    listener: tokio::net::TcpListener,
+    cfg: ServerConfig,
+    store: Arc<dyn Store>,
+    control: Option<Arc<dyn ControlPort>>,
+    metrics: Option<PrometheusHandle>,
+    shutdown: F,
+) -> Result<(), ServerError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    use axum::serve::ListenerExt;
+    let addr = listener.local_addr().map_err(ServerError::Serve)?;
+    if !addr.ip().is_loopback() && addr != cfg.bind {
+        tracing::warn!(bind = %addr, "dashboard listening on a non-loopback address");
+    }
+    let control_on = cfg.token().is_some() && control.is_some();
+    if cfg.token().is_some() && control.is_none() {
+        tracing::warn!("a control token is configured but no control port was given: control API is off");
+    }
+    tracing::info!(addr = %addr, control_api = control_on, "dashboard listening on http://{addr}/");
+    let app = router(store, control, &cfg, metrics);
+    // Small JSON answers should leave at once, not wait on Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServerError::Serve)
+}

@@ -20,7 +20,9 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    BuildError, Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 use rust_decimal::Decimal;
 use std::fmt::Write as _;
 
@@ -124,7 +126,10 @@ const BROKER_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 
 fn builder() -> Result<PrometheusBuilder, BuildError> {
     PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(m::CYCLE_DURATION.to_string()), CYCLE_BUCKETS)?
-        .set_buckets_for_metric(Matcher::Full(m::BROKER_REQUEST_DURATION.to_string()), BROKER_BUCKETS)
+        .set_buckets_for_metric(
+            Matcher::Full(m::BROKER_REQUEST_DURATION.to_string()),
+            BROKER_BUCKETS,
+        )
 }
 
 /// Describes the worker's metrics so `# HELP` lines appear.
@@ -135,11 +140,25 @@ fn describe() {
     describe_counter!(m::FILLS, "Fills recorded");
     describe_counter!(m::ORDERS_REJECTED, "Orders rejected by the broker, by reason");
     describe_counter!(m::ORDERS_CANCELED, "Orders cancelled by keel, by reason");
-    describe_counter!(m::GUARD_BLOCKS, "Proposed orders blocked by a guard, by guard and reason");
-    describe_counter!(m::GUARD_RESIZES, "Proposed orders resized by a guard, by guard and reason");
+    describe_counter!(
+        m::GUARD_BLOCKS,
+        "Proposed orders blocked by a guard, by guard and reason"
+    );
+    describe_counter!(
+        m::GUARD_RESIZES,
+        "Proposed orders resized by a guard, by guard and reason"
+    );
     describe_counter!(m::CYCLES, "Execution cycles, by outcome");
-    describe_histogram!(m::CYCLE_DURATION, Unit::Seconds, "Wall time of one execution cycle");
-    describe_histogram!(m::BROKER_REQUEST_DURATION, Unit::Seconds, "Latency of broker requests, by operation");
+    describe_histogram!(
+        m::CYCLE_DURATION,
+        Unit::Seconds,
+        "Wall time of one execution cycle"
+    );
+    describe_histogram!(
+        m::BROKER_REQUEST_DURATION,
+        Unit::Seconds,
+        "Latency of broker requests, by operation"
+    );
     describe_counter!(m::BROKER_ERRORS, "Failed broker requests, by operation and kind");
     describe_counter!(m::KILL_SWITCH_ENGAGEMENTS, "Kill-switch engagements, by source");
     describe_counter!(m::RECONCILIATIONS, "Reconciliations with the broker, by outcome");
@@ -176,18 +195,53 @@ fn dec(d: Decimal) -> String {
 }
 
 /// Renders the scrape-time gauges.
-pub(crate) fn store_gauges(core: &Core, day_pnl: Option<Decimal>, chain_ok: Option<bool>, market_open: bool) -> String {
+pub(crate) fn store_gauges(
+    core: &Core,
+    day_pnl: Option<Decimal>,
+    chain_ok: Option<bool>,
+    market_open: bool,
+) -> String {
     let mut out = String::with_capacity(2048);
     let b = &core.book;
-    gauge(&mut out, m::EQUITY, "Equity: cash plus marked positions", dec(b.equity));
+    gauge(
+        &mut out,
+        m::EQUITY,
+        "Equity: cash plus marked positions",
+        dec(b.equity),
+    );
     gauge(&mut out, m::CASH, "Cash", dec(b.cash));
-    gauge(&mut out, m::GROSS_EXPOSURE, "Sum of absolute market values", dec(b.gross_exposure));
-    gauge(&mut out, m::NET_EXPOSURE, "Sum of signed market values", dec(b.net_exposure));
-    gauge(&mut out, m::UNREALIZED_PNL, "Unrealized P&L of open positions", dec(b.unrealized_pnl));
+    gauge(
+        &mut out,
+        m::GROSS_EXPOSURE,
+        "Sum of absolute market values",
+        dec(b.gross_exposure),
+    );
+    gauge(
+        &mut out,
+        m::NET_EXPOSURE,
+        "Sum of signed market values",
+        dec(b.net_exposure),
+    );
+    gauge(
+        &mut out,
+        m::UNREALIZED_PNL,
+        "Unrealized P&L of open positions",
+        dec(b.unrealized_pnl),
+    );
     if let Some(p) = day_pnl {
-        gauge(&mut out, m::DAY_PNL, "Equity minus the last close before the current session", dec(p));
+        gauge(
+            &mut out,
+            m::DAY_PNL,
+            "Equity minus the last close before the current session",
+            dec(p),
+        );
     }
-    gauge(&mut out, m::OPEN_ORDERS, "Orders that can still fill", core.open_orders);
+    gauge(
+        &mut out,
+        m::OPEN_ORDERS,
+        "Orders that can still fill",
+        core.open_orders,
+    );
     let held = b.positions.iter().filter(|p| !p.qty.is_zero()).count();
     gauge(&mut out, m::POSITIONS, "Held positions", held);
     gauge(
@@ -198,18 +252,43 @@ pub(crate) fn store_gauges(core: &Core, day_pnl: Option<Decimal>, chain_ok: Opti
     );
     gauge(&mut out, m::AUDIT_SEQ, "Audit log head sequence number", core.seq);
     if let Some(ok) = chain_ok {
-        gauge(&mut out, m::AUDIT_CHAIN_OK, "1 when the last audit chain verification passed", u8::from(ok));
+        gauge(
+            &mut out,
+            m::AUDIT_CHAIN_OK,
+            "1 when the last audit chain verification passed",
+            u8::from(ok),
+        );
     }
-    gauge(&mut out, m::MARKET_OPEN, "1 inside a regular NYSE session", u8::from(market_open));
+    gauge(
+        &mut out,
+        m::MARKET_OPEN,
+        "1 inside a regular NYSE session",
+        u8::from(market_open),
+    );
     if let Some(r) = &core.reconciliation {
-        gauge(&mut out, m::RECONCILIATION_OK, "1 when the latest reconciliation agreed", u8::from(r.ok));
+        gauge(
+            &mut out,
+            m::RECONCILIATION_OK,
+            "1 when the latest reconciliation agreed",
+            u8::from(r.ok),
+        );
     }
     if let Some(c) = &core.last_cycle {
-        gauge(&mut out, m::LAST_CYCLE_START, "Unix time the latest cycle started", c.started_at.timestamp());
+        gauge(
+            &mut out,
+            m::LAST_CYCLE_START,
+            "Unix time the latest cycle started",
+            c.started_at.timestamp(),
+        );
     }
     if let Some(e) = core.eod.last() {
         let t = e.date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp();
-        gauge(&mut out, m::LAST_EOD_DATE, "Unix time of the latest EOD snapshot's date", t);
+        gauge(
+            &mut out,
+            m::LAST_EOD_DATE,
+            "Unix time of the latest EOD snapshot's date",
+            t,
+        );
     }
     out
 }
@@ -229,5 +308,8 @@ pub(crate) async fn handler(State(state): State<AppState>) -> Result<impl IntoRe
         h.run_upkeep();
         body.push_str(&h.render());
     }
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body))
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    ))
 }

@@ -17,9 +17,6 @@ use std::collections::BTreeMap;
 const WEIGHT_DP: u32 = 6;
 /// Decimal places kept for basis-point figures.
 const BPS_DP: u32 = 4;
-/// Decimal places kept for money that is derived (products and sums keep
-/// their exact scale; only divisions are rounded).
-const MONEY_DP: u32 = 2;
 
 /// Rounds half away from zero, the convention of every figure keel shows.
 pub(crate) fn round(d: Decimal, dp: u32) -> Decimal {
@@ -52,7 +49,10 @@ pub struct Mark {
 
 /// Picks the more recent of a symbol's last fill and last end-of-day close
 /// (a fill after the close is newer information than the close, and vice versa).
-pub fn choose_mark(last_fill: Option<(Decimal, DateTime<Utc>)>, last_eod: Option<(Decimal, DateTime<Utc>)>) -> Option<Mark> {
+pub fn choose_mark(
+    last_fill: Option<(Decimal, DateTime<Utc>)>,
+    last_eod: Option<(Decimal, DateTime<Utc>)>,
+) -> Option<Mark> {
     let fill = last_fill.map(|(price, at)| Mark {
         price,
         source: PriceSource::Fill,
@@ -79,7 +79,10 @@ pub fn eod_prices(snapshot: &serde_json::Value) -> BTreeMap<String, Decimal> {
     };
     for row in rows {
         let Some(cols) = row.as_array() else { continue };
-        let (Some(sym), Some(price)) = (cols.first().and_then(|v| v.as_str()), cols.get(2).and_then(json_decimal)) else {
+        let (Some(sym), Some(price)) = (
+            cols.first().and_then(|v| v.as_str()),
+            cols.get(2).and_then(json_decimal),
+        ) else {
             continue;
         };
         out.insert(sym.to_string(), price);
@@ -519,7 +522,10 @@ pub fn summarize(points: &[(Decimal, Decimal)]) -> SlipSummary {
     let sum: Decimal = sorted.iter().sum();
     let notional: Decimal = points.iter().map(|p| p.1).sum();
     let weighted = if notional > Decimal::ZERO {
-        Some(round(points.iter().map(|(b, w)| b * w).sum::<Decimal>() / notional, BPS_DP))
+        Some(round(
+            points.iter().map(|(b, w)| b * w).sum::<Decimal>() / notional,
+            BPS_DP,
+        ))
     } else {
         None
     };
@@ -627,7 +633,10 @@ pub fn shortfall(orders: &[OrderRow]) -> Shortfall {
         s.execution_cost += o.side.sign() * (avg - o.arrival_price) * o.filled_qty;
     }
     if s.arrival_notional > Decimal::ZERO {
-        s.execution_cost_bps = Some(round(s.execution_cost * Decimal::from(10_000) / s.arrival_notional, BPS_DP));
+        s.execution_cost_bps = Some(round(
+            s.execution_cost * Decimal::from(10_000) / s.arrival_notional,
+            BPS_DP,
+        ));
     }
     s.execution_cost = round(s.execution_cost, 6);
     s
@@ -745,7 +754,12 @@ pub fn cycle_decisions(cycle: CycleRow, plan: Option<&serde_json::Value>) -> Cyc
         actions: Vec::new(),
     };
     let Some(plan) = plan else { return out };
-    for b in plan.get("plan_blocks").and_then(|v| v.as_array()).into_iter().flatten() {
+    for b in plan
+        .get("plan_blocks")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+    {
         out.actions.push(GuardAction {
             symbol: None,
             side: None,
@@ -757,7 +771,12 @@ pub fn cycle_decisions(cycle: CycleRow, plan: Option<&serde_json::Value>) -> Cyc
             final_qty: None,
         });
     }
-    for d in plan.get("decisions").and_then(|v| v.as_array()).into_iter().flatten() {
+    for d in plan
+        .get("decisions")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+    {
         let outcome = d.get("outcome");
         let kind = outcome.and_then(|o| s_field(o, "kind")).unwrap_or_default();
         match kind.as_str() {
@@ -782,11 +801,6 @@ pub fn cycle_decisions(cycle: CycleRow, plan: Option<&serde_json::Value>) -> Cyc
     out
 }
 
-/// Formats a money figure for logs and metrics help text (2 dp).
-pub(crate) fn money(d: Decimal) -> Decimal {
-    round(d, MONEY_DP)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -799,22 +813,50 @@ mod tests {
 
     #[test]
     fn mark_prefers_newer_source() {
-        let t1 = Utc.with_ymd_and_hms(2026, 1, 5, 15, 0, 0).single().unwrap_or_default();
-        let t2 = Utc.with_ymd_and_hms(2026, 1, 5, 21, 0, 0).single().unwrap_or_default();
+        let t1 = Utc
+            .with_ymd_and_hms(2026, 1, 5, 15, 0, 0)
+            .single()
+            .unwrap_or_default();
+        let t2 = Utc
+            .with_ymd_and_hms(2026, 1, 5, 21, 0, 0)
+            .single()
+            .unwrap_or_default();
         let m = choose_mark(Some((dec!(10), t1)), Some((dec!(11), t2)));
         assert_eq!(m.map(|m| (m.price, m.source)), Some((dec!(11), PriceSource::Eod)));
         let m = choose_mark(Some((dec!(10), t2)), Some((dec!(11), t1)));
-        assert_eq!(m.map(|m| (m.price, m.source)), Some((dec!(10), PriceSource::Fill)));
+        assert_eq!(
+            m.map(|m| (m.price, m.source)),
+            Some((dec!(10), PriceSource::Fill))
+        );
         assert_eq!(choose_mark(None, None), None);
     }
 
     #[test]
     fn book_totals_and_weights() {
         let mut pos = BTreeMap::new();
-        pos.insert(sym("AAA"), PositionRow { qty: dec!(10), avg_cost: dec!(100) });
-        pos.insert(sym("BBB"), PositionRow { qty: dec!(-5), avg_cost: dec!(20) });
+        pos.insert(
+            sym("AAA"),
+            PositionRow {
+                qty: dec!(10),
+                avg_cost: dec!(100),
+            },
+        );
+        pos.insert(
+            sym("BBB"),
+            PositionRow {
+                qty: dec!(-5),
+                avg_cost: dec!(20),
+            },
+        );
         let mut marks = BTreeMap::new();
-        marks.insert(sym("AAA"), Mark { price: dec!(110), source: PriceSource::Fill, at: None });
+        marks.insert(
+            sym("AAA"),
+            Mark {
+                price: dec!(110),
+                source: PriceSource::Fill,
+                at: None,
+            },
+        );
         let b = book(dec!(1000), &pos, &marks, None);
         // BBB has no mark: valued at cost.
         assert_eq!(b.net_exposure, dec!(1100) - dec!(100));
@@ -837,7 +879,15 @@ mod tests {
 
     #[test]
     fn histogram_counts_every_point_once() {
-        let pts = [dec!(-100), dec!(-50), dec!(-49.9), dec!(0), dec!(0.1), dec!(100), dec!(101)];
+        let pts = [
+            dec!(-100),
+            dec!(-50),
+            dec!(-49.9),
+            dec!(0),
+            dec!(0.1),
+            dec!(100),
+            dec!(101),
+        ];
         let h = histogram(&pts);
         assert_eq!(h.iter().map(|b| b.count).sum::<usize>(), pts.len());
         assert_eq!(h[0].count, 2); // ≤ -50
@@ -858,14 +908,23 @@ mod tests {
             positions: 0,
         };
         let eod = vec![e("2026-01-05", dec!(100)), e("2026-01-06", dec!(105))];
-        assert_eq!(day_pnl(dec!(110), &eod, d("2026-01-06")), Some((dec!(10), d("2026-01-05"))));
-        assert_eq!(day_pnl(dec!(110), &eod, d("2026-01-07")), Some((dec!(5), d("2026-01-06"))));
+        assert_eq!(
+            day_pnl(dec!(110), &eod, d("2026-01-06")),
+            Some((dec!(10), d("2026-01-05")))
+        );
+        assert_eq!(
+            day_pnl(dec!(110), &eod, d("2026-01-07")),
+            Some((dec!(5), d("2026-01-06")))
+        );
         assert_eq!(day_pnl(dec!(110), &eod, d("2026-01-05")), None);
     }
 
     #[test]
     fn shortfall_signs() {
-        let t = Utc.with_ymd_and_hms(2026, 1, 5, 15, 0, 0).single().unwrap_or_default();
+        let t = Utc
+            .with_ymd_and_hms(2026, 1, 5, 15, 0, 0)
+            .single()
+            .unwrap_or_default();
         let o = |side, arrival, avg, qty, filled| OrderRow {
             client_order_id: "x".into(),
             cycle_id: "c".into(),
@@ -884,7 +943,10 @@ mod tests {
             created_at: t,
             updated_at: t,
         };
-        let s = shortfall(&[o(Side::Buy, dec!(100), dec!(101), dec!(10), dec!(10)), o(Side::Sell, dec!(50), dec!(49), dec!(10), dec!(5))]);
+        let s = shortfall(&[
+            o(Side::Buy, dec!(100), dec!(101), dec!(10), dec!(10)),
+            o(Side::Sell, dec!(50), dec!(49), dec!(10), dec!(5)),
+        ]);
         assert_eq!(s.execution_cost, dec!(10) + dec!(5));
         assert_eq!(s.arrival_notional, dec!(1250));
         assert_eq!(s.execution_cost_bps, Some(dec!(120)));
@@ -893,11 +955,20 @@ mod tests {
 
     #[test]
     fn market_status_weekend_points_to_monday() {
-        let sat = Utc.with_ymd_and_hms(2026, 1, 10, 15, 0, 0).single().unwrap_or_default();
+        let sat = Utc
+            .with_ymd_and_hms(2026, 1, 10, 15, 0, 0)
+            .single()
+            .unwrap_or_default();
         let m = market_status(sat);
         assert!(!m.open);
-        assert_eq!(m.session_date, NaiveDate::from_ymd_opt(2026, 1, 12).unwrap_or_default());
-        let mon = Utc.with_ymd_and_hms(2026, 1, 12, 15, 0, 0).single().unwrap_or_default();
+        assert_eq!(
+            m.session_date,
+            NaiveDate::from_ymd_opt(2026, 1, 12).unwrap_or_default()
+        );
+        let mon = Utc
+            .with_ymd_and_hms(2026, 1, 12, 15, 0, 0)
+            .single()
+            .unwrap_or_default();
         assert!(market_status(mon).open);
     }
 }

@@ -39,6 +39,29 @@ impl Default for NoTradeBand {
     }
 }
 
+/// The band in currency for one plan, and the explanation every order it
+/// stops shares. Computed once per plan: formatting the same numbers for
+/// thousands of drifting symbols was most of a large plan's cost, and each
+/// decision already records its own quantity and price.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Band {
+    pub threshold: Decimal,
+    pub detail: String,
+}
+
+impl NoTradeBand {
+    /// The band at `equity`.
+    pub(crate) fn band(&self, equity: Decimal) -> Band {
+        let threshold = self.min_notional.max(mul(self.min_weight, equity));
+        let detail = format!(
+            "notional change below the no-trade band of {threshold} (max of {} and {} of equity {equity})",
+            self.min_notional,
+            pct(self.min_weight)
+        );
+        Band { threshold, detail }
+    }
+}
+
 impl Guard for NoTradeBand {
     fn id(&self) -> GuardId {
         GuardId::NoTradeBand
@@ -58,18 +81,10 @@ impl Guard for NoTradeBand {
             return Verdict::Pass;
         }
         let notional = mul(c.qty, c.price.unwrap_or_default());
-        let by_weight = ctx.of_equity(self.min_weight);
-        let threshold = self.min_notional.max(by_weight);
-        if notional < threshold {
+        if notional < ctx.band.threshold {
             return Verdict::Block {
                 reason: ReasonCode::BelowNoTradeBand,
-                detail: format!(
-                    "change of {} {} is {notional} notional, below the band {threshold} (max of {} and {} of equity)",
-                    c.qty,
-                    c.symbol,
-                    self.min_notional,
-                    pct(self.min_weight)
-                ),
+                detail: ctx.band.detail.clone(),
             };
         }
         if c.qty < self.min_shares {
@@ -97,7 +112,7 @@ mod tests {
         // 0.0001 * 100,000 / 10 = 1 share = 10 notional < 20.
         let v = check(&NoTradeBand::default(), &fx, "AAPL");
         assert!(
-            matches!(&v, Verdict::Block { reason: ReasonCode::BelowNoTradeBand, detail } if detail.contains("below the band 20")),
+            matches!(&v, Verdict::Block { reason: ReasonCode::BelowNoTradeBand, detail } if detail.contains("no-trade band of 20.0000 (max of 10 and 0.02% of equity 100000)")),
             "{v:?}"
         );
         let fx = Fixture::new().target("AAPL", "0.0003").quote("AAPL", "10");
