@@ -54,7 +54,7 @@ fn target_file(dir: &Path, id: &str, at: DateTime<Utc>, rng: &mut u64) -> std::p
     let mut targets = Vec::new();
     for name in NAMES {
         *rng = mix(*rng);
-        if *rng % 3 != 0 {
+        if !(*rng).is_multiple_of(3) {
             // 2%..9% each: roughly 0.5–0.8 gross, enough turnover between sets to trade both ways.
             targets.push(format!(
                 "{{\"symbol\":\"{name}\",\"weight\":\"0.0{}\"}}",
@@ -114,7 +114,7 @@ fn sigkill_at_random_points_loses_nothing_and_sends_nothing_twice() {
         }
         last = t;
         steps += 1;
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             let f = target_file(tmp.path(), &format!("set-{i}"), t, &mut rng);
             run_ok(&dir, &["submit", f.to_str().unwrap()], t);
         }
