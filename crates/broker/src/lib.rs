@@ -16,5 +16,5 @@ pub mod paper;
 mod types;
 
 pub use broker::Broker;
-pub use paper::{FaultConfig, PaperBroker, PaperConfig};
+pub use paper::{FaultConfig, PaperBroker, PaperConfig, PaperLedger};
 pub use types::{BrokerAccount, BrokerError, BrokerEvent, BrokerFill, BrokerOrder};

@@ -44,6 +44,10 @@ pub(crate) struct Candidate<'a> {
     pub committed_sell: Decimal,
     /// held + committed_buy − committed_sell: where the position ends if working orders fill.
     pub position: Decimal,
+    /// How much of an order on `side` can reduce |position| without crossing
+    /// zero (|position| when the side opposes it, else 0). Cached because
+    /// most guards ask whether the order is risk-reducing.
+    pub reducible: Decimal,
     /// Working orders on this symbol: (buys, sells).
     pub open_counts: (u32, u32),
     /// Positive reference price, `None` when unusable.
@@ -64,21 +68,30 @@ impl Candidate<'_> {
     /// The part of the current quantity that moves |position| toward zero
     /// without crossing it.
     pub fn reducing_qty(&self) -> Decimal {
-        match self.side {
-            Side::Sell if self.position > Decimal::ZERO => self.qty.min(self.position),
-            Side::Buy if self.position < Decimal::ZERO => self.qty.min(-self.position),
-            _ => Decimal::ZERO,
-        }
+        self.qty.min(self.reducible)
     }
 
     /// The part of the current quantity that grows |position| (beyond zero).
     pub fn increasing_qty(&self) -> Decimal {
-        self.qty - self.reducing_qty()
+        if self.qty > self.reducible {
+            self.qty.saturating_sub(self.reducible)
+        } else {
+            Decimal::ZERO
+        }
     }
 
     /// True when the order at its current quantity only reduces risk.
     pub fn is_risk_reducing(&self) -> bool {
-        self.increasing_qty() <= Decimal::ZERO
+        self.qty <= self.reducible
+    }
+
+    /// |position| when an order on `side` would reduce it, else 0.
+    pub fn reducible_for(side: Side, position: Decimal) -> Decimal {
+        match side {
+            Side::Sell if position > Decimal::ZERO => position,
+            Side::Buy if position < Decimal::ZERO => -position,
+            _ => Decimal::ZERO,
+        }
     }
 
     /// +1 for buys, −1 for sells.

@@ -30,5 +30,5 @@ mod testkit;
 
 pub use config::{ConfigProblem, GuardsConfig, PlannerConfig, RiskConfig};
 pub use input::{GuardState, PlanInput};
-pub use output::{Decision, Exposure, GuardId, GuardStep, Outcome, Plan, PlanBlock, ReasonCode, StepOutcome};
+pub use output::{Decision, Exposure, GuardId, GuardStep, Outcome, Plan, PlanBlock, ReasonCode};
 pub use planner::plan;

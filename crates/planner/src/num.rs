@@ -24,6 +24,41 @@ pub(crate) fn floor_lot(x: Decimal, dp: u32) -> Decimal {
     }
 }
 
+/// `n / d` rounded toward zero to `dp` decimal places: target sizing.
+///
+/// Exact integer arithmetic on the mantissas when it fits in `i128` (the
+/// common case), so the result is the true truncated quotient and costs one
+/// integer division instead of a 28-digit decimal division plus rounding.
+/// Falls back to decimal division otherwise; `None` on overflow or `d == 0`.
+pub(crate) fn div_to_lot(n: Decimal, d: Decimal, dp: u32) -> Option<Decimal> {
+    if d.is_zero() {
+        return None;
+    }
+    // n / d × 10^dp = mn × 10^(sd + dp) / (md × 10^sn)
+    let (mn, sn) = (n.mantissa(), n.scale());
+    let (md, sd) = (d.mantissa(), d.scale());
+    let up = sd + dp;
+    let fast = if up >= sn {
+        10i128
+            .checked_pow(up - sn)
+            .and_then(|p| mn.checked_mul(p))
+            .map(|num| (num, md))
+    } else {
+        10i128
+            .checked_pow(sn - up)
+            .and_then(|p| md.checked_mul(p))
+            .map(|den| (mn, den))
+    };
+    if let Some((num, den)) = fast {
+        // i128 division truncates toward zero, which is the rounding wanted.
+        if let Ok(q) = Decimal::try_from_i128_with_scale(num / den, dp) {
+            return Some(q);
+        }
+    }
+    n.checked_div(d)
+        .map(|q| q.round_dp_with_strategy(dp, RoundingStrategy::ToZero))
+}
+
 /// How many shares `notional` buys at `price`, unrounded; 0 for a non-positive
 /// notional or price (fail closed), `Decimal::MAX` when the quotient overflows
 /// (the limit is then effectively absent, which is what a huge headroom means).
@@ -164,6 +199,31 @@ mod tests {
         assert_eq!(reference(&q(Decimal::MAX, Decimal::MAX, dec!(9))), None);
         assert_eq!(reference(&q(dec!(0), dec!(0), dec!(0))), None);
         assert_eq!(reference(&q(dec!(0), dec!(0), dec!(-1))), None);
+    }
+
+    #[test]
+    fn div_to_lot_truncates_exactly() {
+        assert_eq!(div_to_lot(dec!(10000), dec!(3), 0), Some(dec!(3333)));
+        assert_eq!(div_to_lot(dec!(10000), dec!(3), 4), Some(dec!(3333.3333)));
+        assert_eq!(div_to_lot(dec!(-10000), dec!(3), 0), Some(dec!(-3333)));
+        assert_eq!(div_to_lot(dec!(32.6666), dec!(0.0123), 0), Some(dec!(2655)));
+        assert_eq!(div_to_lot(dec!(1.5), dec!(123.456), 4), Some(dec!(0.0121)));
+        assert_eq!(div_to_lot(dec!(1), dec!(0), 0), None);
+        // Too wide for i128: the decimal fallback still answers.
+        assert_eq!(div_to_lot(Decimal::MAX, dec!(1), 0), Some(Decimal::MAX));
+        assert_eq!(div_to_lot(Decimal::MAX, dec!(0.5), 0), None);
+        assert_eq!(div_to_lot(dec!(1), Decimal::MAX, 4), Some(dec!(0)));
+        // Agrees with decimal division rounded toward zero.
+        for (n, d) in [
+            (dec!(98765.4321), dec!(17.05)),
+            (dec!(0.000326), dec!(499.99)),
+            (dec!(5e7), dec!(0.51)),
+        ] {
+            for dp in [0, 4] {
+                let slow = (n / d).round_dp_with_strategy(dp, RoundingStrategy::ToZero);
+                assert_eq!(div_to_lot(n, d, dp), Some(slow), "{n} / {d} at {dp}");
+            }
+        }
     }
 
     #[test]

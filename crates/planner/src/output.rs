@@ -208,39 +208,22 @@ impl std::fmt::Display for ReasonCode {
     }
 }
 
-/// What one guard did to one order. Guards that passed the order are not
-/// listed: with ~20 guards and thousands of symbols, recording every pass
-/// would bury the few decisions an operator needs to read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum StepOutcome {
-    /// The guard shrank the order.
-    Resize {
-        /// Quantity before this guard.
-        from: Decimal,
-        /// Quantity after this guard (positive, below `from`).
-        to: Decimal,
-        /// Which limit bound.
-        reason: ReasonCode,
-        /// Human-readable numbers behind the decision.
-        detail: String,
-    },
-    /// The guard refused the order; no later guard ran.
-    Block {
-        /// Stable reason.
-        reason: ReasonCode,
-        /// Human-readable numbers behind the decision (never empty).
-        detail: String,
-    },
-}
-
-/// One guard's action on one order, in pipeline order.
+/// One guard shrinking one order. Only resizes are steps: a block ends the
+/// pipeline and is the decision's [`Outcome`], and guards that passed the
+/// order are not listed (with ~20 guards and thousands of symbols, recording
+/// every pass would bury the few decisions an operator needs to read).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuardStep {
-    /// The guard that acted.
+    /// The guard that resized the order.
     pub guard: GuardId,
-    /// What it did.
-    pub outcome: StepOutcome,
+    /// Quantity before this guard.
+    pub from: Decimal,
+    /// Quantity after this guard (positive, below `from`).
+    pub to: Decimal,
+    /// Which limit bound.
+    pub reason: ReasonCode,
+    /// Human-readable numbers behind the decision.
+    pub detail: String,
 }
 
 /// The final verdict on a proposed order.
@@ -302,7 +285,7 @@ pub struct Decision {
     /// The order's deterministic client order id; `None` when blocked (no
     /// order exists, and hashing thousands of ids nobody uses is not free).
     pub client_order_id: Option<String>,
-    /// Every resize or block, in pipeline order.
+    /// Every resize, in pipeline order (a block is in `outcome`).
     pub steps: Vec<GuardStep>,
     /// Final verdict.
     pub outcome: Outcome,

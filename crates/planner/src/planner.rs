@@ -23,12 +23,12 @@ use crate::context::{Candidate, Ctx, CycleAccumulator, PreBlock};
 use crate::guards::{self, buying_power::buffered, stale_quote, Blocked};
 use crate::input::PlanInput;
 use crate::num::{self, mul};
-use crate::output::{
-    Decision, Exposure, GuardId, GuardStep, Outcome, Plan, PlanBlock, ReasonCode, StepOutcome,
-};
+use crate::output::{Decision, Exposure, GuardId, GuardStep, Outcome, Plan, PlanBlock, ReasonCode};
 use chrono::{DateTime, Utc};
-use keel_domain::{client_order_id, OpenOrder, Order, OrderType, Position, Quote, Side, Symbol, Target};
-use rust_decimal::{Decimal, RoundingStrategy};
+use keel_domain::{
+    client_order_id, AccountSnapshot, OpenOrder, Order, OrderType, Position, Quote, Side, Symbol, Target,
+};
+use rust_decimal::Decimal;
 use std::iter::Peekable;
 
 /// Plans one cycle: proposes the orders that move the account from
@@ -128,16 +128,13 @@ pub fn plan(input: &PlanInput<'_>, cfg: &RiskConfig) -> Plan {
 /// Pass, or a resize naming the last guard that shrank the order.
 fn final_outcome(steps: &[GuardStep], qty: Decimal) -> Outcome {
     match steps.last() {
-        Some(GuardStep {
-            guard,
-            outcome: StepOutcome::Resize { reason, detail, .. },
-        }) => Outcome::Resize {
+        Some(s) => Outcome::Resize {
             qty,
-            guard: *guard,
-            reason: *reason,
-            detail: detail.clone(),
+            guard: s.guard,
+            reason: s.reason,
+            detail: s.detail.clone(),
         },
-        _ => Outcome::Pass,
+        None => Outcome::Pass,
     }
 }
 
@@ -298,83 +295,9 @@ pub(crate) fn prepare<'a>(input: &PlanInput<'a>, cfg: &'a RiskConfig) -> Prepare
     let lot_dp = if cfg.planner.fractional { 4 } else { 0 };
     let (targets, duplicates) = sorted_targets(&input.targets.targets);
     let open = group_open_orders(&snap.open_orders);
+    let book = book_totals(snap, &open, &g.buying_power);
 
-    // One merge walk over targets ∪ positions ∪ working orders, in symbol order.
-    let mut rows: Vec<Row<'a, '_>> = Vec::with_capacity(targets.len() + snap.positions.len());
-    let mut marked = snap.cash;
-    let (mut gross, mut net) = (Decimal::ZERO, Decimal::ZERO);
-    let mut open_buy_notional = Decimal::ZERO;
-    let mut bp_unknown: Option<String> = None;
-    {
-        let mut ti = targets.iter().peekable();
-        let mut pi = snap.positions.iter().peekable();
-        let mut oi = open.iter().peekable();
-        let mut quotes = Seek::new(snap.quotes.iter());
-        let mut advs = Seek::new(input.state.adv.iter());
-        let mut lasts = Seek::new(input.state.last_trade_at.iter());
-        loop {
-            let heads = [
-                ti.peek().map(|t| t.0),
-                pi.peek().map(|p| p.0),
-                oi.peek().map(|o| o.symbol),
-            ];
-            let Some(symbol) = heads.into_iter().flatten().min() else {
-                break;
-            };
-            let weight = ti.next_if(|t| t.0 == symbol).map(|t| t.1);
-            let position = pi.next_if(|p| p.0 == symbol).map(|p| p.1);
-            let agg = oi.next_if(|o| o.symbol == symbol);
-            let quote = quotes.seek(symbol);
-            let price = quote.and_then(num::reference);
-
-            // Valuation: reference, else average cost, else the working limit; zero only if nothing is known.
-            let val_px = price
-                .or_else(|| position.map(|p| p.avg_cost).filter(|c| *c > Decimal::ZERO))
-                .or_else(|| agg.and_then(|a| a.max_limit))
-                .unwrap_or_default();
-            let held = position.map(|p| p.qty).unwrap_or_default();
-            marked = marked.saturating_add(mul(held, val_px));
-            let (cb, cs) = agg
-                .map(|a| (a.buy_remaining, a.sell_remaining))
-                .unwrap_or_default();
-            let projected = held.saturating_add(cb).saturating_sub(cs);
-            gross = gross.saturating_add(mul(projected.abs(), val_px));
-            net = net.saturating_add(mul(projected, val_px));
-            if let Some(a) = agg {
-                open_buy_notional = open_buy_notional.saturating_add(a.buy_limit_notional);
-                if a.buy_market_remaining > Decimal::ZERO {
-                    match price {
-                        Some(p) => {
-                            let px = buffered(p, g.buying_power.market_buffer_bps);
-                            open_buy_notional =
-                                open_buy_notional.saturating_add(mul(a.buy_market_remaining, px));
-                        }
-                        None if bp_unknown.is_none() => {
-                            bp_unknown = Some(format!(
-                                "working market buy of {} {symbol} has no price; buying power unknown",
-                                a.buy_market_remaining
-                            ));
-                        }
-                        None => {}
-                    }
-                }
-            }
-            if weight.is_some() || position.is_some() {
-                rows.push(Row {
-                    symbol,
-                    weight: weight.unwrap_or_default(),
-                    position,
-                    open: agg,
-                    quote,
-                    price,
-                    adv: advs.seek(symbol).copied(),
-                    last_trade_at: lasts.seek(symbol).copied(),
-                });
-            }
-        }
-    }
-
-    let equity = snap.equity.min(marked);
+    let equity = snap.equity.min(book.marked);
     let plan_blocks = whole_plan_blocks(input, cfg, equity, &duplicates);
     let ctx = Ctx {
         cfg,
@@ -400,37 +323,137 @@ pub(crate) fn prepare<'a>(input: &PlanInput<'a>, cfg: &'a RiskConfig) -> Prepare
             None
         },
     };
-    let buying_power = if g.buying_power.subtract_open_buys {
-        snap.buying_power.saturating_sub(open_buy_notional)
-    } else {
-        snap.buying_power
-    };
+    let subtract = g.buying_power.subtract_open_buys;
     let acc = CycleAccumulator {
-        gross,
-        net,
-        buying_power,
-        buying_power_unknown: if g.buying_power.subtract_open_buys {
-            bp_unknown
+        gross: book.gross,
+        net: book.net,
+        buying_power: if subtract {
+            snap.buying_power.saturating_sub(book.open_buy_notional)
         } else {
-            None
+            snap.buying_power
         },
+        buying_power_unknown: if subtract { book.buying_power_unknown } else { None },
         turnover: Decimal::ZERO,
         orders: 0,
     };
-    let mut candidates = Vec::with_capacity(rows.len());
-    candidates.extend(rows.iter().filter_map(|r| candidate(r, &ctx)));
+
+    // The universe is targets ∪ positions, walked once in symbol order; every
+    // other input is sorted too, so each lookup is a cursor step, not a search.
+    let mut candidates = Vec::with_capacity(targets.len().max(snap.positions.len()));
+    let mut ti = targets.iter().peekable();
+    let mut pi = snap.positions.iter().peekable();
+    let mut quotes = Seek::new(snap.quotes.iter());
+    let mut opens = Seek::new(open.iter().map(|a| (a.symbol, a)));
+    let mut advs = Seek::new(input.state.adv.iter());
+    let mut lasts = Seek::new(input.state.last_trade_at.iter());
+    loop {
+        let symbol = match (ti.peek(), pi.peek()) {
+            (Some(t), Some(p)) => t.0.min(p.0),
+            (Some(t), None) => t.0,
+            (None, Some(p)) => p.0,
+            (None, None) => break,
+        };
+        let weight = ti.next_if(|t| t.0 == symbol).map(|t| t.1);
+        let position = pi.next_if(|p| p.0 == symbol).map(|p| p.1);
+        let quote = quotes.seek(symbol);
+        let row = Row {
+            symbol,
+            weight: weight.unwrap_or_default(),
+            position,
+            open: opens.seek(symbol),
+            quote,
+            price: quote.and_then(num::reference),
+            adv: advs.seek(symbol).copied(),
+            last_trade_at: lasts.seek(symbol).copied(),
+        };
+        candidates.extend(candidate(&row, &ctx));
+    }
     Prepared {
         ctx,
         candidates,
         acc,
         plan_blocks,
         exposure_before: Exposure {
-            gross_before: gross,
-            net_before: net,
-            gross_after: gross,
-            net_after: net,
+            gross_before: book.gross,
+            net_before: book.net,
+            gross_after: book.gross,
+            net_after: book.net,
         },
     }
+}
+
+/// Account-wide figures from positions and working orders.
+struct BookTotals {
+    /// Cash + positions at valuation prices.
+    marked: Decimal,
+    /// Σ |projected position| × valuation price.
+    gross: Decimal,
+    /// Σ projected position × valuation price.
+    net: Decimal,
+    /// What working buys may still spend.
+    open_buy_notional: Decimal,
+    /// Why the above is unknown, if it is.
+    buying_power_unknown: Option<String>,
+}
+
+/// One merge walk over positions ∪ working orders (targets hold no value yet).
+/// Valuation price: reference, else average cost, else the highest working
+/// limit; zero only when nothing at all is known about the symbol.
+fn book_totals(snap: &AccountSnapshot, open: &[OpenAgg<'_>], bp: &guards::BuyingPower) -> BookTotals {
+    let mut t = BookTotals {
+        marked: snap.cash,
+        gross: Decimal::ZERO,
+        net: Decimal::ZERO,
+        open_buy_notional: Decimal::ZERO,
+        buying_power_unknown: None,
+    };
+    let mut pi = snap.positions.iter().peekable();
+    let mut oi = open.iter().peekable();
+    let mut quotes = Seek::new(snap.quotes.iter());
+    loop {
+        let symbol = match (pi.peek(), oi.peek()) {
+            (Some(p), Some(o)) => p.0.min(o.symbol),
+            (Some(p), None) => p.0,
+            (None, Some(o)) => o.symbol,
+            (None, None) => break,
+        };
+        let position = pi.next_if(|p| p.0 == symbol).map(|p| p.1);
+        let agg = oi.next_if(|o| o.symbol == symbol);
+        let price = quotes.seek(symbol).and_then(num::reference);
+        let val_px = price
+            .or_else(|| position.map(|p| p.avg_cost).filter(|c| *c > Decimal::ZERO))
+            .or_else(|| agg.and_then(|a| a.max_limit))
+            .unwrap_or_default();
+        let held = position.map(|p| p.qty).unwrap_or_default();
+        t.marked = t.marked.saturating_add(mul(held, val_px));
+        let (cb, cs) = agg
+            .map(|a| (a.buy_remaining, a.sell_remaining))
+            .unwrap_or_default();
+        // val_px ≥ 0, so |projected × px| = |projected| × px: one multiplication serves both sums.
+        let value = mul(held.saturating_add(cb).saturating_sub(cs), val_px);
+        t.gross = t.gross.saturating_add(value.abs());
+        t.net = t.net.saturating_add(value);
+        let Some(a) = agg else { continue };
+        t.open_buy_notional = t.open_buy_notional.saturating_add(a.buy_limit_notional);
+        if a.buy_market_remaining > Decimal::ZERO {
+            match price {
+                Some(p) => {
+                    let px = buffered(p, bp.market_buffer_bps);
+                    t.open_buy_notional = t
+                        .open_buy_notional
+                        .saturating_add(mul(a.buy_market_remaining, px));
+                }
+                None if t.buying_power_unknown.is_none() => {
+                    t.buying_power_unknown = Some(format!(
+                        "working market buy of {} {symbol} has no price; buying power unknown",
+                        a.buy_market_remaining
+                    ));
+                }
+                None => {}
+            }
+        }
+    }
+    t
 }
 
 /// Whole-plan verdicts in precedence order (the first is what each decision records).
@@ -510,6 +533,7 @@ fn candidate<'a>(r: &Row<'a, '_>, ctx: &Ctx<'a>) -> Option<Candidate<'a>> {
         committed_buy,
         committed_sell,
         position: Decimal::ZERO,
+        reducible: Decimal::ZERO,
         open_counts: r.open.map(|a| (a.buys, a.sells)).unwrap_or_default(),
         price: r.price,
         quote_ts: r.quote.map(|q| q.ts),
@@ -534,8 +558,12 @@ fn candidate<'a>(r: &Row<'a, '_>, ctx: &Ctx<'a>) -> Option<Candidate<'a>> {
     };
     c.position = position;
     let target = match r.price {
-        Some(px) => match r.weight.checked_mul(ctx.equity).and_then(|n| n.checked_div(px)) {
-            Some(t) => Some(t.round_dp_with_strategy(ctx.lot_dp, RoundingStrategy::ToZero)),
+        Some(px) => match r
+            .weight
+            .checked_mul(ctx.equity)
+            .and_then(|n| num::div_to_lot(n, px, ctx.lot_dp))
+        {
+            Some(t) => Some(t),
             None => return overflow(c, "target quantity"),
         },
         // Without a price only a zero target can be sized; the order is refused below anyway.
@@ -559,6 +587,7 @@ fn candidate<'a>(r: &Row<'a, '_>, ctx: &Ctx<'a>) -> Option<Candidate<'a>> {
         }
     }
     c.proposed_qty = c.qty;
+    c.reducible = Candidate::reducible_for(c.side, position);
     match r.price {
         None => c.pre_block = Some(stale_quote::missing(r.symbol, r.quote.is_some())),
         Some(px) if planner_cfg.order_type == OrderType::Limit => {

@@ -372,7 +372,7 @@
         [function (r) { return String(r.seq); }, 'num'],
         [function (r) { return time(r.at); }],
         [function (r) { return r.kind; }],
-        [function (r) { return r.event_id; }, 'mono'],
+        [function (r) { return r.event_id; }, 'mono id'],
         [function (r) { return r.payload.length > 240 ? r.payload.slice(0, 240) + '…' : r.payload; }, 'mono detail'],
         [function (r) { return r.hash.slice(0, 16) + '…'; }, 'mono']
       ], 'the audit log is empty');

@@ -33,12 +33,13 @@
     return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * mag;
   }
 
-  function fmtTick(v, step) {
-    var a = Math.abs(v);
-    if (a >= 1e9) return (v / 1e9).toFixed(step >= 1e9 ? 0 : 1) + 'B';
-    if (a >= 1e6) return (v / 1e6).toFixed(step >= 1e6 ? 0 : 1) + 'M';
-    if (a >= 1e4) return (v / 1e3).toFixed(step >= 1e3 ? 0 : 1) + 'k';
-    return step >= 1 ? v.toFixed(0) : v.toFixed(Math.min(4, Math.ceil(-Math.log10(step))));
+  // Tick label in a unit chosen from the axis range, with just enough
+  // decimals that neighbouring ticks differ (1.005M, 1.010M, ...).
+  function fmtTick(v, step, top) {
+    var unit = top >= 1e9 ? 1e9 : top >= 1e6 ? 1e6 : top >= 1e4 ? 1e3 : 1;
+    var suffix = unit === 1e9 ? 'B' : unit === 1e6 ? 'M' : unit === 1e3 ? 'k' : '';
+    var dp = Math.max(0, Math.min(4, -Math.floor(Math.log10(step / unit) + 1e-9)));
+    return (v / unit).toFixed(dp) + suffix;
   }
 
   // Draws the y grid and labels for [lo, hi]; returns a value→pixel map.
@@ -49,6 +50,7 @@
     hi = Math.ceil(hi / step) * step;
     var y = function (v) { return PAD.t + m.ph - ((v - lo) / (hi - lo)) * m.ph; };
     var ctx = m.ctx;
+    var top = Math.max(Math.abs(lo), Math.abs(hi));
     ctx.textAlign = 'right';
     ctx.textBaseline = 'middle';
     for (var v = lo; v <= hi + step / 2; v += step) {
@@ -58,20 +60,27 @@
       ctx.lineTo(PAD.l + m.pw, Math.round(y(v)) + 0.5);
       ctx.stroke();
       ctx.fillStyle = AXIS;
-      ctx.fillText(fmtTick(v, step), PAD.l - 6, y(v));
+      ctx.fillText(fmtTick(v, step, top), PAD.l - 6, y(v));
     }
     return y;
   }
 
-  // X labels: first, middle and last, so long histories stay legible.
+  // X labels: every one when they fit, else first, middle and last, so long
+  // histories stay legible.
   function xLabels(m, labels, x) {
     var ctx = m.ctx;
     ctx.fillStyle = AXIS;
     ctx.textBaseline = 'top';
-    var idx = labels.length > 2 ? [0, Math.floor((labels.length - 1) / 2), labels.length - 1] : labels.map(function (_, i) { return i; });
-    idx.forEach(function (i, k) {
-      ctx.textAlign = k === 0 ? 'left' : k === idx.length - 1 ? 'right' : 'center';
-      ctx.fillText(String(labels[i]), x(i), PAD.t + m.ph + 6);
+    var widest = 0;
+    labels.forEach(function (l) { widest = Math.max(widest, ctx.measureText(String(l)).width); });
+    var all = labels.length > 0 && (widest + 8) * labels.length <= m.pw;
+    var idx = all || labels.length <= 2 ? labels.map(function (_, i) { return i; })
+      : [0, Math.floor((labels.length - 1) / 2), labels.length - 1];
+    idx.forEach(function (i) {
+      // Centred under its point, unless that would run off the plot's edge.
+      var t = String(labels[i]), half = ctx.measureText(t).width / 2, px = x(i);
+      ctx.textAlign = px - half < PAD.l - 4 ? 'left' : px + half > PAD.l + m.pw + PAD.r ? 'right' : 'center';
+      ctx.fillText(t, px, PAD.t + m.ph + 6);
     });
   }
 

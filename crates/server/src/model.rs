@@ -17,6 +17,11 @@ use std::collections::BTreeMap;
 const WEIGHT_DP: u32 = 6;
 /// Decimal places kept for basis-point figures.
 const BPS_DP: u32 = 4;
+/// Decimal places kept for figures derived from the store's average cost,
+/// which is itself a rounded quotient with up to 28 digits: products with it
+/// carry meaningless trailing digits that would differ with the order of
+/// operations.
+const COST_DP: u32 = 6;
 
 /// Rounds half away from zero, the convention of every figure keel shows.
 pub(crate) fn round(d: Decimal, dp: u32) -> Decimal {
@@ -125,7 +130,7 @@ pub struct PositionView {
     pub price_at: Option<DateTime<Utc>>,
     /// qty × price.
     pub market_value: Decimal,
-    /// qty × avg_cost.
+    /// qty × avg_cost (6 dp).
     pub cost_basis: Decimal,
     /// market value − cost basis.
     pub unrealized_pnl: Decimal,
@@ -175,7 +180,7 @@ pub fn book(
                 at: None,
             });
             let market_value = p.qty * mark.price;
-            let cost_basis = p.qty * p.avg_cost;
+            let cost_basis = round(p.qty * p.avg_cost, COST_DP);
             PositionView {
                 symbol: symbol.clone(),
                 qty: p.qty,

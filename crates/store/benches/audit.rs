@@ -151,7 +151,7 @@ fn rows_for(evs: &[Event], seq: &mut u64, prev: &mut String) -> Vec<RawRow> {
             let event_id = ev.event_id();
             let payload = serde_json::to_string(ev).expect("serialise");
             let hash = chain_hash(prev, *seq, &at, ev.kind(), &event_id, &payload);
-            let row = RawRow {
+            RawRow {
                 seq: *seq as i64,
                 at,
                 kind: ev.kind(),
@@ -159,8 +159,7 @@ fn rows_for(evs: &[Event], seq: &mut u64, prev: &mut String) -> Vec<RawRow> {
                 payload,
                 prev_hash: std::mem::replace(prev, hash.clone()),
                 hash,
-            };
-            row
+            }
         })
         .collect()
 }
@@ -186,6 +185,42 @@ async fn raw_insert(pool: &SqlitePool, rows: &[RawRow]) {
     tx.commit().await.expect("commit");
 }
 
+/// Raw baseline, multi-row form: the same rows in one `INSERT ... VALUES
+/// (...), (...)` statement (what the store itself does for audit rows).
+async fn raw_insert_multirow(pool: &SqlitePool, rows: &[RawRow]) {
+    let mut tx = pool.begin().await.expect("begin");
+    let mut sql = String::from("INSERT INTO audit (seq, at, kind, event_id, payload, prev_hash, hash) VALUES ");
+    for i in 0..rows.len() {
+        let b = i * 7;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7
+        ));
+    }
+    let mut q = sqlx::query(&sql);
+    for r in rows {
+        q = q
+            .bind(r.seq)
+            .bind(&r.at)
+            .bind(r.kind)
+            .bind(&r.event_id)
+            .bind(&r.payload)
+            .bind(&r.prev_hash)
+            .bind(&r.hash);
+    }
+    q.execute(&mut *tx).await.expect("insert");
+    tx.commit().await.expect("commit");
+}
+
 fn append_rate(c: &mut Criterion) {
     let rt = rt();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -203,6 +238,20 @@ fn append_rate(c: &mut Criterion) {
             b.iter_batched(
                 || rows_for(&trading_batch(&counter), &mut seq, &mut prev),
                 |rows| rt.block_on(raw_insert(&pool, &rows)),
+                BatchSize::PerIteration,
+            )
+        });
+        rt.block_on(pool.close());
+    }
+    {
+        let pool = rt.block_on(raw_pool(&dir.path().join("raw-multirow.db")));
+        let counter = AtomicU64::new(0);
+        let mut seq = 0u64;
+        let mut prev = GENESIS_HASH.to_string();
+        g.bench_function("raw_sqlx_multirow_insert", |b| {
+            b.iter_batched(
+                || rows_for(&trading_batch(&counter), &mut seq, &mut prev),
+                |rows| rt.block_on(raw_insert_multirow(&pool, &rows)),
                 BatchSize::PerIteration,
             )
         });

@@ -74,16 +74,11 @@ pub(crate) fn parse_date(s: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| format!("{s:?} is not a YYYY-MM-DD date: {e}"))
 }
 
-/// Formats a decimal given by an event, exactly as given (its scale is kept:
-/// `100.50` stays `100.50`).
+/// Formats a decimal exactly, keeping its scale (`100.50` stays `100.50`).
+/// Values the store computes (cash, averages) are normalised before they get
+/// here, so a long run of additions does not grow the stored scale.
 pub(crate) fn fmt_dec(d: Decimal) -> String {
     d.to_string()
-}
-
-/// Formats a decimal the store computed (cash, average cost). Trailing zeros
-/// are dropped so a long run of additions does not grow the stored scale.
-pub(crate) fn fmt_computed(d: Decimal) -> String {
-    d.normalize().to_string()
 }
 
 /// Parses a stored decimal.

@@ -188,6 +188,12 @@ impl Rd {
         u64::try_from(n).map_err(|_| self.corrupt(column, format!("{n} is negative")))
     }
 
+    /// A non-null integer column that must fit a `u32` (attempt numbers).
+    pub(crate) fn u32(&self, i: usize, column: &'static str) -> Result<u32, StoreError> {
+        let n = self.int(i, column)?;
+        u32::try_from(n).map_err(|_| self.corrupt(column, format!("{n} is not a u32")))
+    }
+
     /// Parses a non-null text column with `f`.
     pub(crate) fn parse<T>(
         &self,

@@ -1,17 +1,20 @@
 //! [`SqlStore`]: the [`Store`] implementation shared by every SQL backend.
 
-use crate::apply::{apply, PROJECTION_TABLES};
+use crate::apply::{apply_batch, insert_sql, placeholders, rows_per_statement, PROJECTION_TABLES};
 use crate::codec::{self, chain_hash, fmt_date, fmt_time, GENESIS_HASH};
 use crate::conn::{exec, fetch, fetch_one, Conn, Rd, Val};
+use crate::tables::{
+    account_row, cols, cycle_row, fill_row, order_row, ACCOUNT_COLS, CYCLE_COLS, FILL_COLS, ORDER_COLS,
+};
 use crate::error::StoreError;
 use crate::rows::*;
 use crate::Store;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use keel_domain::{Event, OrderStatus, Symbol, TargetSet};
+use keel_domain::{Event, Symbol, TargetSet};
 use rust_decimal::Decimal;
 use sqlx::{Database, Pool};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use tokio::sync::Mutex;
 
 /// Rows read per round trip when scanning the audit log (verify, rebuild).
@@ -42,6 +45,10 @@ pub struct SqlStore<DB: Database> {
     /// append needs no read; the `seq` primary key catches a writer in
     /// another process, and the append then reloads the head and retries.
     pub(crate) head: Mutex<Head>,
+    /// How a write transaction starts. SQLite: `BEGIN IMMEDIATE`, which takes
+    /// the write lock up front, so the duplicate check and the insert see the
+    /// same database even with a second writer process.
+    begin_sql: &'static str,
 }
 
 /// One event prepared for the log (serialised outside the writer lock).
@@ -67,12 +74,18 @@ where
 {
     /// Wraps a migrated pool, reading the chain head once from the last row.
     /// Nothing is replayed, so opening is O(log n) in the log length.
-    pub(crate) async fn from_pool(pool: Pool<DB>) -> Result<Self, StoreError> {
+    pub(crate) async fn from_pool(pool: Pool<DB>, begin_sql: &'static str) -> Result<Self, StoreError> {
         let head = read_head(&pool).await?;
         Ok(Self {
             pool,
             head: Mutex::new(head),
+            begin_sql,
         })
+    }
+
+    /// Starts a write transaction.
+    async fn begin(&self, context: &str) -> Result<sqlx::Transaction<'static, DB>, StoreError> {
+        self.pool.begin_with(self.begin_sql).await.map_err(StoreError::db(context))
     }
 
     /// Closes the pool, waiting for connections to finish. Dropping the store
@@ -113,56 +126,75 @@ where
 
     /// One append attempt: a single transaction for the whole batch.
     async fn try_append(&self, head: &Head, evs: &[Event], enc: &[Encoded]) -> Result<Attempt, StoreError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(StoreError::db("beginning append"))?;
+        let mut tx = self.begin("beginning append").await?;
+        let existing = existing_ids(&mut *tx, enc).await?;
+        let mut seen = HashSet::with_capacity(enc.len());
         let mut seq = head.seq;
         let mut prev = head.hash.clone();
         let mut results = Vec::with_capacity(evs.len());
+        let mut rows = Vec::with_capacity(evs.len());
+        let mut fresh = Vec::with_capacity(evs.len());
         for (ev, e) in evs.iter().zip(enc) {
+            // Already logged, or repeated earlier in this batch: a no-op.
+            if existing.contains(&e.event_id) || !seen.insert(e.event_id.as_str()) {
+                results.push(None);
+                continue;
+            }
             let next = seq + 1;
             let hash = chain_hash(&prev, next, &e.at, e.kind, &e.event_id, &e.payload);
-            // The event_id conflict clause makes the duplicate check and the
-            // insert one statement; a seq conflict is still an error.
-            let inserted = tx
-                .exec(
-                    "INSERT INTO audit (seq, at, kind, event_id, payload, prev_hash, hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
-                    &[
-                        Val::i(seq_i64(next)?),
-                        Val::t(&e.at),
-                        Val::t(e.kind),
-                        Val::t(&e.event_id),
-                        Val::t(&e.payload),
-                        Val::t(&prev),
-                        Val::t(&hash),
-                    ],
-                )
-                .await;
-            match inserted {
-                Ok(0) => {
-                    results.push(None);
-                    continue;
-                }
+            rows.push([
+                Val::i(seq_i64(next)?),
+                Val::t(&e.at),
+                Val::t(e.kind),
+                Val::t(&e.event_id),
+                Val::t(&e.payload),
+                Val::t(std::mem::replace(&mut prev, hash.clone())),
+                Val::t(hash),
+            ]);
+            fresh.push((ev, e.event_id.as_str()));
+            seq = next;
+            results.push(Some(next));
+        }
+        for chunk in rows.chunks(rows_per_statement(AUDIT_COLS.len())) {
+            // No conflict clause: a taken seq or event_id here means another
+            // process appended since we read the head (or the duplicate check).
+            let sql = insert_sql("audit", AUDIT_COLS, chunk.len(), false);
+            let args: Vec<Val> = chunk.iter().flatten().cloned().collect();
+            match tx.exec(&sql, &args).await {
                 Ok(_) => {}
                 Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Ok(Attempt::StaleHead),
                 Err(source) => {
                     return Err(StoreError::Db {
-                        context: format!("appending {}", e.event_id),
+                        context: format!("appending {} audit rows from seq {}", chunk.len(), head.seq + 1),
                         source,
                     })
                 }
             }
-            apply(&mut *tx, ev, &e.event_id).await?;
-            seq = next;
-            prev = hash;
-            results.push(Some(next));
+        }
+        if !fresh.is_empty() {
+            apply_batch(&mut *tx, &fresh).await?;
         }
         tx.commit().await.map_err(StoreError::db("committing append"))?;
         Ok(Attempt::Done(results, Head { seq, hash: prev }))
     }
+}
+
+/// Columns of `audit`, in insert order.
+const AUDIT_COLS: &[&str] = &["seq", "at", "kind", "event_id", "payload", "prev_hash", "hash"];
+
+/// Which of the batch's event ids are already in the log (one indexed query per 500 ids).
+async fn existing_ids<C: Conn + ?Sized>(c: &mut C, enc: &[Encoded]) -> Result<HashSet<String>, StoreError> {
+    let ids: BTreeSet<&str> = enc.iter().map(|e| e.event_id.as_str()).collect();
+    let ids: Vec<&str> = ids.into_iter().collect();
+    let mut out = HashSet::new();
+    for chunk in ids.chunks(rows_per_statement(1)) {
+        let sql = format!("SELECT event_id FROM audit WHERE event_id IN ({})", placeholders(chunk.len()));
+        let args: Vec<Val> = chunk.iter().map(|id| Val::t(*id)).collect();
+        for r in fetch(c, "audit", "checking for duplicate events", &sql, &args).await? {
+            out.insert(r.text(0, "event_id")?);
+        }
+    }
+    Ok(out)
 }
 
 /// Reads the chain head from the last audit row (genesis for an empty log).
@@ -217,51 +249,6 @@ fn encode(ev: &Event) -> Result<Encoded, StoreError> {
         kind: ev.kind(),
         at: fmt_time(ev.at()),
         payload,
-    })
-}
-
-/// Columns of `orders`, in the order [`order_row`] reads them.
-const ORDER_COLS: &str = "client_order_id, cycle_id, symbol, side, qty, order_type, limit_price, tif, status, \
-                          broker_order_id, filled_qty, avg_fill_price, arrival_price, reason, created_at, updated_at";
-
-/// Decodes an `orders` row selected with [`ORDER_COLS`].
-fn order_row(r: &Rd) -> Result<OrderRow, StoreError> {
-    Ok(OrderRow {
-        client_order_id: r.text(0, "client_order_id")?,
-        cycle_id: r.text(1, "cycle_id")?,
-        symbol: r.symbol(2, "symbol")?,
-        side: r.parse(3, "side", codec::parse_side)?,
-        qty: r.dec(4, "qty")?,
-        order_type: r.parse(5, "order_type", codec::parse_order_type)?,
-        limit_price: r.opt_dec(6, "limit_price")?,
-        time_in_force: r.parse(7, "tif", codec::parse_tif)?,
-        status: r.parse(8, "status", |s| {
-            OrderStatus::parse(s).ok_or_else(|| format!("{s:?} is not an order status"))
-        })?,
-        broker_order_id: r.opt_text(9, "broker_order_id")?,
-        filled_qty: r.dec(10, "filled_qty")?,
-        avg_fill_price: r.opt_dec(11, "avg_fill_price")?,
-        arrival_price: r.dec(12, "arrival_price")?,
-        reason: r.opt_text(13, "reason")?,
-        created_at: r.time(14, "created_at")?,
-        updated_at: r.time(15, "updated_at")?,
-    })
-}
-
-/// Columns of `fills`, in the order [`fill_row`] reads them.
-const FILL_COLS: &str = "fill_id, client_order_id, symbol, side, qty, price, at, slippage_bps";
-
-/// Decodes a `fills` row selected with [`FILL_COLS`].
-fn fill_row(r: &Rd) -> Result<FillRow, StoreError> {
-    Ok(FillRow {
-        fill_id: r.text(0, "fill_id")?,
-        client_order_id: r.text(1, "client_order_id")?,
-        symbol: r.symbol(2, "symbol")?,
-        side: r.parse(3, "side", codec::parse_side)?,
-        qty: r.dec(4, "qty")?,
-        price: r.dec(5, "price")?,
-        at: r.time(6, "at")?,
-        slippage_bps: r.opt_dec(7, "slippage_bps")?,
     })
 }
 
@@ -359,22 +346,9 @@ where
 
     async fn account(&self) -> Result<Option<AccountRow>, StoreError> {
         let mut c = self.read_conn().await?;
-        let row = fetch_one(
-            &mut *c,
-            "account",
-            "reading account",
-            "SELECT id, cash, opened_at FROM account ORDER BY opened_at LIMIT 1",
-            &[],
-        )
-        .await?;
-        row.map(|r| {
-            Ok(AccountRow {
-                account_id: r.text(0, "id")?,
-                opening_cash: r.dec(1, "cash")?,
-                opened_at: r.time(2, "opened_at")?,
-            })
-        })
-        .transpose()
+        let sql = format!("SELECT {} FROM account ORDER BY opened_at LIMIT 1", cols(ACCOUNT_COLS));
+        let row = fetch_one(&mut *c, "account", "reading account", &sql, &[]).await?;
+        row.as_ref().map(account_row).transpose()
     }
 
     async fn cash(&self) -> Result<Decimal, StoreError> {
@@ -461,7 +435,7 @@ where
 
     async fn order(&self, client_order_id: &str) -> Result<Option<OrderRow>, StoreError> {
         let mut c = self.read_conn().await?;
-        let sql = format!("SELECT {ORDER_COLS} FROM orders WHERE client_order_id = $1");
+        let sql = format!("SELECT {} FROM orders WHERE client_order_id = $1", cols(ORDER_COLS));
         let row = fetch_one(
             &mut *c,
             "orders",
@@ -476,15 +450,16 @@ where
     async fn open_orders(&self) -> Result<Vec<OrderRow>, StoreError> {
         let mut c = self.read_conn().await?;
         let sql = format!(
-            "SELECT {ORDER_COLS} FROM orders WHERE status IN ('intent', 'accepted', 'partially_filled') \
-             ORDER BY created_at, client_order_id"
+            "SELECT {} FROM orders WHERE status IN ('intent', 'accepted', 'partially_filled') \
+             ORDER BY created_at, client_order_id",
+            cols(ORDER_COLS)
         );
         let rows = fetch(&mut *c, "orders", "reading open orders", &sql, &[]).await?;
         rows.iter().map(order_row).collect()
     }
 
     async fn orders(&self, filter: &OrderFilter) -> Result<Vec<OrderRow>, StoreError> {
-        let mut w = Where::new(&format!("SELECT {ORDER_COLS} FROM orders"));
+        let mut w = Where::new(&format!("SELECT {} FROM orders", cols(ORDER_COLS)));
         if let Some(day) = filter.day {
             let (from, to) = day_bounds(day);
             w.and("created_at", ">=", Val::t(from));
@@ -503,7 +478,7 @@ where
     }
 
     async fn fills(&self, filter: &FillFilter) -> Result<Vec<FillRow>, StoreError> {
-        let mut w = Where::new(&format!("SELECT {FILL_COLS} FROM fills"));
+        let mut w = Where::new(&format!("SELECT {} FROM fills", cols(FILL_COLS)));
         if let Some(day) = filter.day {
             let (from, to) = day_bounds(day);
             w.and("at", ">=", Val::t(from));
@@ -523,33 +498,12 @@ where
 
     async fn cycles(&self, limit: u32) -> Result<Vec<CycleRow>, StoreError> {
         let mut c = self.read_conn().await?;
-        let rows = fetch(
-            &mut *c,
-            "cycles",
-            "reading cycles",
-            "SELECT cycle_id, target_set_id, attempt, started_at, finished_at, outcome FROM cycles \
-             ORDER BY started_at DESC, cycle_id DESC LIMIT $1",
-            &[Val::i(i64::from(limit))],
-        )
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let attempt = r.int(2, "attempt")?;
-                Ok(CycleRow {
-                    cycle_id: r.text(0, "cycle_id")?,
-                    target_set_id: r.text(1, "target_set_id")?,
-                    attempt: u32::try_from(attempt).map_err(|_| StoreError::Corrupt {
-                        table: "cycles",
-                        column: "attempt",
-                        key: r.rendered().first().cloned().flatten().unwrap_or_default(),
-                        detail: format!("{attempt} is not a u32"),
-                    })?,
-                    started_at: r.time(3, "started_at")?,
-                    finished_at: r.opt_time(4, "finished_at")?,
-                    outcome: r.opt_text(5, "outcome")?,
-                })
-            })
-            .collect()
+        let sql = format!(
+            "SELECT {} FROM cycles ORDER BY started_at DESC, cycle_id DESC LIMIT $1",
+            cols(CYCLE_COLS)
+        );
+        let rows = fetch(&mut *c, "cycles", "reading cycles", &sql, &[Val::i(i64::from(limit))]).await?;
+        rows.iter().map(cycle_row).collect()
     }
 
     async fn cycle_count_for_set(&self, target_set_id: &str) -> Result<u32, StoreError> {
@@ -788,20 +742,11 @@ where
         // Holding the writer lock keeps appends out; the single transaction
         // means readers see either the old projections or the rebuilt ones.
         let _head = self.head.lock().await;
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(StoreError::db("beginning rebuild"))?;
+        let mut tx = self.begin("beginning rebuild").await?;
         for table in PROJECTION_TABLES {
-            exec(
-                &mut *tx,
-                &format!("clearing {table}"),
-                &format!("DELETE FROM {table}"),
-                &[],
-            )
-            .await?;
+            exec(&mut *tx, &format!("clearing {table}"), &format!("DELETE FROM {table}"), &[]).await?;
         }
+        // Replayed a page at a time through the same batch path as appends.
         let mut after = 0i64;
         loop {
             let rows = fetch(
@@ -814,11 +759,12 @@ where
             .await?;
             let Some(last) = rows.last() else { break };
             after = last.int(0, "seq")?;
+            let mut page = Vec::with_capacity(rows.len());
             for r in &rows {
-                let event_id = r.text(1, "event_id")?;
-                let ev: Event = r.json(2, "payload")?;
-                apply(&mut *tx, &ev, &event_id).await?;
+                page.push((r.json::<Event>(2, "payload")?, r.text(1, "event_id")?));
             }
+            let refs: Vec<(&Event, &str)> = page.iter().map(|(e, id)| (e, id.as_str())).collect();
+            apply_batch(&mut *tx, &refs).await?;
         }
         tx.commit().await.map_err(StoreError::db("committing rebuild"))?;
         Ok(())

@@ -25,6 +25,7 @@ mod engine;
 mod error;
 mod pg;
 mod rows;
+mod tables;
 mod sqlite;
 
 pub use codec::{chain_hash, fmt_time, GENESIS_HASH};

@@ -27,6 +27,11 @@ fn describe(opts: &PgConnectOptions) -> String {
     )
 }
 
+/// Write transactions use the default isolation: the audit log's `seq` primary
+/// key already serialises writers (a second writer blocks on the same `seq`,
+/// then fails and retries with the new head).
+const BEGIN: &str = "BEGIN";
+
 impl SqlStore<Postgres> {
     /// Connects to `url` (`postgres://user@host:port/db`) and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
@@ -54,6 +59,6 @@ impl SqlStore<Postgres> {
             .run(&pool)
             .await
             .map_err(|source| StoreError::Migrate { location, source })?;
-        Self::from_pool(pool).await
+        Self::from_pool(pool, BEGIN).await
     }
 }

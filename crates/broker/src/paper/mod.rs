@@ -178,6 +178,17 @@ impl PaperConfig {
     }
 }
 
+/// The venue's books at one instant, from [`PaperBroker::inspect`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaperLedger {
+    /// Account cash.
+    pub cash: Decimal,
+    /// Non-zero positions, by symbol.
+    pub positions: Vec<Position>,
+    /// Working orders, in submission order.
+    pub open_orders: Vec<BrokerOrder>,
+}
+
 /// The embedded, deterministic, crash-safe paper venue. See the module docs.
 pub struct PaperBroker {
     pool: SqlitePool,
@@ -203,6 +214,22 @@ impl PaperBroker {
             .map_err(|e| BrokerError::Other(format!("paper broker config: {e}")))?;
         let pool = store::connect(path).await?;
         let state = store::load_or_init(&pool, &cfg, clock.now(), path).await?;
+        Ok(Self {
+            pool,
+            cfg,
+            clock,
+            state: Mutex::new(state),
+        })
+    }
+
+    /// A venue on a private in-memory database: the same engine with no file
+    /// and no fsync, for simulations that run thousands of sessions. Nothing
+    /// survives dropping it, so it cannot be reopened.
+    pub async fn open_in_memory(cfg: PaperConfig, clock: Arc<dyn Clock>) -> Result<Self, BrokerError> {
+        cfg.validate()
+            .map_err(|e| BrokerError::Other(format!("paper broker config: {e}")))?;
+        let pool = store::connect_in_memory().await?;
+        let state = store::load_or_init(&pool, &cfg, clock.now(), Path::new(":memory:")).await?;
         Ok(Self {
             pool,
             cfg,
@@ -241,6 +268,20 @@ impl PaperBroker {
         let (mut g, w) = self.begin("orders", "", false).await?;
         self.persist(&mut g, w).await?;
         store::all_orders(&self.pool).await
+    }
+
+    /// Cash, positions and working orders after processing up to
+    /// `clock.now()`, read from memory: cheap enough to call after every step
+    /// of a simulation. Inspection only, like [`PaperBroker::orders`]: no
+    /// faults, does not advance the fault counter.
+    pub async fn inspect(&self) -> Result<PaperLedger, BrokerError> {
+        let (mut g, w) = self.begin("inspect", "", false).await?;
+        self.persist(&mut g, w).await?;
+        Ok(PaperLedger {
+            cash: g.cash,
+            positions: g.positions.values().cloned().collect(),
+            open_orders: g.open.values().map(|o| o.order.clone()).collect(),
+        })
     }
 
     /// Closes the database cleanly (checkpointing the WAL). Dropping the

@@ -56,6 +56,27 @@ pub(crate) async fn connect(path: &Path) -> Result<SqlitePool, BrokerError> {
     Ok(pool)
 }
 
+/// A private in-memory venue database (for simulations): same schema, no file,
+/// no fsync. Gone when the pool is dropped.
+pub(crate) async fn connect_in_memory() -> Result<SqlitePool, BrokerError> {
+    let opts = SqliteConnectOptions::new().in_memory(true).foreign_keys(true);
+    // Each connection to :memory: is its own database, so the pool holds exactly
+    // one connection and never lets it expire.
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(opts)
+        .await
+        .map_err(|e| BrokerError::Other(format!("paper broker: cannot open in-memory database: {e}")))?;
+    sqlx::migrate!("./migrations")
+        .run(&pool)
+        .await
+        .map_err(|e| BrokerError::Other(format!("paper broker: migrating in-memory database: {e}")))?;
+    Ok(pool)
+}
+
 /// Creates the account on a new file, or loads the state of an existing one.
 pub(crate) async fn load_or_init(
     pool: &SqlitePool,

@@ -87,6 +87,9 @@ impl Guard for BuyingPower {
         }
         let cost = buy_price(c, self);
         let remaining = acc.buying_power;
+        if super::fits(c.qty, cost, remaining) {
+            return Verdict::Pass;
+        }
         cap_at(
             c,
             ctx,

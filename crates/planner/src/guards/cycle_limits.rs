@@ -59,6 +59,9 @@ impl Guard for CycleLimits {
         let px = c.price.unwrap_or_default();
         let limit = ctx.of_equity(self.max_turnover);
         let room = limit.saturating_sub(acc.turnover);
+        if super::fits(c.qty, px, room) {
+            return Verdict::Pass;
+        }
         cap_at(c, ctx, shares_for(room, px), ReasonCode::MaxTurnover, |q| {
             format!(
                 "cycle turnover {} + {} {} at {px} would exceed {} of equity = {limit}; allowed {q}",

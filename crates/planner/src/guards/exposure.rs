@@ -57,11 +57,16 @@ impl Guard for ExposureLimits {
         let net_mid = acc.net.saturating_add(mul(c.sign(), reducing));
         let gross_limit = ctx.of_equity(self.max_gross);
         let net_limit = ctx.of_equity(self.max_net);
-        let by_gross = shares_for(gross_limit.saturating_sub(gross_mid), px);
+        let gross_room = gross_limit.saturating_sub(gross_mid);
         let net_room = match c.side {
             Side::Buy => net_limit.saturating_sub(net_mid),
             Side::Sell => net_limit.saturating_add(net_mid),
         };
+        let increase = c.increasing_qty();
+        if super::fits(increase, px, gross_room) && super::fits(increase, px, net_room) {
+            return Verdict::Pass;
+        }
+        let by_gross = shares_for(gross_room, px);
         let by_net = shares_for(net_room, px);
         let (max_increase, reason, which, limit, now) = if by_gross <= by_net {
             (

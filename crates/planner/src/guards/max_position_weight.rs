@@ -45,8 +45,12 @@ impl Guard for MaxPositionWeight {
     fn check(&self, c: &Candidate<'_>, ctx: &Ctx<'_>, _acc: &CycleAccumulator) -> Verdict {
         let px = c.price.unwrap_or_default();
         let limit = ctx.of_equity(self.max_weight);
+        let base = base_after_reducing(c);
+        if super::fits(base.saturating_add(c.increasing_qty()), px, limit) {
+            return Verdict::Pass;
+        }
         let max_abs = shares_for(limit, px);
-        let max_increase = max_abs.saturating_sub(base_after_reducing(c));
+        let max_increase = max_abs.saturating_sub(base);
         cap_increase(c, ctx, max_increase, ReasonCode::MaxPositionWeight, |q| {
             format!(
                 "{} position may not exceed {} of equity {} = {limit} ({max_abs} shares at {px}); allowed {q}",

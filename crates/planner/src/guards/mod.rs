@@ -62,7 +62,7 @@ pub use volatility_brake::{VolHook, VolatilityBrake};
 
 use crate::config::GuardsConfig;
 use crate::context::{Candidate, Ctx, CycleAccumulator};
-use crate::output::{GuardId, GuardStep, ReasonCode, StepOutcome};
+use crate::output::{GuardId, GuardStep, ReasonCode};
 use rust_decimal::Decimal;
 
 /// What a per-order guard says about one order.
@@ -127,8 +127,18 @@ pub(crate) struct Blocked {
     pub detail: String,
 }
 
+impl Blocked {
+    fn new(guard: GuardId, reason: ReasonCode, detail: String) -> Self {
+        Self {
+            guard,
+            reason,
+            detail,
+        }
+    }
+}
+
 /// Runs the pipeline on `c`, shrinking `c.qty` in place and recording every
-/// resize or block in `steps`. Returns the block, if any.
+/// resize in `steps`. Returns the block, if any.
 ///
 /// The pipeline, not the guards, enforces the two rules every guard must
 /// obey: quantities only ever go down (so the final quantity is at most the
@@ -142,7 +152,7 @@ pub(crate) fn evaluate(
 ) -> Option<Blocked> {
     let pre = ctx.plan_block.as_ref().or(c.pre_block.as_ref());
     if let Some(b) = pre {
-        return Some(block(steps, b.guard, b.reason, b.detail.clone()));
+        return Some(Blocked::new(b.guard, b.reason, b.detail.clone()));
     }
     for g in guards {
         if !g.enabled() {
@@ -167,45 +177,27 @@ pub(crate) fn evaluate(
             continue;
         }
         if qty <= Decimal::ZERO {
-            return Some(block(steps, g.id(), reason, detail));
+            return Some(Blocked::new(g.id(), reason, detail));
         }
         steps.push(GuardStep {
             guard: g.id(),
-            outcome: StepOutcome::Resize {
-                from: c.qty,
-                to: qty,
-                reason,
-                detail,
-            },
+            from: c.qty,
+            to: qty,
+            reason,
+            detail,
         });
         c.qty = qty;
     }
     if c.qty <= Decimal::ZERO {
         // Only unpriced candidates start at zero and they carry a pre-block;
         // kept so that no path can ever emit a zero-quantity order.
-        return Some(block(
-            steps,
+        return Some(Blocked::new(
             GuardId::Planner,
             ReasonCode::MissingQuote,
             format!("no quantity could be sized for {}", c.symbol),
         ));
     }
     None
-}
-
-fn block(steps: &mut Vec<GuardStep>, guard: GuardId, reason: ReasonCode, detail: String) -> Blocked {
-    steps.push(GuardStep {
-        guard,
-        outcome: StepOutcome::Block {
-            reason,
-            detail: detail.clone(),
-        },
-    });
-    Blocked {
-        guard,
-        reason,
-        detail,
-    }
 }
 
 /// `Cap` at `max_qty` (rounded to the lot) when that is below the order's
@@ -249,4 +241,11 @@ pub(crate) fn base_after_reducing(c: &Candidate<'_>) -> Decimal {
     c.position
         .saturating_add(c.sign().saturating_mul(c.reducing_qty()))
         .abs()
+}
+
+/// Whether `qty × price ≤ room`: the exact test a notional cap makes, and a
+/// cheap one, so caps that don't bind skip their division. A non-positive
+/// price never fits (nothing can be sized against it).
+pub(crate) fn fits(qty: Decimal, price: Decimal, room: Decimal) -> bool {
+    price > Decimal::ZERO && qty.checked_mul(price).is_some_and(|n| n <= room)
 }

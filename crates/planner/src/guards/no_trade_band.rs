@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 pub struct NoTradeBand {
     /// Run the guard. Default `true`.
     pub enabled: bool,
-    /// Minimum change as a fraction of equity. Default 0.0002 (2 bps):
-    /// small enough to let a 3,000-name book build its positions, large
-    /// enough to ignore a day's drift on them.
+    /// Minimum change as a fraction of equity. Default 0.0001 (1 bp): a
+    /// 3,000-name book holds ~3 bps per name, so re-weighting a name by a
+    /// third still trades while a day's few-percent drift (~0.1 bp) does not.
     pub min_weight: Decimal,
     /// Minimum change in currency (at the reference price). Default 10.
     pub min_notional: Decimal,
@@ -31,7 +31,7 @@ impl Default for NoTradeBand {
     fn default() -> Self {
         Self {
             enabled: true,
-            min_weight: Decimal::new(2, 4),
+            min_weight: Decimal::new(1, 4),
             min_notional: Decimal::TEN,
             min_shares: Decimal::ZERO,
             exempt_full_exit: true,
@@ -75,16 +75,23 @@ impl Guard for NoTradeBand {
     /// churn, not risk), except full exits when `exempt_full_exit` is set.
     /// Runs before any resizing guard, so it judges the planner's proposal.
     fn check(&self, c: &Candidate<'_>, ctx: &Ctx<'_>, _acc: &CycleAccumulator) -> Verdict {
-        let full_exit = c.target_qty == Some(Decimal::ZERO)
-            && c.position.saturating_add(mul(c.sign(), c.qty)) == Decimal::ZERO;
+        // Flattens the position exactly: the whole order reduces, down to zero.
+        let full_exit = c.target_qty == Some(Decimal::ZERO) && c.qty == c.reducible;
         if self.exempt_full_exit && full_exit {
             return Verdict::Pass;
         }
         let notional = mul(c.qty, c.price.unwrap_or_default());
-        if notional < ctx.band.threshold {
+        let threshold = self.min_notional.max(ctx.of_equity(self.min_weight));
+        if notional < threshold {
+            // The plan's shared explanation, unless this guard is not the configured one (tests).
+            let detail = if threshold == ctx.band.threshold {
+                ctx.band.detail.clone()
+            } else {
+                self.band(ctx.equity).detail
+            };
             return Verdict::Block {
                 reason: ReasonCode::BelowNoTradeBand,
-                detail: ctx.band.detail.clone(),
+                detail,
             };
         }
         if c.qty < self.min_shares {
@@ -108,15 +115,29 @@ mod tests {
     #[test]
     fn small_changes_are_ignored() {
         // Equity 100,000: band = max(10, 0.0002 * 100,000) = 20.
+        let g = NoTradeBand {
+            min_weight: d("0.0002"),
+            ..Default::default()
+        };
         let fx = Fixture::new().target("AAPL", "0.0001").quote("AAPL", "10");
         // 0.0001 * 100,000 / 10 = 1 share = 10 notional < 20.
-        let v = check(&NoTradeBand::default(), &fx, "AAPL");
+        let v = check(&g, &fx, "AAPL");
         assert!(
             matches!(&v, Verdict::Block { reason: ReasonCode::BelowNoTradeBand, detail } if detail.contains("no-trade band of 20.0000 (max of 10 and 0.02% of equity 100000)")),
             "{v:?}"
         );
         let fx = Fixture::new().target("AAPL", "0.0003").quote("AAPL", "10");
+        assert_eq!(check(&g, &fx, "AAPL"), Verdict::Pass);
+        // The default band (1 bp, at least 10): 10 notional passes, 5 does not.
+        let fx = Fixture::new().target("AAPL", "0.0001").quote("AAPL", "10");
         assert_eq!(check(&NoTradeBand::default(), &fx, "AAPL"), Verdict::Pass);
+        let fx = Fixture::new().target("AAPL", "0.00005").quote("AAPL", "5");
+        let plan = fx.plan();
+        assert_blocked(decision(&plan, "AAPL"), ReasonCode::BelowNoTradeBand);
+        assert_eq!(
+            block_detail(decision(&plan, "AAPL")),
+            "notional change below the no-trade band of 10 (max of 10 and 0.01% of equity 100000)"
+        );
     }
 
     #[test]
