@@ -41,6 +41,15 @@ pub enum Command {
         /// Directory for the demo's state (recreated).
         #[arg(long, default_value = "keel-demo")]
         dir: PathBuf,
+        /// Exit after the simulation instead of serving the dashboard.
+        #[arg(long)]
+        no_serve: bool,
+    },
+    /// Serve the read-only dashboard (and the control API when a token is configured).
+    Serve {
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
     },
     /// The live worker: watch the inbox, run cycles in market hours.
     Run {

@@ -24,7 +24,16 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             json,
             common,
         } => plan(&targets, id.as_deref(), json, &common),
-        Command::Demo { days, seed, dir } => block_on(crate::demo::run(days, seed, &dir)),
+        Command::Demo {
+            days,
+            seed,
+            dir,
+            no_serve,
+        } => block_on(crate::demo::run(days, seed, &dir, !no_serve)),
+        Command::Serve { common } => {
+            let env = Env::load(&common)?;
+            block_on(serve(env))
+        }
         Command::Run { common } => {
             let env = Env::load(&common)?;
             block_on(crate::live::run(env))
@@ -259,6 +268,33 @@ fn plan(targets: &Path, id: Option<&str>, json: bool, common: &Common) -> Result
     res.and_then(|_| out.flush())
         .context("writing the plan to stdout")?;
     Ok(())
+}
+
+async fn serve(env: Env) -> Result<(), CliError> {
+    let store = env.store().await?;
+    // Control needs the worker (to cancel orders on a kill); only open it when a token enables control.
+    let worker = match crate::serve::server_config(&env)?.control_token {
+        Some(_) => Some(Arc::new(env.worker().await?)),
+        None => None,
+    };
+    crate::serve::serve(&env, store, worker, shutdown_signal()).await
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        // Without handlers, ctrl-c is still caught portably.
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 async fn submit(env: Env, file: &Path, id: Option<&str>) -> Result<(), CliError> {

@@ -33,6 +33,8 @@ pub struct KeelConfig {
     pub kill_switch: KillSwitchConfig,
     /// Live loop schedule.
     pub schedule: ScheduleSection,
+    /// Dashboard and control API.
+    pub server: ServerSection,
 }
 
 impl Default for KeelConfig {
@@ -48,6 +50,7 @@ impl Default for KeelConfig {
             worker: WorkerConfig::default(),
             kill_switch: KillSwitchConfig::default(),
             schedule: ScheduleSection::default(),
+            server: ServerSection::default(),
         }
     }
 }
@@ -58,6 +61,29 @@ impl Default for KeelConfig {
 pub struct StoreSection {
     /// SQLite file path; default `<data_dir>/keel.db`.
     pub path: Option<PathBuf>,
+}
+
+/// `[server]`: the dashboard.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    /// Listen address. Anything but loopback is logged as a warning.
+    pub bind: String,
+    /// File holding the control-API bearer token (the `KEEL_CONTROL_TOKEN`
+    /// environment variable wins). Without a token the control API is off.
+    pub control_token_file: Option<PathBuf>,
+    /// Dashboard auto-refresh period in seconds.
+    pub refresh_secs: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            control_token_file: None,
+            refresh_secs: 5,
+        }
+    }
 }
 
 /// `[schedule]`: when `keel run` cycles.

@@ -18,7 +18,7 @@ const MARKER: &str = ".keel-demo";
 const CYCLE_EVERY_MIN: i64 = 10;
 
 /// Runs the demo into a fresh `dir`.
-pub async fn run(days: u32, seed: u64, dir: &Path) -> Result<(), CliError> {
+pub async fn run(days: u32, seed: u64, dir: &Path, serve: bool) -> Result<(), CliError> {
     if days == 0 || days > 2_000 {
         return Err(input(format!("--days = {days}: must be between 1 and 2000")));
     }
@@ -116,6 +116,11 @@ pub async fn run(days: u32, seed: u64, dir: &Path) -> Result<(), CliError> {
         report.events,
         dir.display()
     );
+    if serve {
+        println!("serving the dashboard; Ctrl-C to stop");
+        let store = worker.store().clone();
+        crate::serve::serve(&env, store, None, crate::commands::shutdown_signal()).await?;
+    }
     Ok(())
 }
 

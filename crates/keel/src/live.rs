@@ -7,7 +7,6 @@ use crate::error::CliError;
 use anyhow::Context;
 use keel_worker::Worker;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,17 +19,34 @@ pub async fn run(env: Env) -> Result<(), CliError> {
     for d in [inbox.clone(), inbox.join("processed"), inbox.join("rejected")] {
         std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
     }
-    let worker = env.worker().await?;
+    let worker = Arc::new(env.worker().await?);
     worker
         .recover()
         .await
         .context("recovering state from the broker")?;
-    let stop = Arc::new(AtomicBool::new(false));
-    spawn_signal_watch(stop.clone())?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    spawn_signal_watch(stop_tx)?;
+    let server = {
+        let store = worker.store().clone();
+        let w = worker.clone();
+        let env2 = Env {
+            cfg: env.cfg.clone(),
+            clock: env.clock.clone(),
+        };
+        let mut rx = stop_rx.clone();
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = crate::serve::serve(&env2, store, Some(w), shutdown).await {
+                tracing::error!(error = %e, "dashboard stopped");
+            }
+        })
+    };
     tracing::info!(inbox = %inbox.display(), "keel run: watching the inbox");
     let every = Duration::from_secs(env.cfg.schedule.cycle_every_secs.max(1));
     let mut last_cycle: Option<Instant> = None;
-    while !stop.load(Ordering::SeqCst) {
+    while !*stop_rx.borrow() {
         take_inbox(&env, &worker, &inbox).await;
         let due = last_cycle.is_none_or(|t| t.elapsed() >= every);
         if due && keel_calendar::is_open(env.clock.now()) {
@@ -45,11 +61,12 @@ pub async fn run(env: Env) -> Result<(), CliError> {
         }
         tokio::time::sleep(TICK).await;
     }
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     tracing::info!("keel run: stopped cleanly");
     Ok(())
 }
 
-fn spawn_signal_watch(stop: Arc<AtomicBool>) -> Result<(), CliError> {
+fn spawn_signal_watch(stop: tokio::sync::watch::Sender<bool>) -> Result<(), CliError> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -59,7 +76,7 @@ fn spawn_signal_watch(stop: Arc<AtomicBool>) -> Result<(), CliError> {
             _ = int.recv() => {},
         }
         tracing::info!("signal received: finishing the current step");
-        stop.store(true, Ordering::SeqCst);
+        let _ = stop.send(true);
     });
     Ok(())
 }

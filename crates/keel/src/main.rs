@@ -10,6 +10,7 @@ mod demo;
 mod error;
 mod live;
 mod report;
+mod serve;
 mod status;
 
 use clap::Parser;

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use keel_domain::TargetSet;
-use keel_planner::{Outcome, Plan, StepOutcome};
+use keel_planner::{Outcome, Plan};
 use std::io::{self, Write};
 
 /// Writes every proposed order and every guard decision with its reason.
@@ -68,20 +68,15 @@ pub fn write_plan(out: &mut impl Write, set: &TargetSet, now: DateTime<Utc>, pla
             verdict
         )?;
         for s in &d.steps {
-            if let StepOutcome::Resize {
-                from,
-                to,
-                reason,
-                detail,
-            } = &s.outcome
-            {
-                writeln!(
-                    out,
-                    "      {:?}: {from} -> {to} ({}: {detail})",
-                    s.guard,
-                    reason.as_str()
-                )?;
-            }
+            writeln!(
+                out,
+                "      {:?}: {} -> {} ({}: {})",
+                s.guard,
+                s.from,
+                s.to,
+                s.reason.as_str(),
+                s.detail
+            )?;
         }
     }
     Ok(())

@@ -74,16 +74,38 @@ pub(crate) fn mul(a: Decimal, b: Decimal) -> Decimal {
     a.saturating_mul(b)
 }
 
-/// The quote's reference price exactly as [`Quote::reference`] defines it,
+/// The quote's reference price with the value [`Quote::reference`] defines,
 /// but `None` instead of a panic when bid + ask overflows, and `None` when the
 /// result is not a positive price (a zero or negative reference can size nothing).
 pub(crate) fn reference(q: &Quote) -> Option<Decimal> {
-    let px = if q.bid > Decimal::ZERO && q.ask >= q.bid {
-        q.bid.checked_add(q.ask)?.checked_div(Decimal::TWO)?
+    let px = if is_positive(q.bid) && q.ask >= q.bid {
+        half(q.bid.checked_add(q.ask)?)?
     } else {
         q.last
     };
-    (px > Decimal::ZERO).then_some(px)
+    is_positive(px).then_some(px)
+}
+
+/// `x > 0` from the sign and zero bits, without a full decimal comparison
+/// (this runs several times per symbol).
+#[inline]
+pub(crate) fn is_positive(x: Decimal) -> bool {
+    !x.is_zero() && x.is_sign_positive()
+}
+
+/// `x / 2`, exactly, without the cost of general decimal division: an even
+/// mantissa halves at the same scale, an odd one gains one digit. (Division
+/// can pad an extra zero, `10.0150` where this gives `10.015`: same value.)
+fn half(x: Decimal) -> Option<Decimal> {
+    let (m, s) = (x.mantissa(), x.scale());
+    let (m, s) = if m % 2 == 0 {
+        (m / 2, s)
+    } else {
+        (m.checked_mul(5)?, s + 1)
+    };
+    Decimal::try_from_i128_with_scale(m, s)
+        .ok()
+        .or_else(|| x.checked_div(Decimal::TWO))
 }
 
 /// Limit prices at a fixed offset through the reference: buys at
@@ -224,6 +246,31 @@ mod tests {
                 assert_eq!(div_to_lot(n, d, dp), Some(slow), "{n} / {d} at {dp}");
             }
         }
+    }
+
+    #[test]
+    fn half_matches_decimal_division() {
+        for x in [
+            dec!(20.02),
+            dec!(20.03),
+            dec!(20.00),
+            dec!(0),
+            dec!(-3),
+            dec!(1e-28),
+            dec!(0.0000000000000000000000000003),
+        ] {
+            assert_eq!(half(x).unwrap(), x / Decimal::TWO, "{x}");
+        }
+        assert_eq!(half(Decimal::MAX), Some(Decimal::MAX / Decimal::TWO));
+        let s = Symbol::new("X").unwrap();
+        let q = Quote {
+            symbol: s,
+            bid: dec!(10.00),
+            ask: dec!(10.03),
+            last: dec!(1),
+            ts: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        assert_eq!(reference(&q), Some(q.reference()));
     }
 
     #[test]

@@ -193,7 +193,7 @@ fn group_open_orders(orders: &[OpenOrder]) -> Vec<OpenAgg<'_>> {
                 Decimal::MAX
             }
         };
-        let limit = o.limit_price.filter(|p| *p > Decimal::ZERO);
+        let limit = o.limit_price.filter(|p| num::is_positive(*p));
         if let Some(l) = limit {
             agg.max_limit = Some(agg.max_limit.map_or(l, |m| m.max(l)));
         }
@@ -249,6 +249,14 @@ fn sorted_targets(targets: &[Target]) -> (Vec<(&Symbol, Decimal)>, Vec<&Symbol>)
         }
     }
     (merged, dupes)
+}
+
+/// Symbol equality that skips the string compare when both sides are the
+/// same reference (the merge walks take the current symbol from one of the
+/// sequences they compare it with).
+#[inline]
+fn same(a: &Symbol, b: &Symbol) -> bool {
+    std::ptr::eq(a, b) || a == b
 }
 
 /// Advances a sorted `(symbol, value)` iterator to `symbol`; symbols must be
@@ -353,8 +361,8 @@ pub(crate) fn prepare<'a>(input: &PlanInput<'a>, cfg: &'a RiskConfig) -> Prepare
             (None, Some(p)) => p.0,
             (None, None) => break,
         };
-        let weight = ti.next_if(|t| t.0 == symbol).map(|t| t.1);
-        let position = pi.next_if(|p| p.0 == symbol).map(|p| p.1);
+        let weight = ti.next_if(|t| same(t.0, symbol)).map(|t| t.1);
+        let position = pi.next_if(|p| same(p.0, symbol)).map(|p| p.1);
         let quote = quotes.seek(symbol);
         let row = Row {
             symbol,
@@ -417,11 +425,11 @@ fn book_totals(snap: &AccountSnapshot, open: &[OpenAgg<'_>], bp: &guards::Buying
             (None, Some(o)) => o.symbol,
             (None, None) => break,
         };
-        let position = pi.next_if(|p| p.0 == symbol).map(|p| p.1);
-        let agg = oi.next_if(|o| o.symbol == symbol);
+        let position = pi.next_if(|p| same(p.0, symbol)).map(|p| p.1);
+        let agg = oi.next_if(|o| same(o.symbol, symbol));
         let price = quotes.seek(symbol).and_then(num::reference);
         let val_px = price
-            .or_else(|| position.map(|p| p.avg_cost).filter(|c| *c > Decimal::ZERO))
+            .or_else(|| position.map(|p| p.avg_cost).filter(|c| num::is_positive(*c)))
             .or_else(|| agg.and_then(|a| a.max_limit))
             .unwrap_or_default();
         let held = position.map(|p| p.qty).unwrap_or_default();
@@ -435,7 +443,7 @@ fn book_totals(snap: &AccountSnapshot, open: &[OpenAgg<'_>], bp: &guards::Buying
         t.net = t.net.saturating_add(value);
         let Some(a) = agg else { continue };
         t.open_buy_notional = t.open_buy_notional.saturating_add(a.buy_limit_notional);
-        if a.buy_market_remaining > Decimal::ZERO {
+        if num::is_positive(a.buy_market_remaining) {
             match price {
                 Some(p) => {
                     let px = buffered(p, bp.market_buffer_bps);

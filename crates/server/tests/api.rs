@@ -58,12 +58,18 @@ async fn overview_matches_store() {
     assert_eq!(o["day_pnl"].as_str().map(|s| d(s)), exp.day_pnl);
     assert_eq!(o["day_pnl_basis_date"], "2026-01-09");
     assert_eq!(o["kill_switch"]["engaged"], true);
-    assert_eq!(o["kill_switch"]["reason"].as_str(), Some(seeded.kill_reason.as_str()));
+    assert_eq!(
+        o["kill_switch"]["reason"].as_str(),
+        Some(seeded.kill_reason.as_str())
+    );
     assert_eq!(o["kill_switch"]["source"], "automatic");
     assert_eq!(o["account_id"], common::ACCOUNT);
     let (head, _) = store.audit_head().await.unwrap_or_default();
     assert_eq!(o["audit_seq"].as_u64(), Some(head));
-    assert_eq!(o["open_orders"].as_u64(), Some(store.open_orders().await.map(|v| v.len() as u64).unwrap_or(99)));
+    assert_eq!(
+        o["open_orders"].as_u64(),
+        Some(store.open_orders().await.map(|v| v.len() as u64).unwrap_or(99))
+    );
     assert_eq!(o["last_cycle"]["outcome"], "blocked: kill switch");
     assert_eq!(o["eod_count"].as_u64(), Some(5));
     assert_eq!(o["reconciliation"]["ok"], true);
@@ -92,7 +98,10 @@ async fn positions_weights_and_targets() {
         let px = exp.marks[s.as_str()];
         assert_eq!(dec(&row["price"]), px);
         assert_eq!(dec(&row["market_value"]), pos.qty * px);
-        assert_eq!(dec(&row["unrealized_pnl"]), (pos.qty * (px - pos.avg_cost)).round_dp(6));
+        assert_eq!(
+            dec(&row["unrealized_pnl"]),
+            (pos.qty * (px - pos.avg_cost)).round_dp(6)
+        );
         let w = (pos.qty * px / exp.equity).round_dp(6);
         assert_eq!(dec(&row["weight"]), w);
         assert!(row["target_weight"].is_string(), "{row}");
@@ -104,19 +113,33 @@ async fn orders_and_fills_filter() {
     let (_dir, store, app, seeded) = setup().await;
     let (status, all) = get(&app, "/api/v1/orders?limit=5000").await;
     assert_eq!(status, StatusCode::OK);
-    let n = store.orders(&OrderFilter::default()).await.map(|v| v.len()).unwrap_or(0);
+    let n = store
+        .orders(&OrderFilter::default())
+        .await
+        .map(|v| v.len())
+        .unwrap_or(0);
     assert_eq!(all["orders"].as_array().map(Vec::len), Some(n));
 
     let (_, aapl) = get(&app, "/api/v1/orders?symbol=AAPL&day=2026-01-05").await;
     let rows = aapl["orders"].as_array().cloned().unwrap_or_default();
     assert!(!rows.is_empty());
-    assert!(rows.iter().all(|r| r["symbol"] == "AAPL" && r["created_at"].as_str().is_some_and(|t| t.starts_with("2026-01-05"))));
+    assert!(rows.iter().all(|r| r["symbol"] == "AAPL"
+        && r["created_at"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("2026-01-05"))));
     // Slippage of a filled order is computed from its average fill.
     let filled = &rows[0];
     let avg = dec(&filled["avg_fill_price"]);
     let arr = dec(&filled["arrival_price"]);
-    let sign = if filled["side"] == "buy" { Decimal::ONE } else { Decimal::NEGATIVE_ONE };
-    assert_eq!(dec(&filled["slippage_bps"]), (sign * (avg - arr) * Decimal::from(10_000) / arr).round_dp(4));
+    let sign = if filled["side"] == "buy" {
+        Decimal::ONE
+    } else {
+        Decimal::NEGATIVE_ONE
+    };
+    assert_eq!(
+        dec(&filled["slippage_bps"]),
+        (sign * (avg - arr) * Decimal::from(10_000) / arr).round_dp(4)
+    );
 
     let (_, rej) = get(&app, "/api/v1/orders?status=rejected").await;
     let rej = rej["orders"].as_array().cloned().unwrap_or_default();
@@ -162,15 +185,22 @@ async fn slippage_statistics() {
     let p50 = bps[(bps.len() * 50).div_ceil(100) - 1];
     assert_eq!(dec(&s["overall"]["p50_bps"]), p50);
     assert_eq!(s["truncated"], false);
-    let hist: u64 = s["histogram"].as_array().map_or(0, |h| h.iter().filter_map(|b| b["count"].as_u64()).sum());
+    let hist: u64 = s["histogram"]
+        .as_array()
+        .map_or(0, |h| h.iter().filter_map(|b| b["count"].as_u64()).sum());
     assert_eq!(hist, bps.len() as u64);
-    let days: Vec<&str> = s["per_day"].as_array().map_or(vec![], |v| v.iter().filter_map(|g| g["key"].as_str()).collect());
+    let days: Vec<&str> = s["per_day"]
+        .as_array()
+        .map_or(vec![], |v| v.iter().filter_map(|g| g["key"].as_str()).collect());
     assert_eq!(days.first(), Some(&"2026-01-05"));
     // Shortfall: Σ sign × (avg − arrival) × filled over orders.
     let orders = store.orders(&OrderFilter::default()).await.unwrap_or_default();
     let cost: Decimal = orders
         .iter()
-        .filter_map(|o| o.avg_fill_price.map(|a| o.side.sign() * (a - o.arrival_price) * o.filled_qty))
+        .filter_map(|o| {
+            o.avg_fill_price
+                .map(|a| o.side.sign() * (a - o.arrival_price) * o.filled_qty)
+        })
         .sum();
     assert_eq!(dec(&s["shortfall"]["execution_cost"]), cost.round_dp(6));
 
@@ -193,18 +223,34 @@ async fn eod_guards_cycles_audit() {
     let (_, g) = get(&app, "/api/v1/guard-decisions?limit=50").await;
     let cycles = g["cycles"].as_array().cloned().unwrap_or_default();
     assert_eq!(cycles.len(), seeded.cycles.len());
-    let actions: Vec<Value> = cycles.iter().flat_map(|c| c["actions"].as_array().cloned().unwrap_or_default()).collect();
-    assert!(actions.iter().any(|a| a["action"] == "block" && a["reason"] == "restricted_symbol" && a["detail"].as_str() == Some(seeded.blocked_detail.as_str())));
-    assert!(actions.iter().any(|a| a["action"] == "resize" && a["guard"] == "max_position_weight"));
-    assert!(actions.iter().any(|a| a["action"] == "plan_block" && a["reason"] == "kill_switch"));
+    let actions: Vec<Value> = cycles
+        .iter()
+        .flat_map(|c| c["actions"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert!(actions.iter().any(|a| a["action"] == "block"
+        && a["reason"] == "restricted_symbol"
+        && a["detail"].as_str() == Some(seeded.blocked_detail.as_str())));
+    assert!(actions
+        .iter()
+        .any(|a| a["action"] == "resize" && a["guard"] == "max_position_weight"));
+    assert!(actions
+        .iter()
+        .any(|a| a["action"] == "plan_block" && a["reason"] == "kill_switch"));
 
     let (_, c) = get(&app, "/api/v1/cycles").await;
     let first = &c["cycles"][0];
-    assert_eq!(first["cycle"]["cycle_id"].as_str(), seeded.cycles.last().map(String::as_str));
+    assert_eq!(
+        first["cycle"]["cycle_id"].as_str(),
+        seeded.cycles.last().map(String::as_str)
+    );
     assert_eq!(first["actions"].as_array().map(Vec::len), Some(0));
 
     let id = &seeded.cycles[0];
-    let (status, p) = get(&app, &format!("/api/v1/cycles/{}/decisions", id.replace('#', "%23"))).await;
+    let (status, p) = get(
+        &app,
+        &format!("/api/v1/cycles/{}/decisions", id.replace('#', "%23")),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{p}");
     assert!(p["plan"]["decisions"].is_array());
     let (status, _) = get(&app, "/api/v1/cycles/nope/decisions").await;
@@ -245,14 +291,30 @@ async fn cache_follows_the_audit_head() {
     let (_, after) = get(&app, "/api/v1/overview").await;
     assert_eq!(before["kill_switch"]["engaged"], true);
     assert_eq!(after["kill_switch"]["engaged"], false);
-    assert_eq!(after["audit_seq"].as_u64(), before["audit_seq"].as_u64().map(|s| s + 1));
+    assert_eq!(
+        after["audit_seq"].as_u64(),
+        before["audit_seq"].as_u64().map(|s| s + 1)
+    );
 }
 
 #[tokio::test]
 async fn empty_store_is_served() {
-    let store = Arc::new(SqliteStore::open_in_memory().await.unwrap_or_else(|e| panic!("{e}")));
+    let store = Arc::new(
+        SqliteStore::open_in_memory()
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
     let app = router(store, None, &ServerConfig::default(), None);
-    for uri in ["/api/v1/overview", "/api/v1/positions", "/api/v1/slippage", "/api/v1/eod", "/api/v1/guard-decisions", "/api/v1/audit", "/api/v1/audit/verify", "/api/v1/health"] {
+    for uri in [
+        "/api/v1/overview",
+        "/api/v1/positions",
+        "/api/v1/slippage",
+        "/api/v1/eod",
+        "/api/v1/guard-decisions",
+        "/api/v1/audit",
+        "/api/v1/audit/verify",
+        "/api/v1/health",
+    ] {
         let (status, body) = get(&app, uri).await;
         assert_eq!(status, StatusCode::OK, "{uri}: {body}");
     }

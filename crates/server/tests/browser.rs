@@ -84,7 +84,10 @@ async fn start_driver(user_data: &Path) -> (Driver, Client) {
 async fn loaded(c: &Client, page: &str) {
     for _ in 0..200 {
         let v = c
-            .execute("return document.body.dataset.loaded === 'true' && document.body.dataset.page;", vec![])
+            .execute(
+                "return document.body.dataset.loaded === 'true' && document.body.dataset.page;",
+                vec![],
+            )
             .await
             .unwrap_or(Value::Null);
         if v.as_str() == Some(page) {
@@ -92,12 +95,16 @@ async fn loaded(c: &Client, page: &str) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let err = c.execute("return document.getElementById('error').textContent;", vec![]).await;
+    let err = c
+        .execute("return document.getElementById('error').textContent;", vec![])
+        .await;
     panic!("page {page} never finished loading; error banner: {err:?}");
 }
 
 async fn open(c: &Client, base: &str, path: &str, page: &str) {
-    c.goto(&format!("{base}{path}")).await.unwrap_or_else(|e| panic!("goto {path}: {e}"));
+    c.goto(&format!("{base}{path}"))
+        .await
+        .unwrap_or_else(|e| panic!("goto {path}: {e}"));
     loaded(c, page).await;
 }
 
@@ -122,12 +129,18 @@ async fn text(c: &Client, id: &str) -> String {
 }
 
 async fn js(c: &Client, script: &str) -> Value {
-    c.execute(script, vec![]).await.unwrap_or_else(|e| panic!("{script}: {e}"))
+    c.execute(script, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("{script}: {e}"))
 }
 
 /// The exact value app.js stored next to the formatted text.
 async fn exact(c: &Client, id: &str) -> Decimal {
-    let v = js(c, &format!("return document.getElementById('{id}').dataset.value;")).await;
+    let v = js(
+        c,
+        &format!("return document.getElementById('{id}').dataset.value;"),
+    )
+    .await;
     v.as_str()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("#{id} data-value: {v}"))
@@ -157,7 +170,11 @@ async fn not_injected(c: &Client, page: &str) {
          document.querySelectorAll('main img, main script, main b').length];",
     )
     .await;
-    assert_eq!(v, json!(["undefined", true, true, 0]), "{page}: hostile markup was interpreted");
+    assert_eq!(
+        v,
+        json!(["undefined", true, true, 0]),
+        "{page}: hostile markup was interpreted"
+    );
 }
 
 async fn body_rows(c: &Client, tbody: &str) -> Vec<Vec<String>> {
@@ -197,16 +214,25 @@ async fn run() {
     let seeded = seed(store.as_ref()).await;
     let exp = expected(store.as_ref()).await;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind: {e}"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
     let addr: SocketAddr = listener.local_addr().unwrap_or_else(|e| panic!("addr: {e}"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let cfg = ServerConfig {
         refresh_secs: 2,
         ..ServerConfig::default()
     };
-    let server = tokio::spawn(keel_server::serve_listener(listener, cfg, store.clone(), None, None, async {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(keel_server::serve_listener(
+        listener,
+        cfg,
+        store.clone(),
+        None,
+        None,
+        async {
+            let _ = stopped.await;
+        },
+    ));
     let base = format!("http://{addr}");
 
     let profile = tempfile::tempdir().unwrap_or_else(|e| panic!("profile dir: {e}"));
@@ -231,7 +257,10 @@ async fn pages(c: &Client, base: &str, store: &dyn Store, seeded: &common::Seede
     assert_eq!(text(c, "day-pnl").await, fmt2(pnl));
     assert_eq!(text(c, "kill-switch").await, "ENGAGED");
     let reason = text(c, "kill-reason").await;
-    assert!(reason.contains(&seeded.kill_reason), "kill reason shown as text: {reason}");
+    assert!(
+        reason.contains(&seeded.kill_reason),
+        "kill reason shown as text: {reason}"
+    );
     assert!(reason.contains(HOSTILE));
     let (head, _) = store.audit_head().await.unwrap_or_default();
     assert_eq!(text(c, "audit-seq").await, head.to_string());
@@ -254,9 +283,17 @@ async fn pages(c: &Client, base: &str, store: &dyn Store, seeded: &common::Seede
     println!("screenshot: {}", file.display());
 
     // Auto-refresh happens in place: the page object survives a refresh cycle.
-    js(c, "window.__marker = 42; document.body.dataset.loaded = 'false'; return null;").await;
+    js(
+        c,
+        "window.__marker = 42; document.body.dataset.loaded = 'false'; return null;",
+    )
+    .await;
     loaded(c, "overview").await;
-    assert_eq!(js(c, "return window.__marker;").await, json!(42), "refresh reloaded the page");
+    assert_eq!(
+        js(c, "return window.__marker;").await,
+        json!(42),
+        "refresh reloaded the page"
+    );
 
     // ---- positions
     open(c, base, "/positions", "positions").await;
@@ -298,7 +335,10 @@ async fn pages(c: &Client, base: &str, store: &dyn Store, seeded: &common::Seede
     open(c, base, "/orders?status=rejected", "orders").await;
     let rows = body_rows(c, "orders-body").await;
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0][9], seeded.rejected_reason, "reject reason rendered as text");
+    assert_eq!(
+        rows[0][9], seeded.rejected_reason,
+        "reject reason rendered as text"
+    );
     not_injected(c, "orders").await;
     screenshot(c, "orders").await;
 
@@ -326,8 +366,14 @@ async fn pages(c: &Client, base: &str, store: &dyn Store, seeded: &common::Seede
     // ---- guard decisions
     open(c, base, "/guards", "guards").await;
     let rows = body_rows(c, "guard-body").await;
-    assert!(rows.iter().any(|r| r[3] == "block" && r[5] == "restricted_symbol" && r[6] == seeded.blocked_detail), "{rows:?}");
-    assert!(rows.iter().any(|r| r[3] == "resize" && r[4] == "max_position_weight"));
+    assert!(
+        rows.iter()
+            .any(|r| r[3] == "block" && r[5] == "restricted_symbol" && r[6] == seeded.blocked_detail),
+        "{rows:?}"
+    );
+    assert!(rows
+        .iter()
+        .any(|r| r[3] == "resize" && r[4] == "max_position_weight"));
     assert!(rows.iter().any(|r| r[3] == "plan_block" && r[5] == "kill_switch"));
     assert_eq!(body_rows(c, "cycles-body").await.len(), seeded.cycles.len());
     not_injected(c, "guards").await;
@@ -338,11 +384,19 @@ async fn pages(c: &Client, base: &str, store: &dyn Store, seeded: &common::Seede
     let rows = body_rows(c, "audit-body").await;
     assert_eq!(rows.len(), 50);
     assert_eq!(rows[0][0], head.to_string(), "newest row first");
-    assert_eq!(js(c, "return document.getElementById('chain-status').dataset.value;").await, json!("ok"));
+    assert_eq!(
+        js(c, "return document.getElementById('chain-status').dataset.value;").await,
+        json!("ok")
+    );
     not_injected(c, "audit").await;
     screenshot(c, "audit").await;
     // Paging moves to older rows without changing anything.
-    c.find(Locator::Id("audit-older")).await.unwrap_or_else(|e| panic!("{e}")).click().await.unwrap_or_else(|e| panic!("{e}"));
+    c.find(Locator::Id("audit-older"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let want = (head - 50).to_string();
     let mut ok = false;
     for _ in 0..100 {
@@ -354,5 +408,9 @@ async fn pages(c: &Client, base: &str, store: &dyn Store, seeded: &common::Seede
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(ok, "older page did not load");
-    assert_eq!(store.audit_head().await.map(|h| h.0).unwrap_or_default(), head, "browsing changed the store");
+    assert_eq!(
+        store.audit_head().await.map(|h| h.0).unwrap_or_default(),
+        head,
+        "browsing changed the store"
+    );
 }

@@ -42,7 +42,8 @@ async fn metrics_scrape_parses_and_matches_store() {
     metrics::histogram!(m::CYCLE_DURATION).record(0.3);
     metrics::histogram!(m::CYCLE_DURATION).record(1.7);
     metrics::histogram!(m::BROKER_REQUEST_DURATION, m::LABEL_OP => "submit_order").record(0.02);
-    metrics::counter!(m::BROKER_ERRORS, m::LABEL_OP => "submit_order", m::LABEL_KIND => "timeout").increment(1);
+    metrics::counter!(m::BROKER_ERRORS, m::LABEL_OP => "submit_order", m::LABEL_KIND => "timeout")
+        .increment(1);
 
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let store = common::open_store(dir.path()).await;
@@ -55,11 +56,20 @@ async fn metrics_scrape_parses_and_matches_store() {
         .await
         .unwrap_or_else(|e| match e {});
     assert_eq!(resp.status(), StatusCode::OK);
-    let ct = resp.headers()[header::CONTENT_TYPE].to_str().unwrap_or("").to_string();
+    let ct = resp.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap_or("")
+        .to_string();
     assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
-    let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let text = String::from_utf8(body.to_vec()).unwrap_or_else(|e| panic!("not UTF-8: {e}"));
-    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap_or_else(|e| panic!("parse: {e}\n{text}"));
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .unwrap_or_else(|e| panic!("parse: {e}\n{text}"));
 
     // No metric is declared twice (the two sources are disjoint).
     let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
@@ -90,9 +100,30 @@ async fn metrics_scrape_parses_and_matches_store() {
     // Worker counters and histograms.
     assert_eq!(scalar(&scrape, m::ORDERS_SENT, &[("side", "buy")]), 3.0);
     assert_eq!(scalar(&scrape, m::ORDERS_SENT, &[("side", "sell")]), 2.0);
-    assert_eq!(scalar(&scrape, m::ORDERS_REJECTED, &[("reason", "insufficient_buying_power")]), 1.0);
-    assert_eq!(scalar(&scrape, m::GUARD_BLOCKS, &[("guard", "restricted_list"), ("reason", "restricted_symbol")]), 4.0);
-    assert_eq!(scalar(&scrape, m::BROKER_ERRORS, &[("op", "submit_order"), ("kind", "timeout")]), 1.0);
+    assert_eq!(
+        scalar(
+            &scrape,
+            m::ORDERS_REJECTED,
+            &[("reason", "insufficient_buying_power")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        scalar(
+            &scrape,
+            m::GUARD_BLOCKS,
+            &[("guard", "restricted_list"), ("reason", "restricted_symbol")]
+        ),
+        4.0
+    );
+    assert_eq!(
+        scalar(
+            &scrape,
+            m::BROKER_ERRORS,
+            &[("op", "submit_order"), ("kind", "timeout")]
+        ),
+        1.0
+    );
     match sample(&scrape, m::CYCLE_DURATION, &[]).map(|s| &s.value) {
         Some(Value::Histogram(buckets)) => {
             let le = |b: f64| buckets.iter().find(|h| h.less_than == b).map(|h| h.count);
@@ -107,5 +138,8 @@ async fn metrics_scrape_parses_and_matches_store() {
     ));
     assert!(text.contains(&format!("{}_count 2", m::CYCLE_DURATION)), "{text}");
     assert!(scrape.docs.contains_key(m::EQUITY));
-    assert!(scrape.docs.contains_key(m::ORDERS_SENT), "worker metrics are described");
+    assert!(
+        scrape.docs.contains_key(m::ORDERS_SENT),
+        "worker metrics are described"
+    );
 }

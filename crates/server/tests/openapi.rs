@@ -15,7 +15,8 @@ const TOKEN: &str = "spec-test-token-0123456789";
 
 /// (METHOD, path, is control) for every operation in the spec.
 fn spec_operations() -> BTreeSet<(String, String, bool)> {
-    let spec: serde_json::Value = serde_json::from_str(OPENAPI_JSON).unwrap_or_else(|e| panic!("openapi.json is not JSON: {e}"));
+    let spec: serde_json::Value =
+        serde_json::from_str(OPENAPI_JSON).unwrap_or_else(|e| panic!("openapi.json is not JSON: {e}"));
     assert_eq!(spec["openapi"].as_str().map(|v| v.starts_with("3.")), Some(true));
     let paths = spec["paths"].as_object().cloned().unwrap_or_default();
     let mut out = BTreeSet::new();
@@ -27,12 +28,21 @@ fn spec_operations() -> BTreeSet<(String, String, bool)> {
             }
             assert!(op["responses"].is_object(), "{method} {path}: no responses");
             assert!(op["summary"].is_string(), "{method} {path}: no summary");
-            let tags: Vec<&str> = op["tags"].as_array().map_or(vec![], |t| t.iter().filter_map(|x| x.as_str()).collect());
+            let tags: Vec<&str> = op["tags"]
+                .as_array()
+                .map_or(vec![], |t| t.iter().filter_map(|x| x.as_str()).collect());
             let control = tags.contains(&"control");
             // Exactly the control operations require the bearer token.
-            assert_eq!(op.get("security").is_some(), control, "{method} {path}: security vs control tag");
+            assert_eq!(
+                op.get("security").is_some(),
+                control,
+                "{method} {path}: security vs control tag"
+            );
             if control {
-                assert!(op["responses"]["401"].is_object(), "{method} {path}: 401 undocumented");
+                assert!(
+                    op["responses"]["401"].is_object(),
+                    "{method} {path}: 401 undocumented"
+                );
             }
             out.insert((method.to_uppercase(), path.clone(), control));
         }
@@ -41,7 +51,9 @@ fn spec_operations() -> BTreeSet<(String, String, bool)> {
 }
 
 fn table_set(t: &[RouteInfo]) -> BTreeSet<(String, String, bool)> {
-    t.iter().map(|r| (r.method.to_string(), r.path.to_string(), r.control)).collect()
+    t.iter()
+        .map(|r| (r.method.to_string(), r.path.to_string(), r.control))
+        .collect()
 }
 
 #[tokio::test]
@@ -59,8 +71,14 @@ async fn spec_and_router_agree() {
     let routes = table_set(&table);
     let missing_in_spec: Vec<_> = routes.difference(&spec).collect();
     let missing_in_router: Vec<_> = spec.difference(&routes).collect();
-    assert!(missing_in_spec.is_empty(), "routes not in openapi.json: {missing_in_spec:?}");
-    assert!(missing_in_router.is_empty(), "openapi.json operations not routed: {missing_in_router:?}");
+    assert!(
+        missing_in_spec.is_empty(),
+        "routes not in openapi.json: {missing_in_spec:?}"
+    );
+    assert!(
+        missing_in_router.is_empty(),
+        "openapi.json operations not routed: {missing_in_router:?}"
+    );
     assert_eq!(table.len(), routes.len(), "a route is registered twice");
 
     // Without a token the router is the spec minus the control operations.
@@ -83,20 +101,33 @@ async fn spec_and_router_agree() {
             .oneshot(req.body(Body::empty()).unwrap_or_default())
             .await
             .unwrap_or_else(|e| match e {});
-        let expect = if *control { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+        let expect = if *control {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::OK
+        };
         assert_eq!(resp.status(), expect, "{method} {uri}");
     }
 }
 
 #[tokio::test]
 async fn served_spec_is_the_file() {
-    let store = Arc::new(keel_store::SqliteStore::open_in_memory().await.unwrap_or_else(|e| panic!("{e}")));
+    let store = Arc::new(
+        keel_store::SqliteStore::open_in_memory()
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
     let app = keel_server::router(store, None, &ServerConfig::default(), None);
     let resp = app
-        .oneshot(Request::get("/api/v1/openapi.json").body(Body::empty()).unwrap_or_default())
+        .oneshot(
+            Request::get("/api/v1/openapi.json")
+                .body(Body::empty())
+                .unwrap_or_default(),
+        )
         .await
         .unwrap_or_else(|e| match e {});
     assert_eq!(resp.status(), StatusCode::OK);
-    let on_disk = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json")).unwrap_or_default();
+    let on_disk =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json")).unwrap_or_default();
     assert_eq!(on_disk, OPENAPI_JSON);
 }

@@ -15,7 +15,15 @@ use tower::ServiceExt;
 
 const TOKEN: &str = "correct-horse-battery-staple-42";
 
-async fn setup(token: Option<&str>, with_port: bool) -> (tempfile::TempDir, Arc<SqliteStore>, axum::Router, Vec<keel_server::RouteInfo>) {
+async fn setup(
+    token: Option<&str>,
+    with_port: bool,
+) -> (
+    tempfile::TempDir,
+    Arc<SqliteStore>,
+    axum::Router,
+    Vec<keel_server::RouteInfo>,
+) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let store = common::open_store(dir.path()).await;
     seed(store.as_ref()).await;
@@ -32,8 +40,17 @@ async fn setup(token: Option<&str>, with_port: bool) -> (tempfile::TempDir, Arc<
     (dir, store, app, table)
 }
 
-async fn call(app: &axum::Router, method: Method, uri: &str, auth: Option<&str>, body: &str) -> (StatusCode, axum::http::HeaderMap, String) {
-    let mut req = Request::builder().method(method).uri(uri).header(header::CONTENT_TYPE, "application/json");
+async fn call(
+    app: &axum::Router,
+    method: Method,
+    uri: &str,
+    auth: Option<&str>,
+    body: &str,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json");
     if let Some(a) = auth {
         req = req.header(header::AUTHORIZATION, a);
     }
@@ -44,7 +61,12 @@ async fn call(app: &axum::Router, method: Method, uri: &str, auth: Option<&str>,
         .unwrap_or_else(|e| match e {});
     let status = resp.status();
     let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     (status, headers, String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -59,8 +81,14 @@ fn target_set_json(id: &str) -> String {
 /// Every control route, with a valid body.
 fn control_calls() -> Vec<(&'static str, String)> {
     vec![
-        ("/api/v1/control/kill", r#"{"reason":"operator test"}"#.to_string()),
-        ("/api/v1/control/resume", r#"{"reason":"operator test"}"#.to_string()),
+        (
+            "/api/v1/control/kill",
+            r#"{"reason":"operator test"}"#.to_string(),
+        ),
+        (
+            "/api/v1/control/resume",
+            r#"{"reason":"operator test"}"#.to_string(),
+        ),
         ("/api/v1/control/target-sets", target_set_json("http-set-1")),
     ]
 }
@@ -90,7 +118,11 @@ async fn control_without_or_with_wrong_token_is_401_and_changes_nothing() {
             assert!(!text.contains(TOKEN), "the token leaked into a response");
         }
     }
-    assert_eq!(store.audit_head().await.unwrap_or_default(), head, "a rejected request changed the audit log");
+    assert_eq!(
+        store.audit_head().await.unwrap_or_default(),
+        head,
+        "a rejected request changed the audit log"
+    );
     assert_eq!(store.kill_switch().await.unwrap_or_default(), kill);
 }
 
@@ -100,21 +132,52 @@ async fn control_with_token_acts_through_the_port_and_is_audited() {
     let bearer = format!("Bearer {TOKEN}");
     let (seq0, _) = store.audit_head().await.unwrap_or_default();
 
-    let (status, _, body) = call(&app, Method::POST, "/api/v1/control/resume", Some(&bearer), r#"{"reason":"checked the loss"}"#).await;
+    let (status, _, body) = call(
+        &app,
+        Method::POST,
+        "/api/v1/control/resume",
+        Some(&bearer),
+        r#"{"reason":"checked the loss"}"#,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.contains("\"released\":true"));
     assert!(store.kill_switch().await.unwrap_or_default().is_none());
 
-    let (status, _, body) = call(&app, Method::POST, "/api/v1/control/kill", Some(&bearer), r#"{"reason":"manual stop"}"#).await;
+    let (status, _, body) = call(
+        &app,
+        Method::POST,
+        "/api/v1/control/kill",
+        Some(&bearer),
+        r#"{"reason":"manual stop"}"#,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let k = store.kill_switch().await.unwrap_or_default();
-    assert_eq!(k.map(|k| (k.reason, k.source)), Some(("manual stop".to_string(), keel_domain::KillSource::Http)));
+    assert_eq!(
+        k.map(|k| (k.reason, k.source)),
+        Some(("manual stop".to_string(), keel_domain::KillSource::Http))
+    );
 
-    let (status, _, body) = call(&app, Method::POST, "/api/v1/control/target-sets", Some(&bearer), &target_set_json("http-set-1")).await;
+    let (status, _, body) = call(
+        &app,
+        Method::POST,
+        "/api/v1/control/target-sets",
+        Some(&bearer),
+        &target_set_json("http-set-1"),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert!(body.contains("http-set-1"));
     // The port's error status and message come through (a replay is a conflict).
-    let (status, _, body) = call(&app, Method::POST, "/api/v1/control/target-sets", Some(&bearer), &target_set_json("http-set-1")).await;
+    let (status, _, body) = call(
+        &app,
+        Method::POST,
+        "/api/v1/control/target-sets",
+        Some(&bearer),
+        &target_set_json("http-set-1"),
+    )
+    .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 
     // Every successful action is one audit row.
@@ -122,17 +185,40 @@ async fn control_with_token_acts_through_the_port_and_is_audited() {
     assert_eq!(seq1, seq0 + 3);
     let rows = store.audit_page(seq0, 10).await.unwrap_or_default();
     let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
-    assert_eq!(kinds, ["kill_switch_released", "kill_switch_engaged", "target_set_queued"]);
+    assert_eq!(
+        kinds,
+        ["kill_switch_released", "kill_switch_engaged", "target_set_queued"]
+    );
 
     // Bad input is refused before the port is called.
-    for body in ["", "{}", r#"{"reason":""}"#, r#"{"reason":"x","force":true}"#, "reason=x"] {
+    for body in [
+        "",
+        "{}",
+        r#"{"reason":""}"#,
+        r#"{"reason":"x","force":true}"#,
+        "reason=x",
+    ] {
         let (status, _, _) = call(&app, Method::POST, "/api/v1/control/kill", Some(&bearer), body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body:?}");
     }
-    let (status, _, _) = call(&app, Method::POST, "/api/v1/control/target-sets", Some(&bearer), "").await;
+    let (status, _, _) = call(
+        &app,
+        Method::POST,
+        "/api/v1/control/target-sets",
+        Some(&bearer),
+        "",
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let huge = "x".repeat(keel_server::MAX_CONTROL_BODY + 1);
-    let (status, _, _) = call(&app, Method::POST, "/api/v1/control/target-sets", Some(&bearer), &huge).await;
+    let (status, _, _) = call(
+        &app,
+        Method::POST,
+        "/api/v1/control/target-sets",
+        Some(&bearer),
+        &huge,
+    )
+    .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(store.audit_head().await.map(|h| h.0).unwrap_or_default(), seq1);
 }
@@ -145,7 +231,11 @@ async fn control_api_is_absent_without_a_token() {
         let head = store.audit_head().await.unwrap_or_default();
         for (uri, body) in control_calls() {
             let (status, _, _) = call(&app, Method::POST, uri, Some(&format!("Bearer {TOKEN}")), &body).await;
-            assert_eq!(status, StatusCode::NOT_FOUND, "{uri} with token {token:?}, port {port}");
+            assert_eq!(
+                status,
+                StatusCode::NOT_FOUND,
+                "{uri} with token {token:?}, port {port}"
+            );
         }
         assert_eq!(store.audit_head().await.unwrap_or_default(), head);
     }
@@ -169,7 +259,14 @@ async fn read_only_routes_reject_other_methods() {
         assert_eq!(status, StatusCode::OK, "GET {uri}");
     }
     // Control routes are POST only.
-    let (status, _, _) = call(&app, Method::GET, "/api/v1/control/kill", Some(&format!("Bearer {TOKEN}")), "").await;
+    let (status, _, _) = call(
+        &app,
+        Method::GET,
+        "/api/v1/control/kill",
+        Some(&format!("Bearer {TOKEN}")),
+        "",
+    )
+    .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(store.audit_head().await.unwrap_or_default(), head);
 }
@@ -177,14 +274,23 @@ async fn read_only_routes_reject_other_methods() {
 #[tokio::test]
 async fn server_never_renders_data_into_html() {
     let (_dir, _store, app, table) = setup(None, false).await;
-    for r in table.iter().filter(|r| !r.path.starts_with("/api") && !r.path.starts_with("/assets") && r.path != "/metrics") {
+    for r in table
+        .iter()
+        .filter(|r| !r.path.starts_with("/api") && !r.path.starts_with("/assets") && r.path != "/metrics")
+    {
         let (status, headers, html) = call(&app, Method::GET, r.path, None, "").await;
         assert_eq!(status, StatusCode::OK);
-        assert!(headers[header::CONTENT_TYPE].to_str().unwrap_or("").starts_with("text/html"));
+        assert!(headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/html"));
         assert!(!html.contains("pwned"), "{}: store data in server HTML", r.path);
         assert!(!html.contains("<script>"), "{}: inline script", r.path);
         let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap_or("");
-        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
         assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
         assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
     }
@@ -194,7 +300,10 @@ async fn server_never_renders_data_into_html() {
     assert_eq!(headers[header::CONTENT_TYPE], "application/json");
     assert_eq!(headers[header::CACHE_CONTROL], "no-store");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    assert_eq!(v["kill_switch"]["reason"].as_str(), Some(format!("daily loss limit {HOSTILE}").as_str()));
+    assert_eq!(
+        v["kill_switch"]["reason"].as_str(),
+        Some(format!("daily loss limit {HOSTILE}").as_str())
+    );
     // Query values echoed in errors stay inside JSON.
     let (status, headers, _) = call(&app, Method::GET, "/api/v1/orders?symbol=%3Cscript%3E", None, "").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -217,12 +326,25 @@ async fn token_is_never_in_debug_output() {
 async fn default_bind_is_loopback_and_serve_shuts_down() {
     assert!(ServerConfig::default().bind.ip().is_loopback());
     // Serving on an ephemeral loopback port and shutting down cleanly.
-    let store = Arc::new(SqliteStore::open_in_memory().await.unwrap_or_else(|e| panic!("{e}")));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let store = Arc::new(
+        SqliteStore::open_in_memory()
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(keel_server::serve_listener(listener, ServerConfig::default(), store, None, None, async {
-        let _ = rx.await;
-    }));
+    let server = tokio::spawn(keel_server::serve_listener(
+        listener,
+        ServerConfig::default(),
+        store,
+        None,
+        None,
+        async {
+            let _ = rx.await;
+        },
+    ));
     let _ = tx.send(());
     let r = tokio::time::timeout(std::time::Duration::from_secs(10), server).await;
     assert!(matches!(r, Ok(Ok(Ok(())))), "{r:?}");

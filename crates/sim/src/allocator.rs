@@ -82,7 +82,10 @@ fn ts(t: DateTime<Utc>) -> String {
 fn weights(raw: &[u64], gross: Decimal) -> Vec<Decimal> {
     let total: u64 = raw.iter().sum::<u64>().max(1);
     raw.iter()
-        .map(|r| (Decimal::from(*r) * gross / Decimal::from(total)).round_dp_with_strategy(4, rust_decimal::RoundingStrategy::ToZero))
+        .map(|r| {
+            (Decimal::from(*r) * gross / Decimal::from(total))
+                .round_dp_with_strategy(4, rust_decimal::RoundingStrategy::ToZero)
+        })
         .collect()
 }
 
@@ -210,8 +213,11 @@ impl Allocator {
                     render(&id, now, valid_until, false, &[])
                 } else {
                     // Near-empty: a crashed allocator that wrote a few lines.
-                    let book: Vec<(String, Decimal)> =
-                        self.book(false, Decimal::new(20, 2)).into_iter().take(3).collect();
+                    let book: Vec<(String, Decimal)> = self
+                        .book(false, Decimal::new(20, 2))
+                        .into_iter()
+                        .take(3)
+                        .collect();
                     render(&id, now, valid_until, false, &book)
                 }
             }
@@ -303,14 +309,30 @@ mod tests {
         let cfg = IntakeConfig::default();
         let mut a = Allocator::new(9);
         for _ in 0..20 {
-            for kind in [SetKind::Rebalance, SetKind::Turnover, SetKind::Liquidate, SetKind::Expiring, SetKind::UnknownSymbol] {
+            for kind in [
+                SetKind::Rebalance,
+                SetKind::Turnover,
+                SetKind::Liquidate,
+                SetKind::Expiring,
+                SetKind::UnknownSymbol,
+            ] {
                 let d = a.write(kind, now, close);
                 let r = parse_json("t", d.json.as_bytes(), &cfg, now);
                 assert!(r.is_ok(), "{kind:?}: {} -> {r:?}", d.json);
             }
-            for kind in [SetKind::Empty, SetKind::Stale, SetKind::FutureDated, SetKind::Malformed, SetKind::Leveraged] {
+            for kind in [
+                SetKind::Empty,
+                SetKind::Stale,
+                SetKind::FutureDated,
+                SetKind::Malformed,
+                SetKind::Leveraged,
+            ] {
                 let d = a.write(kind, now, close);
-                assert!(parse_json("t", d.json.as_bytes(), &cfg, now).is_err(), "{kind:?}: {}", d.json);
+                assert!(
+                    parse_json("t", d.json.as_bytes(), &cfg, now).is_err(),
+                    "{kind:?}: {}",
+                    d.json
+                );
             }
         }
     }

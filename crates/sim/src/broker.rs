@@ -274,7 +274,9 @@ impl Broker for SimBroker {
         };
         if let Some(outcome) = outcome {
             let mut obs = lock(&self.obs);
-            *obs.submits_by_id.entry(order.client_order_id.clone()).or_default() += 1;
+            *obs.submits_by_id
+                .entry(order.client_order_id.clone())
+                .or_default() += 1;
             obs.venue_submits.push(VenueSubmit {
                 client_order_id: order.client_order_id.clone(),
                 symbol: order.symbol.clone(),
@@ -303,11 +305,21 @@ impl Broker for SimBroker {
     }
 
     async fn events_since(&self, cursor: u64) -> Result<Vec<(u64, BrokerEvent)>, BrokerError> {
-        gated!(self, "broker.events_since", false, self.inner.events_since(cursor))
+        gated!(
+            self,
+            "broker.events_since",
+            false,
+            self.inner.events_since(cursor)
+        )
     }
 
     async fn daily_closes(&self, symbol: &Symbol, n: usize) -> Result<Vec<Decimal>, BrokerError> {
-        let closes = gated!(self, "broker.daily_closes", false, self.inner.daily_closes(symbol, n))?;
+        let closes = gated!(
+            self,
+            "broker.daily_closes",
+            false,
+            self.inner.daily_closes(symbol, n)
+        )?;
         let fault = lock(&self.market).closes.clone();
         Ok(transform_closes(&fault, closes))
     }
@@ -329,7 +341,10 @@ mod tests {
     fn closes_faults() {
         let c: Vec<Decimal> = (0..10).map(|i| Decimal::from(100 + i)).collect();
         assert_eq!(transform_closes(&ClosesFault::Normal, c.clone()), c);
-        assert_eq!(transform_closes(&ClosesFault::Outage(3), c.clone()), c[7..].to_vec());
+        assert_eq!(
+            transform_closes(&ClosesFault::Outage(3), c.clone()),
+            c[7..].to_vec()
+        );
         let s = transform_closes(&ClosesFault::Spike(vec![0.1, -0.1]), c.clone());
         assert_eq!(s[..8], c[..8]);
         assert!(s[8] > d("118") && s[9] < s[8]);

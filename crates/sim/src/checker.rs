@@ -181,7 +181,9 @@ impl Checker {
             if self.kill_since.is_none() {
                 return found(
                     "reconcile_mismatch_fails_closed",
-                    format!("audit #{seq} recorded a reconciliation mismatch but the kill switch is not engaged"),
+                    format!(
+                        "audit #{seq} recorded a reconciliation mismatch but the kill switch is not engaged"
+                    ),
                 );
             }
         }
@@ -201,21 +203,42 @@ impl Checker {
         if row.prev_hash != self.last_hash {
             return found(
                 "audit_chain",
-                format!("audit #{} links to {}, previous hash is {}", row.seq, row.prev_hash, self.last_hash),
+                format!(
+                    "audit #{} links to {}, previous hash is {}",
+                    row.seq, row.prev_hash, self.last_hash
+                ),
             );
         }
-        let h = keel_store::chain_hash(&row.prev_hash, row.seq, &row.at, &row.kind, &row.event_id, &row.payload);
+        let h = keel_store::chain_hash(
+            &row.prev_hash,
+            row.seq,
+            &row.at,
+            &row.kind,
+            &row.event_id,
+            &row.payload,
+        );
         if h != row.hash {
-            return found("audit_chain", format!("audit #{} hash {} recomputes to {h}", row.seq, row.hash));
+            return found(
+                "audit_chain",
+                format!("audit #{} hash {} recomputes to {h}", row.seq, row.hash),
+            );
         }
         let ev = match row.event() {
             Ok(e) => e,
-            Err(e) => return found("audit_chain", format!("audit #{} payload does not decode: {e}", row.seq)),
+            Err(e) => {
+                return found(
+                    "audit_chain",
+                    format!("audit #{} payload does not decode: {e}", row.seq),
+                )
+            }
         };
         if ev.kind() != row.kind || ev.event_id() != row.event_id {
             return found(
                 "audit_chain",
-                format!("audit #{} kind/event_id columns disagree with its payload", row.seq),
+                format!(
+                    "audit #{} kind/event_id columns disagree with its payload",
+                    row.seq
+                ),
             );
         }
         self.last_seq = row.seq;
@@ -237,7 +260,9 @@ impl Checker {
                 self.cycles
                     .insert(cycle_id.clone(), (target_set_id.clone(), *attempt));
             }
-            Event::GuardDecisions { cycle_id, decisions, .. } => self.decisions(seq, cycle_id, decisions, v)?,
+            Event::GuardDecisions {
+                cycle_id, decisions, ..
+            } => self.decisions(seq, cycle_id, decisions, v)?,
             Event::OrderIntent { cycle_id, order, .. } => {
                 self.intents += 1;
                 let coid = &order.client_order_id;
@@ -250,7 +275,9 @@ impl Checker {
                 let Some((set_id, attempt)) = self.cycles.get(cycle_id) else {
                     return found(
                         "deterministic_client_order_id",
-                        format!("audit #{seq}: order {coid} belongs to cycle {cycle_id}, which never started"),
+                        format!(
+                            "audit #{seq}: order {coid} belongs to cycle {cycle_id}, which never started"
+                        ),
                     );
                 };
                 let expect = client_order_id(&self.account, set_id, &order.symbol, order.side, *attempt);
@@ -261,13 +288,16 @@ impl Checker {
                     );
                 }
                 if self.orders.contains_key(coid) {
-                    return found("no_duplicate_orders", format!("audit #{seq}: second intent for {coid}"));
+                    return found(
+                        "no_duplicate_orders",
+                        format!("audit #{seq}: second intent for {coid}"),
+                    );
                 }
-                if let Some(other) = self
-                    .open
-                    .iter()
-                    .find(|id| self.orders.get(*id).is_some_and(|o| o.symbol == order.symbol && o.side == order.side))
-                {
+                if let Some(other) = self.open.iter().find(|id| {
+                    self.orders
+                        .get(*id)
+                        .is_some_and(|o| o.symbol == order.symbol && o.side == order.side)
+                }) {
                     return found(
                         "one_open_order_per_symbol_side",
                         format!(
@@ -277,10 +307,16 @@ impl Checker {
                     );
                 }
                 if order.qty <= Decimal::ZERO || order.qty.fract() != Decimal::ZERO {
-                    return found("money_exact", format!("audit #{seq}: order {coid} quantity {}", order.qty));
+                    return found(
+                        "money_exact",
+                        format!("audit #{seq}: order {coid} quantity {}", order.qty),
+                    );
                 }
                 if order.limit_price.is_some_and(|p| p <= Decimal::ZERO) {
-                    return found("money_exact", format!("audit #{seq}: order {coid} limit {:?}", order.limit_price));
+                    return found(
+                        "money_exact",
+                        format!("audit #{seq}: order {coid} limit {:?}", order.limit_price),
+                    );
                 }
                 if order.side == Side::Sell && !self.risk.planner.allow_short {
                     let held = self.positions.get(&order.symbol).copied().unwrap_or_default();
@@ -313,7 +349,10 @@ impl Checker {
                 if v.stale.contains(&order.symbol) {
                     return found(
                         "stale_quote_fails_closed",
-                        format!("audit #{seq}: order {coid} for {} priced from a stale quote", order.symbol),
+                        format!(
+                            "audit #{seq}: order {coid} for {} priced from a stale quote",
+                            order.symbol
+                        ),
                     );
                 }
                 self.orders.insert(
@@ -382,7 +421,10 @@ impl Checker {
             }
             Event::KillSwitchEngaged { reason, at, .. } => {
                 if reason.trim().is_empty() {
-                    return found("blocked_order_has_reason", format!("audit #{seq}: kill switch engaged without a reason"));
+                    return found(
+                        "blocked_order_has_reason",
+                        format!("audit #{seq}: kill switch engaged without a reason"),
+                    );
                 }
                 if self.kill_since.is_none() {
                     self.kill_since = Some(*at);
@@ -410,7 +452,10 @@ impl Checker {
                 let n = self.eods.entry(*date).or_default();
                 *n += 1;
                 if *n > 1 {
-                    return found("eod_exactly_once", format!("audit #{seq}: second EOD snapshot for {date}"));
+                    return found(
+                        "eod_exactly_once",
+                        format!("audit #{seq}: second EOD snapshot for {date}"),
+                    );
                 }
             }
             Event::TargetSetQueued { .. }
@@ -453,10 +498,18 @@ impl Checker {
             if let Some(step) = d.steps.iter().find(|s| s.detail.trim().is_empty()) {
                 return found(
                     "blocked_order_has_reason",
-                    format!("audit #{seq}: {} {} resized by {:?} without detail", d.side, d.symbol, step.guard),
+                    format!(
+                        "audit #{seq}: {} {} resized by {:?} without detail",
+                        d.side, d.symbol, step.guard
+                    ),
                 );
             }
-            if let Outcome::Block { reason, detail, guard } = &d.outcome {
+            if let Outcome::Block {
+                reason,
+                detail,
+                guard,
+            } = &d.outcome
+            {
                 if detail.trim().is_empty() {
                     return found(
                         "blocked_order_has_reason",
@@ -477,7 +530,10 @@ impl Checker {
             } else if plan.vol_scale.is_zero() && !d.risk_reducing {
                 return found(
                     "vol_brake_zero_only_risk_reducing",
-                    format!("audit #{seq}: {} {} is risk-increasing with vol scale 0", d.side, d.symbol),
+                    format!(
+                        "audit #{seq}: {} {} is risk-increasing with vol scale 0",
+                        d.side, d.symbol
+                    ),
                 );
             }
         }
@@ -508,7 +564,10 @@ impl Checker {
 
     /// The store's projections equal the model rebuilt from the log.
     async fn projections_match(&self, store: &SqliteStore) -> Result<(), Found> {
-        let cash = store.cash().await.map_err(|e| ("projections_match_log", e.to_string()))?;
+        let cash = store
+            .cash()
+            .await
+            .map_err(|e| ("projections_match_log", e.to_string()))?;
         if cash != self.cash {
             return found(
                 "projections_match_log",
@@ -536,23 +595,35 @@ impl Checker {
             if !tradable(&self.risk, s.at) {
                 return found(
                     "no_order_outside_market_hours",
-                    format!("{} {} {} reached the venue at {}", s.side, s.symbol, s.client_order_id, s.at),
+                    format!(
+                        "{} {} {} reached the venue at {}",
+                        s.side, s.symbol, s.client_order_id, s.at
+                    ),
                 );
             }
             if !self.orders.contains_key(&s.client_order_id) {
                 return found(
                     "write_ahead_intent",
-                    format!("{} reached the venue with no intent in the log", s.client_order_id),
+                    format!(
+                        "{} reached the venue with no intent in the log",
+                        s.client_order_id
+                    ),
                 );
             }
             if s.outcome.starts_with("rejected: insufficient quantity") {
-                return found("no_sell_without_shares", format!("{}: {}", s.client_order_id, s.outcome));
+                return found(
+                    "no_sell_without_shares",
+                    format!("{}: {}", s.client_order_id, s.outcome),
+                );
             }
             let n = v.submits_by_id.get(&s.client_order_id).copied().unwrap_or(0);
             if n > 1 {
                 return found(
                     "no_duplicate_orders",
-                    format!("{} reached the venue {n} times (last: {})", s.client_order_id, s.outcome),
+                    format!(
+                        "{} reached the venue {n} times (last: {})",
+                        s.client_order_id, s.outcome
+                    ),
                 );
             }
         }
@@ -574,11 +645,18 @@ impl Checker {
         }
         if let Some(p) = ledger.positions.iter().find(|p| p.qty < Decimal::ZERO) {
             if !self.risk.planner.allow_short {
-                return found("no_sell_without_shares", format!("venue position {} {}", p.qty, p.symbol));
+                return found(
+                    "no_sell_without_shares",
+                    format!("venue position {} {}", p.qty, p.symbol),
+                );
             }
         }
         if v.kill_acknowledged && !ledger.open_orders.is_empty() {
-            let ids: Vec<&str> = ledger.open_orders.iter().map(|o| o.client_order_id.as_str()).collect();
+            let ids: Vec<&str> = ledger
+                .open_orders
+                .iter()
+                .map(|o| o.client_order_id.as_str())
+                .collect();
             return found(
                 "kill_switch_cancels_open_orders",
                 format!("kill switch acknowledged but still working at the venue: {ids:?}"),
@@ -590,14 +668,22 @@ impl Checker {
     /// The checks after the close, with faults quiet and the worker synced:
     /// the store equals the venue, nothing was lost or sent twice, and the
     /// session has exactly one EOD snapshot.
-    pub async fn nightly(&mut self, store: &SqliteStore, paper: &PaperBroker, session: NaiveDate) -> Result<(), Found> {
+    pub async fn nightly(
+        &mut self,
+        store: &SqliteStore,
+        paper: &PaperBroker,
+        session: NaiveDate,
+    ) -> Result<(), Found> {
         let harness = |e: &dyn std::fmt::Display| ("sim_harness", e.to_string());
         let ledger = paper.inspect().await.map_err(|e| harness(&e))?;
         let cash = store.cash().await.map_err(|e| harness(&e))?;
         if cash != ledger.cash {
             return found(
                 "store_matches_broker",
-                format!("after reconciliation: store cash {cash}, broker cash {}", ledger.cash),
+                format!(
+                    "after reconciliation: store cash {cash}, broker cash {}",
+                    ledger.cash
+                ),
             );
         }
         let mine: BTreeMap<Symbol, Decimal> = store
@@ -607,7 +693,11 @@ impl Checker {
             .into_iter()
             .map(|(s, p)| (s, p.qty))
             .collect();
-        let theirs: BTreeMap<Symbol, Decimal> = ledger.positions.iter().map(|p| (p.symbol.clone(), p.qty)).collect();
+        let theirs: BTreeMap<Symbol, Decimal> = ledger
+            .positions
+            .iter()
+            .map(|p| (p.symbol.clone(), p.qty))
+            .collect();
         if mine != theirs {
             return found(
                 "store_matches_broker",
@@ -629,13 +719,20 @@ impl Checker {
         if broker_fills != store_fills {
             let lost: Vec<&String> = broker_fills.difference(&store_fills).collect();
             let extra: Vec<&String> = store_fills.difference(&broker_fills).collect();
-            return found("no_fill_lost", format!("fills lost {lost:?}, fills the broker never made {extra:?}"));
+            return found(
+                "no_fill_lost",
+                format!("fills lost {lost:?}, fills the broker never made {extra:?}"),
+            );
         }
-        if let Some(o) = orders
-            .iter()
-            .find(|o| o.reason.as_deref().is_some_and(|r| r.starts_with("insufficient quantity")))
-        {
-            return found("no_sell_without_shares", format!("{}: {:?}", o.client_order_id, o.reason));
+        if let Some(o) = orders.iter().find(|o| {
+            o.reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("insufficient quantity"))
+        }) {
+            return found(
+                "no_sell_without_shares",
+                format!("{}: {:?}", o.client_order_id, o.reason),
+            );
         }
         for (id, n) in paper.submissions_received().await.map_err(|e| harness(&e))? {
             if n > 1 {
@@ -644,7 +741,12 @@ impl Checker {
         }
         match self.eods.get(&session).copied().unwrap_or(0) {
             1 => {}
-            n => return found("eod_exactly_once", format!("{n} EOD snapshots for session {session}")),
+            n => {
+                return found(
+                    "eod_exactly_once",
+                    format!("{n} EOD snapshots for session {session}"),
+                )
+            }
         }
         self.idempotency_probe(store).await
     }
@@ -652,7 +754,10 @@ impl Checker {
     /// Appending any event of the day a second time changes nothing.
     async fn idempotency_probe(&mut self, store: &SqliteStore) -> Result<(), Found> {
         let rows = std::mem::take(&mut self.day_rows);
-        let head = store.audit_head().await.map_err(|e| ("sim_harness", e.to_string()))?;
+        let head = store
+            .audit_head()
+            .await
+            .map_err(|e| ("sim_harness", e.to_string()))?;
         // A spread of the day's rows: every kind shows up on a busy day.
         let step = (rows.len() / 16).max(1);
         for row in rows.iter().step_by(step) {
@@ -665,7 +770,10 @@ impl Checker {
                 Ok(Some(s)) => {
                     return found(
                         "idempotent_append",
-                        format!("re-appending audit #{} ({}) was recorded again as #{s}", row.seq, row.event_id),
+                        format!(
+                            "re-appending audit #{} ({}) was recorded again as #{s}",
+                            row.seq, row.event_id
+                        ),
                     )
                 }
                 Err(e) => {
@@ -676,9 +784,15 @@ impl Checker {
                 }
             }
         }
-        let after = store.audit_head().await.map_err(|e| ("sim_harness", e.to_string()))?;
+        let after = store
+            .audit_head()
+            .await
+            .map_err(|e| ("sim_harness", e.to_string()))?;
         if after != head {
-            return found("idempotent_append", format!("audit head moved from {head:?} to {after:?}"));
+            return found(
+                "idempotent_append",
+                format!("audit head moved from {head:?} to {after:?}"),
+            );
         }
         Ok(())
     }
@@ -712,7 +826,10 @@ pub(crate) async fn verify_and_rebuild(store: &SqliteStore) -> Result<(), Found>
         .await
         .map_err(|e| ("audit_chain", e.to_string()))?;
     if let Some((seq, why)) = report.first_bad {
-        return found("audit_chain", format!("verify_chain: first bad row #{seq}: {why}"));
+        return found(
+            "audit_chain",
+            format!("verify_chain: first bad row #{seq}: {why}"),
+        );
     }
     let before = store
         .dump_projections()
@@ -749,7 +866,10 @@ fn summary(ev: &Event) -> String {
             order.side,
             order.qty,
             order.symbol,
-            order.limit_price.map(|p| p.to_string()).unwrap_or_else(|| "mkt".into()),
+            order
+                .limit_price
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "mkt".into()),
             order.client_order_id
         ),
         Event::OrderFilled {
@@ -768,9 +888,15 @@ fn summary(ev: &Event) -> String {
             status.as_str(),
             reason.as_deref().unwrap_or("")
         ),
-        Event::KillSwitchEngaged { reason, source, .. } => format!("kill_switch_engaged by {source:?}: {reason}"),
-        Event::KillSwitchReleased { reason, source, .. } => format!("kill_switch_released by {source:?}: {reason}"),
-        Event::CycleFinished { cycle_id, outcome, .. } => format!("cycle_finished {cycle_id}: {outcome}"),
+        Event::KillSwitchEngaged { reason, source, .. } => {
+            format!("kill_switch_engaged by {source:?}: {reason}")
+        }
+        Event::KillSwitchReleased { reason, source, .. } => {
+            format!("kill_switch_released by {source:?}: {reason}")
+        }
+        Event::CycleFinished {
+            cycle_id, outcome, ..
+        } => format!("cycle_finished {cycle_id}: {outcome}"),
         Event::Reconciled { ok, differences, .. } => format!("reconciled ok={ok} {differences:?}"),
         other => format!("{} {}", other.kind(), other.event_id()),
     }

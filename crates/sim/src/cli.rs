@@ -28,7 +28,7 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 30)]
     pub cycle_every_min: u32,
     /// Plant a deliberate bug to watch the checker catch it
-    /// (vol-brake-disabled, kill-switch-blind, clock-skew).
+    /// (vol-brake-disabled, kill-switch-blind, market-hours-guard-off).
     #[arg(long, value_parser = parse_bug)]
     pub plant_bug: Option<PlantedBug>,
     /// No progress bar.
@@ -96,7 +96,8 @@ fn parse_bug(s: &str) -> Result<PlantedBug, String> {
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| format!("--start = {s:?}: not a YYYY-MM-DD date ({e})"))
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| format!("--start = {s:?}: not a YYYY-MM-DD date ({e})"))
 }
 
 /// Runs `keel sim` on its own single-threaded runtime (call it outside any
@@ -160,7 +161,10 @@ mod tests {
     #[test]
     fn parses_the_documented_forms() {
         let c = Cli::try_parse_from(["keel", "--seed", "7", "--days", "3", "--faults", "light"]).unwrap();
-        assert_eq!((c.sim.seed, c.sim.days, c.sim.faults), (Some(7), 3, FaultProfile::Light));
+        assert_eq!(
+            (c.sim.seed, c.sim.days, c.sim.faults),
+            (Some(7), 3, FaultProfile::Light)
+        );
         let c = Cli::try_parse_from(["keel", "--seeds", "0..200", "--days", "10"]).unwrap();
         assert_eq!(c.sim.seeds, Some(0..200));
         assert_eq!(c.sim.faults, FaultProfile::All);
@@ -168,7 +172,7 @@ mod tests {
         assert!(Cli::try_parse_from(["keel", "--seeds", "x..5"]).is_err());
         assert!(Cli::try_parse_from(["keel", "--faults", "most"]).is_err());
         assert!(Cli::try_parse_from(["keel", "--seed", "1", "--seeds", "0..2"]).is_err());
-        let c = Cli::try_parse_from(["keel", "--plant-bug", "clock-skew"]).unwrap();
-        assert_eq!(c.sim.plant_bug, Some(PlantedBug::ClockSkew));
+        let c = Cli::try_parse_from(["keel", "--plant-bug", "market-hours-guard-off"]).unwrap();
+        assert_eq!(c.sim.plant_bug, Some(PlantedBug::MarketHoursGuardOff));
     }
 }

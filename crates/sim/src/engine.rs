@@ -26,18 +26,6 @@ use std::sync::{Arc, Mutex};
 /// The account id of every simulated run.
 const ACCOUNT: &str = "sim";
 
-/// The worker's clock under the planted clock-skew bug.
-struct SkewedClock {
-    inner: Arc<FixedClock>,
-    skew: Duration,
-}
-
-impl Clock for SkewedClock {
-    fn now(&self) -> DateTime<Utc> {
-        self.inner.now() + self.skew
-    }
-}
-
 /// What a step is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StepKind {
@@ -144,7 +132,6 @@ struct Sim {
     _dir: tempfile::TempDir,
     db_path: PathBuf,
     clock: Arc<FixedClock>,
-    worker_clock: Arc<dyn Clock>,
     paper: Arc<PaperBroker>,
     crash: Arc<CrashSwitch>,
     market: Arc<Mutex<Market>>,
@@ -192,13 +179,6 @@ impl Sim {
     async fn new(cfg: &SimConfig, first: &Session) -> Result<Self, String> {
         let rates = cfg.faults.rates();
         let clock = Arc::new(FixedClock::new(first.open - Duration::hours(1)));
-        let worker_clock: Arc<dyn Clock> = match cfg.plant_bug {
-            Some(PlantedBug::ClockSkew) => Arc::new(SkewedClock {
-                inner: clock.clone(),
-                skew: Duration::minutes(40),
-            }),
-            _ => clock.clone(),
-        };
         // tmpfs when there is one: the store is reopened after every crash,
         // and nothing here needs to reach a disk.
         let shm = std::path::Path::new("/dev/shm");
@@ -227,8 +207,10 @@ impl Sim {
         let store = Arc::new(SqliteStore::open_unsynced(&db_path).await.map_err(harness)?);
         let risk = RiskConfig::default();
         let mut worker_risk = risk.clone();
-        if cfg.plant_bug == Some(PlantedBug::VolBrakeDisabled) {
-            worker_risk.guards.volatility_brake.enabled = false;
+        match cfg.plant_bug {
+            Some(PlantedBug::VolBrakeDisabled) => worker_risk.guards.volatility_brake.enabled = false,
+            Some(PlantedBug::MarketHoursGuardOff) => worker_risk.guards.market_hours.enabled = false,
+            _ => {}
         }
         // No backoff: the simulated clock does not move while the worker
         // waits, so waiting would only cost wall time.
@@ -244,7 +226,6 @@ impl Sim {
             &store,
             &paper,
             &clock,
-            &worker_clock,
             &crash,
             &market,
             &obs,
@@ -262,7 +243,6 @@ impl Sim {
             _dir: dir,
             db_path,
             clock,
-            worker_clock,
             paper,
             crash,
             market,
@@ -304,7 +284,6 @@ impl Sim {
             &self.store,
             &self.paper,
             &self.clock,
-            &self.worker_clock,
             &self.crash,
             &self.market,
             &self.obs,
@@ -343,18 +322,26 @@ impl Sim {
         let first_cycle = s.open + Duration::minutes(6);
         let last_cycle = s.close - Duration::minutes(5);
         let mut times = Vec::new();
+        // Some days a cycle fires inside the opening buffer, where the
+        // market-hours guard must block everything.
+        if self.rng_market.chance(0.25) {
+            times.push(s.open + Duration::minutes(2));
+        }
         let mut t = first_cycle;
         while t < last_cycle {
             times.push(t);
             t += self.cycle_every;
         }
         self.plan_day(times.len() as u32);
-        self.step(s, StepKind::PreOpen, s.open - Duration::minutes(30)).await?;
+        self.step(s, StepKind::PreOpen, s.open - Duration::minutes(30))
+            .await?;
         for (i, t) in times.into_iter().enumerate() {
             self.step(s, StepKind::Cycle(i as u32), t).await?;
         }
-        self.step(s, StepKind::Close, s.close + Duration::minutes(1)).await?;
-        self.step(s, StepKind::Night, s.close + Duration::minutes(90)).await
+        self.step(s, StepKind::Close, s.close + Duration::minutes(1))
+            .await?;
+        self.step(s, StepKind::Night, s.close + Duration::minutes(90))
+            .await
     }
 
     /// The day's market events and operator plan.
@@ -495,7 +482,14 @@ impl Sim {
         };
         if let Err(e) = self
             .pump
-            .pump(&self.paper, self.store.as_ref(), at, faults, &mut self.tally, &mut self.trace)
+            .pump(
+                &self.paper,
+                self.store.as_ref(),
+                at,
+                faults,
+                &mut self.tally,
+                &mut self.trace,
+            )
             .await
         {
             return Err(self.violation("idempotent_append", e));
@@ -518,7 +512,11 @@ impl Sim {
             StepKind::Cycle(i) => {
                 if self.day_kill_step == Some(i) && self.alive() {
                     self.count("operator_kill");
-                    match self.worker.engage_kill("operator: manual stop", KillSource::Cli).await {
+                    match self
+                        .worker
+                        .engage_kill("operator: manual stop", KillSource::Cli)
+                        .await
+                    {
                         Ok(()) => {
                             self.note("  operator: kill switch engaged".into());
                             kill_ack = true;
@@ -602,7 +600,11 @@ impl Sim {
         };
         let (stale, submits, by_id) = {
             let o = lock(&self.obs);
-            (o.stale_served.clone(), o.venue_submits.clone(), o.submits_by_id.clone())
+            (
+                o.stale_served.clone(),
+                o.venue_submits.clone(),
+                o.submits_by_id.clone(),
+            )
         };
         for s in &submits {
             self.trace.push(format!(
@@ -631,7 +633,9 @@ impl Sim {
         let Some(since) = self.checker.kill_since() else {
             return;
         };
-        if since >= now - Duration::hours(6) || !self.rng_op.chance(self.rates.operator_release) || !self.alive()
+        if since >= now - Duration::hours(6)
+            || !self.rng_op.chance(self.rates.operator_release)
+            || !self.alive()
         {
             return;
         }
@@ -678,7 +682,10 @@ impl Sim {
                         "queued"
                     }
                     Ok(SubmitOutcome::AlreadyKnown(st)) => {
-                        self.note(format!("  allocator: {} {id} already known ({st})", d.kind.as_str()));
+                        self.note(format!(
+                            "  allocator: {} {id} already known ({st})",
+                            d.kind.as_str()
+                        ));
                         "already_known"
                     }
                     Err(e) => {
@@ -782,7 +789,6 @@ fn build_worker(
     store: &Arc<SqliteStore>,
     paper: &Arc<PaperBroker>,
     clock: &Arc<FixedClock>,
-    worker_clock: &Arc<dyn Clock>,
     crash: &Arc<CrashSwitch>,
     market: &Arc<Mutex<Market>>,
     obs: &Arc<Mutex<Observed>>,
@@ -810,7 +816,7 @@ fn build_worker(
         ACCOUNT,
         store,
         broker,
-        worker_clock.clone(),
+        clock.clone(),
         worker_risk.clone(),
         wcfg.clone(),
         kcfg.clone(),

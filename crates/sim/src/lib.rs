@@ -46,30 +46,99 @@ use std::time::Duration;
 
 /// Every invariant the checker enforces, by the stable name a [`Violation`] carries.
 pub const INVARIANTS: &[(&str, &str)] = &[
-    ("no_sell_without_shares", "DESIGN 1: no sell beyond held minus open sells; no position below zero, in the log or at the venue"),
-    ("no_duplicate_orders", "DESIGN 2: no client order id reaches the venue twice"),
-    ("one_open_order_per_symbol_side", "DESIGN 2: at most one working or unresolved order per symbol and side"),
-    ("deterministic_client_order_id", "DESIGN 2/5: every order id is derived from (account, set, symbol, side, attempt)"),
-    ("kill_switch_blocks_orders", "DESIGN 3/4: while the kill switch is engaged no order is intended and every plan is blocked by it"),
-    ("kill_switch_cancels_open_orders", "DESIGN 4: once a kill is acknowledged nothing is working at the venue"),
-    ("kill_switch_sticky", "DESIGN 4: only an operator releases the switch; it survives restarts"),
-    ("reconcile_mismatch_fails_closed", "DESIGN 3: a reconciliation mismatch engages the kill switch"),
-    ("stale_quote_fails_closed", "DESIGN 3: no order for a symbol whose quote was stale"),
-    ("fail_closed_plan_block", "DESIGN 3: a whole-plan block (closed market, stale or replayed set, ...) sends nothing"),
-    ("no_order_outside_market_hours", "no order reaches the venue outside a session or inside the open/close buffers"),
-    ("vol_brake_zero_only_risk_reducing", "volatility brake at 0 lets only risk-reducing orders through"),
-    ("vol_brake_applied", "the plan's volatility scale is the one the served reference closes give"),
-    ("blocked_order_has_reason", "every blocked order, whole-plan block, reject and kill has a reason"),
-    ("write_ahead_intent", "an order's intent is in the log before the order reaches the venue"),
-    ("audit_chain", "DESIGN 6: the hash chain verifies, row by row and in full"),
-    ("idempotent_append", "DESIGN 6: appending any recorded event again changes nothing"),
-    ("rebuild_from_log", "DESIGN 6: projections rebuilt from the log equal the live ones"),
-    ("projections_match_log", "DESIGN 6/7: store cash and positions equal the exact sum of the logged fills"),
-    ("money_exact", "DESIGN 7: whole-share quantities, positive prices, exact decimal cash"),
-    ("store_matches_broker", "DESIGN 8: after reconciliation the store's cash and positions equal the broker's"),
-    ("no_fill_lost", "DESIGN 8: every broker fill is in the store and nothing else is"),
+    (
+        "no_sell_without_shares",
+        "DESIGN 1: no sell beyond held minus open sells; no position below zero, in the log or at the venue",
+    ),
+    (
+        "no_duplicate_orders",
+        "DESIGN 2: no client order id reaches the venue twice",
+    ),
+    (
+        "one_open_order_per_symbol_side",
+        "DESIGN 2: at most one working or unresolved order per symbol and side",
+    ),
+    (
+        "deterministic_client_order_id",
+        "DESIGN 2/5: every order id is derived from (account, set, symbol, side, attempt)",
+    ),
+    (
+        "kill_switch_blocks_orders",
+        "DESIGN 3/4: while the kill switch is engaged no order is intended and every plan is blocked by it",
+    ),
+    (
+        "kill_switch_cancels_open_orders",
+        "DESIGN 4: once a kill is acknowledged nothing is working at the venue",
+    ),
+    (
+        "kill_switch_sticky",
+        "DESIGN 4: only an operator releases the switch; it survives restarts",
+    ),
+    (
+        "reconcile_mismatch_fails_closed",
+        "DESIGN 3: a reconciliation mismatch engages the kill switch",
+    ),
+    (
+        "stale_quote_fails_closed",
+        "DESIGN 3: no order for a symbol whose quote was stale",
+    ),
+    (
+        "fail_closed_plan_block",
+        "DESIGN 3: a whole-plan block (closed market, stale or replayed set, ...) sends nothing",
+    ),
+    (
+        "no_order_outside_market_hours",
+        "no order reaches the venue outside a session or inside the open/close buffers",
+    ),
+    (
+        "vol_brake_zero_only_risk_reducing",
+        "volatility brake at 0 lets only risk-reducing orders through",
+    ),
+    (
+        "vol_brake_applied",
+        "the plan's volatility scale is the one the served reference closes give",
+    ),
+    (
+        "blocked_order_has_reason",
+        "every blocked order, whole-plan block, reject and kill has a reason",
+    ),
+    (
+        "write_ahead_intent",
+        "an order's intent is in the log before the order reaches the venue",
+    ),
+    (
+        "audit_chain",
+        "DESIGN 6: the hash chain verifies, row by row and in full",
+    ),
+    (
+        "idempotent_append",
+        "DESIGN 6: appending any recorded event again changes nothing",
+    ),
+    (
+        "rebuild_from_log",
+        "DESIGN 6: projections rebuilt from the log equal the live ones",
+    ),
+    (
+        "projections_match_log",
+        "DESIGN 6/7: store cash and positions equal the exact sum of the logged fills",
+    ),
+    (
+        "money_exact",
+        "DESIGN 7: whole-share quantities, positive prices, exact decimal cash",
+    ),
+    (
+        "store_matches_broker",
+        "DESIGN 8: after reconciliation the store's cash and positions equal the broker's",
+    ),
+    (
+        "no_fill_lost",
+        "DESIGN 8: every broker fill is in the store and nothing else is",
+    ),
     ("eod_exactly_once", "exactly one EOD snapshot per session"),
-    ("sim_harness", "the simulator itself failed (not a keel invariant)"),
+    (
+        "sim_harness",
+        "the simulator itself failed (not a keel invariant)",
+    ),
 ];
 
 /// A deliberate bug the simulator can plant, to prove the checker finds it.
@@ -79,8 +148,9 @@ pub enum PlantedBug {
     VolBrakeDisabled,
     /// The worker's store never reports an engaged kill switch.
     KillSwitchBlind,
-    /// The worker's clock runs 40 minutes fast, so it trades before the open.
-    ClockSkew,
+    /// The worker runs with the market-hours guard switched off, so it trades
+    /// inside the buffers after the open and before the close.
+    MarketHoursGuardOff,
 }
 
 impl PlantedBug {
@@ -88,7 +158,7 @@ impl PlantedBug {
     pub const ALL: [PlantedBug; 3] = [
         PlantedBug::VolBrakeDisabled,
         PlantedBug::KillSwitchBlind,
-        PlantedBug::ClockSkew,
+        PlantedBug::MarketHoursGuardOff,
     ];
 
     /// The CLI name.
@@ -96,7 +166,7 @@ impl PlantedBug {
         match self {
             PlantedBug::VolBrakeDisabled => "vol-brake-disabled",
             PlantedBug::KillSwitchBlind => "kill-switch-blind",
-            PlantedBug::ClockSkew => "clock-skew",
+            PlantedBug::MarketHoursGuardOff => "market-hours-guard-off",
         }
     }
 }
@@ -183,7 +253,11 @@ impl fmt::Display for Violation {
             self.at.format("%Y-%m-%d %H:%M UTC")
         )?;
         writeln!(f, "  {}", self.detail)?;
-        writeln!(f, "  reproduce: keel sim --seed {} --days {}", self.seed, self.day)?;
+        writeln!(
+            f,
+            "  reproduce: keel sim --seed {} --days {}",
+            self.seed, self.day
+        )?;
         writeln!(f, "  trace (oldest first):")?;
         for line in &self.trace {
             writeln!(f, "    {line}")?;
@@ -247,7 +321,11 @@ impl fmt::Display for SimReport {
         writeln!(f, "  target sets: {}", fmt_counts(&self.target_sets))?;
         writeln!(f, "  final audit hash: {}", self.final_audit_hash)?;
         if self.violations.is_empty() {
-            writeln!(f, "  invariants: all {} held after every step", INVARIANTS.len() - 1)
+            writeln!(
+                f,
+                "  invariants: all {} held after every step",
+                INVARIANTS.len() - 1
+            )
         } else {
             for v in &self.violations {
                 write!(f, "{v}")?;
@@ -262,5 +340,8 @@ pub(crate) fn fmt_counts(m: &BTreeMap<String, u64>) -> String {
     if m.is_empty() {
         return "none".to_string();
     }
-    m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+    m.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -122,7 +122,10 @@ impl StreamPump {
                 if let Some(k) = classify(&e) {
                     count(k);
                 }
-                trace.push(format!("  stream: read failed ({e}); resume from {}", self.cursor));
+                trace.push(format!(
+                    "  stream: read failed ({e}); resume from {}",
+                    self.cursor
+                ));
                 return Ok(());
             }
         };
@@ -147,7 +150,10 @@ impl StreamPump {
                 events.swap(i, j);
             }
             count("reorder_events");
-            trace.push(format!("  stream: {} events delivered out of order", events.len()));
+            trace.push(format!(
+                "  stream: {} events delivered out of order",
+                events.len()
+            ));
         }
         for (_, e) in &events {
             if !self.seen.insert(key(e)) {

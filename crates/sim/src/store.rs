@@ -57,7 +57,12 @@ macro_rules! gated {
 #[async_trait]
 impl Store for SimStore {
     async fn append(&self, ev: &Event) -> Result<Option<u64>, StoreError> {
-        gated!(self, format!("store.append {}", ev.kind()), true, self.inner.append(ev))
+        gated!(
+            self,
+            format!("store.append {}", ev.kind()),
+            true,
+            self.inner.append(ev)
+        )
     }
 
     async fn append_batch(&self, evs: &[Event]) -> Result<Vec<Option<u64>>, StoreError> {
@@ -92,11 +97,21 @@ impl Store for SimStore {
     }
 
     async fn queued_target_sets(&self) -> Result<Vec<TargetSet>, StoreError> {
-        gated!(self, "store.queued_target_sets", false, self.inner.queued_target_sets())
+        gated!(
+            self,
+            "store.queued_target_sets",
+            false,
+            self.inner.queued_target_sets()
+        )
     }
 
     async fn target_set_status(&self, id: &str) -> Result<Option<String>, StoreError> {
-        gated!(self, "store.target_set_status", false, self.inner.target_set_status(id))
+        gated!(
+            self,
+            "store.target_set_status",
+            false,
+            self.inner.target_set_status(id)
+        )
     }
 
     async fn order(&self, client_order_id: &str) -> Result<Option<OrderRow>, StoreError> {
@@ -129,7 +144,12 @@ impl Store for SimStore {
     }
 
     async fn guard_decisions(&self, cycle_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
-        gated!(self, "store.guard_decisions", false, self.inner.guard_decisions(cycle_id))
+        gated!(
+            self,
+            "store.guard_decisions",
+            false,
+            self.inner.guard_decisions(cycle_id)
+        )
     }
 
     async fn eod_snapshots(&self) -> Result<Vec<EodRow>, StoreError> {
@@ -141,11 +161,21 @@ impl Store for SimStore {
     }
 
     async fn last_trade_times(&self) -> Result<BTreeMap<Symbol, DateTime<Utc>>, StoreError> {
-        gated!(self, "store.last_trade_times", false, self.inner.last_trade_times())
+        gated!(
+            self,
+            "store.last_trade_times",
+            false,
+            self.inner.last_trade_times()
+        )
     }
 
     async fn order_times_since(&self, since: DateTime<Utc>) -> Result<Vec<DateTime<Utc>>, StoreError> {
-        gated!(self, "store.order_times_since", false, self.inner.order_times_since(since))
+        gated!(
+            self,
+            "store.order_times_since",
+            false,
+            self.inner.order_times_since(since)
+        )
     }
 
     async fn executed_target_set_ids(&self) -> Result<BTreeSet<String>, StoreError> {
@@ -158,7 +188,12 @@ impl Store for SimStore {
     }
 
     async fn last_reconciliation(&self) -> Result<Option<ReconciliationRow>, StoreError> {
-        gated!(self, "store.last_reconciliation", false, self.inner.last_reconciliation())
+        gated!(
+            self,
+            "store.last_reconciliation",
+            false,
+            self.inner.last_reconciliation()
+        )
     }
 
     async fn audit_head(&self) -> Result<(u64, String), StoreError> {
@@ -166,7 +201,12 @@ impl Store for SimStore {
     }
 
     async fn audit_page(&self, after_seq: u64, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
-        gated!(self, "store.audit_page", false, self.inner.audit_page(after_seq, limit))
+        gated!(
+            self,
+            "store.audit_page",
+            false,
+            self.inner.audit_page(after_seq, limit)
+        )
     }
 
     async fn verify_chain(&self) -> Result<ChainReport, StoreError> {
@@ -174,6 +214,11 @@ impl Store for SimStore {
     }
 
     async fn rebuild_projections(&self) -> Result<(), StoreError> {
-        gated!(self, "store.rebuild_projections", true, self.inner.rebuild_projections())
+        gated!(
+            self,
+            "store.rebuild_projections",
+            true,
+            self.inner.rebuild_projections()
+        )
     }
 }

@@ -87,11 +87,7 @@ pub async fn sweep(seeds: Range<u64>, days: u32, profile: FaultProfile, progress
 }
 
 /// [`sweep`] with a configuration per seed (planted bugs, start dates, cadence).
-pub async fn sweep_with(
-    seeds: Range<u64>,
-    progress: bool,
-    config: impl Fn(u64) -> SimConfig,
-) -> SweepReport {
+pub async fn sweep_with(seeds: Range<u64>, progress: bool, config: impl Fn(u64) -> SimConfig) -> SweepReport {
     let started = std::time::Instant::now();
     let n = seeds.end.saturating_sub(seeds.start);
     let bar = if progress {

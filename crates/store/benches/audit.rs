@@ -189,7 +189,8 @@ async fn raw_insert(pool: &SqlitePool, rows: &[RawRow]) {
 /// (...), (...)` statement (what the store itself does for audit rows).
 async fn raw_insert_multirow(pool: &SqlitePool, rows: &[RawRow]) {
     let mut tx = pool.begin().await.expect("begin");
-    let mut sql = String::from("INSERT INTO audit (seq, at, kind, event_id, payload, prev_hash, hash) VALUES ");
+    let mut sql =
+        String::from("INSERT INTO audit (seq, at, kind, event_id, payload, prev_hash, hash) VALUES ");
     for i in 0..rows.len() {
         let b = i * 7;
         if i > 0 {
@@ -291,6 +292,72 @@ fn append_rate(c: &mut Criterion) {
         rt.block_on(store.close());
     }
     g.finish();
+}
+
+/// Median of a sample, in milliseconds.
+fn median_ms(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2] * 1e3
+}
+
+/// The same comparison as `append_rate`, but interleaved round by round, so
+/// that load from other processes on a shared machine hits every variant
+/// alike. Prints medians and the store's rate as a share of each raw rate.
+fn paired_append_rate(_: &mut Criterion) {
+    const ROUNDS: usize = 300;
+    let rt = rt();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw = rt.block_on(raw_pool(&dir.path().join("raw.db")));
+    let multi = rt.block_on(raw_pool(&dir.path().join("multi.db")));
+    let trading = rt
+        .block_on(SqliteStore::open(dir.path().join("trading.db")))
+        .expect("open");
+    let light = rt
+        .block_on(SqliteStore::open(dir.path().join("light.db")))
+        .expect("open");
+    let (c1, c2, c3, c4) = (
+        AtomicU64::new(0),
+        AtomicU64::new(0),
+        AtomicU64::new(0),
+        AtomicU64::new(0),
+    );
+    let (mut s1, mut p1, mut s2, mut p2) = (0u64, GENESIS_HASH.to_string(), 0u64, GENESIS_HASH.to_string());
+    let mut times: [Vec<f64>; 4] = Default::default();
+    for _ in 0..ROUNDS {
+        let rows = rows_for(&trading_batch(&c1), &mut s1, &mut p1);
+        let t = Instant::now();
+        rt.block_on(raw_insert(&raw, &rows));
+        times[0].push(t.elapsed().as_secs_f64());
+
+        let rows = rows_for(&trading_batch(&c2), &mut s2, &mut p2);
+        let t = Instant::now();
+        rt.block_on(raw_insert_multirow(&multi, &rows));
+        times[1].push(t.elapsed().as_secs_f64());
+
+        let evs = trading_batch(&c3);
+        let t = Instant::now();
+        black_box(rt.block_on(trading.append_batch(&evs)).expect("append"));
+        times[2].push(t.elapsed().as_secs_f64());
+
+        let evs = light_batch(&c4);
+        let t = Instant::now();
+        black_box(rt.block_on(light.append_batch(&evs)).expect("append"));
+        times[3].push(t.elapsed().as_secs_f64());
+    }
+    let [raw_ms, multi_ms, trading_ms, light_ms] = times.map(median_ms);
+    eprintln!("paired medians over {ROUNDS} batches of {BATCH} (ms per batch):");
+    eprintln!("  raw per-row insert     {raw_ms:7.3}");
+    eprintln!("  raw multi-row insert   {multi_ms:7.3}");
+    for (name, ms) in [
+        ("store trading mix", trading_ms),
+        ("store light events", light_ms),
+    ] {
+        eprintln!(
+            "  {name:<22} {ms:7.3}  = {:.0}% of raw per-row rate, {:.0}% of raw multi-row rate",
+            100.0 * raw_ms / ms,
+            100.0 * multi_ms / ms
+        );
+    }
 }
 
 /// Where the 1M-event database is cached between runs.
@@ -407,5 +474,5 @@ fn restart_to_ready(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, append_rate, restart_to_ready);
+criterion_group!(benches, append_rate, paired_append_rate, restart_to_ready);
 criterion_main!(benches);

@@ -65,8 +65,15 @@ pub(crate) fn insert_sql(table: &str, columns: &[&str], nrows: usize, upsert: bo
         sql.push(')');
     }
     if upsert {
-        let set: Vec<String> = columns[1..].iter().map(|c| format!("{c} = excluded.{c}")).collect();
-        sql.push_str(&format!(" ON CONFLICT ({}) DO UPDATE SET {}", columns[0], set.join(", ")));
+        let set: Vec<String> = columns[1..]
+            .iter()
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect();
+        sql.push_str(&format!(
+            " ON CONFLICT ({}) DO UPDATE SET {}",
+            columns[0],
+            set.join(", ")
+        ));
     }
     sql
 }
@@ -128,7 +135,8 @@ impl Needs {
                     n.account = true;
                     n.cash = true;
                 }
-                Event::CycleStarted { target_set_id, .. } | Event::TargetSetCompleted { target_set_id, .. } => {
+                Event::CycleStarted { target_set_id, .. }
+                | Event::TargetSetCompleted { target_set_id, .. } => {
                     n.target_sets.insert(target_set_id.clone());
                 }
                 Event::CycleFinished { cycle_id, .. } => {
@@ -138,7 +146,9 @@ impl Needs {
                     n.orders.insert(client_order_id.clone());
                 }
                 Event::OrderFilled {
-                    client_order_id, symbol, ..
+                    client_order_id,
+                    symbol,
+                    ..
                 } => {
                     n.orders.insert(client_order_id.clone());
                     n.positions.insert(symbol.to_string());
@@ -179,7 +189,10 @@ pub(crate) struct Working {
 }
 
 /// Applies events (with their ids, for error messages) to the projections.
-pub(crate) async fn apply_batch<C: Conn + ?Sized>(c: &mut C, evs: &[(&Event, &str)]) -> Result<(), StoreError> {
+pub(crate) async fn apply_batch<C: Conn + ?Sized>(
+    c: &mut C,
+    evs: &[(&Event, &str)],
+) -> Result<(), StoreError> {
     let mut w = Working::load(c, &Needs::of(evs.iter().map(|(e, _)| *e))).await?;
     for (ev, id) in evs {
         w.apply(ev, id)?;
@@ -240,12 +253,22 @@ impl Working {
     async fn load<C: Conn + ?Sized>(c: &mut C, n: &Needs) -> Result<Working, StoreError> {
         let mut w = Working::default();
         if n.account {
-            let sql = format!("SELECT {} FROM account ORDER BY opened_at LIMIT 1", cols(ACCOUNT_COLS));
+            let sql = format!(
+                "SELECT {} FROM account ORDER BY opened_at LIMIT 1",
+                cols(ACCOUNT_COLS)
+            );
             let row = fetch_one(c, "account", "loading account", &sql, &[]).await?;
             w.account = Slot::loaded(row.as_ref().map(account_row).transpose()?);
         }
         if n.cash {
-            let row = fetch_one(c, "cash", "loading cash", "SELECT id, amount FROM cash WHERE id = 1", &[]).await?;
+            let row = fetch_one(
+                c,
+                "cash",
+                "loading cash",
+                "SELECT id, amount FROM cash WHERE id = 1",
+                &[],
+            )
+            .await?;
             w.cash = Slot::loaded(row.map(|r| r.dec(1, "amount")).transpose()?);
         }
         if n.kill {
@@ -269,16 +292,56 @@ impl Working {
         }
         if self.cash.dirty {
             if let Some(amount) = self.cash.row {
-                upsert(c, "cash", CASH_COLS, vec![vec![Val::i(1), Val::t(amount.to_string())]]).await?;
+                upsert(
+                    c,
+                    "cash",
+                    CASH_COLS,
+                    vec![vec![Val::i(1), Val::t(amount.to_string())]],
+                )
+                .await?;
             }
         }
-        upsert(c, "target_sets", TARGET_SET_COLS, dirty_rows(&self.target_sets, |_, t| target_set_vals(t))).await?;
-        upsert(c, "cycles", CYCLE_COLS, dirty_rows(&self.cycles, |_, r| cycle_vals(r))).await?;
-        let decisions = self.decisions.iter().map(|(k, v)| vec![Val::t(k), Val::t(v)]).collect();
+        upsert(
+            c,
+            "target_sets",
+            TARGET_SET_COLS,
+            dirty_rows(&self.target_sets, |_, t| target_set_vals(t)),
+        )
+        .await?;
+        upsert(
+            c,
+            "cycles",
+            CYCLE_COLS,
+            dirty_rows(&self.cycles, |_, r| cycle_vals(r)),
+        )
+        .await?;
+        let decisions = self
+            .decisions
+            .iter()
+            .map(|(k, v)| vec![Val::t(k), Val::t(v)])
+            .collect();
         upsert(c, "guard_decisions", GUARD_COLS, decisions).await?;
-        upsert(c, "orders", ORDER_COLS, dirty_rows(&self.orders, |_, o| order_vals(o))).await?;
-        upsert(c, "fills", FILL_COLS, self.fills.values().map(fill_vals).collect()).await?;
-        upsert(c, "positions", POSITION_COLS, dirty_rows(&self.positions, position_vals)).await?;
+        upsert(
+            c,
+            "orders",
+            ORDER_COLS,
+            dirty_rows(&self.orders, |_, o| order_vals(o)),
+        )
+        .await?;
+        upsert(
+            c,
+            "fills",
+            FILL_COLS,
+            self.fills.values().map(fill_vals).collect(),
+        )
+        .await?;
+        upsert(
+            c,
+            "positions",
+            POSITION_COLS,
+            dirty_rows(&self.positions, position_vals),
+        )
+        .await?;
         // A position that went flat has no row.
         let flat: Vec<&String> = self
             .positions
@@ -287,7 +350,10 @@ impl Working {
             .map(|(k, _)| k)
             .collect();
         for chunk in flat.chunks(rows_per_statement(1)) {
-            let sql = format!("DELETE FROM positions WHERE symbol IN ({})", placeholders(chunk.len()));
+            let sql = format!(
+                "DELETE FROM positions WHERE symbol IN ({})",
+                placeholders(chunk.len())
+            );
             let args: Vec<Val> = chunk.iter().map(|k| Val::t(k.as_str())).collect();
             exec(c, "deleting flat positions", &sql, &args).await?;
         }
@@ -297,10 +363,21 @@ impl Working {
             }
         }
         if let Some((ok, diffs, at)) = &self.recon {
-            let row = vec![Val::i(1), Val::i(i64::from(*ok)), Val::t(diffs), Val::t(fmt_time(*at))];
+            let row = vec![
+                Val::i(1),
+                Val::i(i64::from(*ok)),
+                Val::t(diffs),
+                Val::t(fmt_time(*at)),
+            ];
             upsert(c, "reconciliations", RECON_COLS, vec![row]).await?;
         }
-        upsert(c, "eod_snapshots", EOD_COLS, self.eods.values().map(eod_vals).collect()).await?;
+        upsert(
+            c,
+            "eod_snapshots",
+            EOD_COLS,
+            self.eods.values().map(eod_vals).collect(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -361,7 +438,9 @@ impl Working {
                     s.dirty = true;
                 }
             }
-            Event::GuardDecisions { cycle_id, decisions, .. } => {
+            Event::GuardDecisions {
+                cycle_id, decisions, ..
+            } => {
                 self.decisions.insert(cycle_id.clone(), decisions.to_string());
             }
             Event::OrderIntent {
@@ -483,7 +562,11 @@ impl Working {
                     s.dirty = true;
                 }
             }
-            Event::CycleFinished { cycle_id, outcome, at } => {
+            Event::CycleFinished {
+                cycle_id,
+                outcome,
+                at,
+            } => {
                 let s = slot(&mut self.cycles, cycle_id);
                 if let Some(c) = s.row.as_mut() {
                     c.finished_at = Some(*at);

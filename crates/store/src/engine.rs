@@ -3,11 +3,11 @@
 use crate::apply::{apply_batch, insert_sql, placeholders, rows_per_statement, PROJECTION_TABLES};
 use crate::codec::{self, chain_hash, fmt_date, fmt_time, GENESIS_HASH};
 use crate::conn::{exec, fetch, fetch_one, Conn, Rd, Val};
+use crate::error::StoreError;
+use crate::rows::*;
 use crate::tables::{
     account_row, cols, cycle_row, fill_row, order_row, ACCOUNT_COLS, CYCLE_COLS, FILL_COLS, ORDER_COLS,
 };
-use crate::error::StoreError;
-use crate::rows::*;
 use crate::Store;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -85,7 +85,10 @@ where
 
     /// Starts a write transaction.
     async fn begin(&self, context: &str) -> Result<sqlx::Transaction<'static, DB>, StoreError> {
-        self.pool.begin_with(self.begin_sql).await.map_err(StoreError::db(context))
+        self.pool
+            .begin_with(self.begin_sql)
+            .await
+            .map_err(StoreError::db(context))
     }
 
     /// Closes the pool, waiting for connections to finish. Dropping the store
@@ -188,7 +191,10 @@ async fn existing_ids<C: Conn + ?Sized>(c: &mut C, enc: &[Encoded]) -> Result<Ha
     let ids: Vec<&str> = ids.into_iter().collect();
     let mut out = HashSet::new();
     for chunk in ids.chunks(rows_per_statement(1)) {
-        let sql = format!("SELECT event_id FROM audit WHERE event_id IN ({})", placeholders(chunk.len()));
+        let sql = format!(
+            "SELECT event_id FROM audit WHERE event_id IN ({})",
+            placeholders(chunk.len())
+        );
         let args: Vec<Val> = chunk.iter().map(|id| Val::t(*id)).collect();
         for r in fetch(c, "audit", "checking for duplicate events", &sql, &args).await? {
             out.insert(r.text(0, "event_id")?);
@@ -346,7 +352,10 @@ where
 
     async fn account(&self) -> Result<Option<AccountRow>, StoreError> {
         let mut c = self.read_conn().await?;
-        let sql = format!("SELECT {} FROM account ORDER BY opened_at LIMIT 1", cols(ACCOUNT_COLS));
+        let sql = format!(
+            "SELECT {} FROM account ORDER BY opened_at LIMIT 1",
+            cols(ACCOUNT_COLS)
+        );
         let row = fetch_one(&mut *c, "account", "reading account", &sql, &[]).await?;
         row.as_ref().map(account_row).transpose()
     }
@@ -435,7 +444,10 @@ where
 
     async fn order(&self, client_order_id: &str) -> Result<Option<OrderRow>, StoreError> {
         let mut c = self.read_conn().await?;
-        let sql = format!("SELECT {} FROM orders WHERE client_order_id = $1", cols(ORDER_COLS));
+        let sql = format!(
+            "SELECT {} FROM orders WHERE client_order_id = $1",
+            cols(ORDER_COLS)
+        );
         let row = fetch_one(
             &mut *c,
             "orders",
@@ -502,7 +514,14 @@ where
             "SELECT {} FROM cycles ORDER BY started_at DESC, cycle_id DESC LIMIT $1",
             cols(CYCLE_COLS)
         );
-        let rows = fetch(&mut *c, "cycles", "reading cycles", &sql, &[Val::i(i64::from(limit))]).await?;
+        let rows = fetch(
+            &mut *c,
+            "cycles",
+            "reading cycles",
+            &sql,
+            &[Val::i(i64::from(limit))],
+        )
+        .await?;
         rows.iter().map(cycle_row).collect()
     }
 
@@ -744,7 +763,13 @@ where
         let _head = self.head.lock().await;
         let mut tx = self.begin("beginning rebuild").await?;
         for table in PROJECTION_TABLES {
-            exec(&mut *tx, &format!("clearing {table}"), &format!("DELETE FROM {table}"), &[]).await?;
+            exec(
+                &mut *tx,
+                &format!("clearing {table}"),
+                &format!("DELETE FROM {table}"),
+                &[],
+            )
+            .await?;
         }
         // Replayed a page at a time through the same batch path as appends.
         let mut after = 0i64;

@@ -25,8 +25,8 @@ mod engine;
 mod error;
 mod pg;
 mod rows;
-mod tables;
 mod sqlite;
+mod tables;
 
 pub use codec::{chain_hash, fmt_time, GENESIS_HASH};
 pub use conn::{Conn, Val};

@@ -227,7 +227,11 @@ pub(crate) fn position_row(r: &Rd) -> Result<PositionRow, StoreError> {
 
 /// Encodes a `positions` row.
 pub(crate) fn position_vals(symbol: &str, p: &PositionRow) -> Vec<Val> {
-    vec![Val::t(symbol), Val::t(fmt_dec(p.qty)), Val::t(fmt_dec(p.avg_cost))]
+    vec![
+        Val::t(symbol),
+        Val::t(fmt_dec(p.qty)),
+        Val::t(fmt_dec(p.avg_cost)),
+    ]
 }
 
 /// Columns of `kill_switch` (a single row with id 1).

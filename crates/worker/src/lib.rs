@@ -548,6 +548,10 @@ impl Worker {
     ) -> Result<Tally, WorkerError> {
         let mut tally = Tally::default();
         for order in orders {
+            // The kill switch may be engaged mid-cycle (HTTP, another process): check before each send.
+            if self.store.kill_switch().await?.is_some() || self.flag_file_present() {
+                break;
+            }
             let arrival = snap
                 .quotes
                 .get(&order.symbol)

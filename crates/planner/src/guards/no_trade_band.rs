@@ -81,17 +81,19 @@ impl Guard for NoTradeBand {
             return Verdict::Pass;
         }
         let notional = mul(c.qty, c.price.unwrap_or_default());
-        let threshold = self.min_notional.max(ctx.of_equity(self.min_weight));
-        if notional < threshold {
-            // The plan's shared explanation, unless this guard is not the configured one (tests).
-            let detail = if threshold == ctx.band.threshold {
-                ctx.band.detail.clone()
-            } else {
-                self.band(ctx.equity).detail
-            };
+        // The configured guard uses the plan's precomputed band; another instance (tests) computes its own.
+        let configured = std::ptr::eq(self, &ctx.cfg.guards.no_trade_band);
+        let own;
+        let band = if configured {
+            &ctx.band
+        } else {
+            own = self.band(ctx.equity);
+            &own
+        };
+        if notional < band.threshold {
             return Verdict::Block {
                 reason: ReasonCode::BelowNoTradeBand,
-                detail,
+                detail: band.detail.clone(),
             };
         }
         if c.qty < self.min_shares {

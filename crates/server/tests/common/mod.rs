@@ -6,7 +6,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use keel_domain::{
-    client_order_id, Event, KillSource, Order, OrderStatus, OrderType, Side, Symbol, Target, TargetSet, TimeInForce,
+    client_order_id, Event, KillSource, Order, OrderStatus, OrderType, Side, Symbol, Target, TargetSet,
+    TimeInForce,
 };
 use keel_server::{ControlError, ControlPort};
 use keel_store::{FillFilter, SqliteStore, Store};
@@ -71,10 +72,17 @@ pub struct Seeded {
 /// The trading days of the fixture (Mon 2026-01-05 .. Fri 2026-01-09), then
 /// one more session (Mon 2026-01-12) that ends with the kill switch engaged.
 pub fn days() -> Vec<NaiveDate> {
-    ["2026-01-05", "2026-01-06", "2026-01-07", "2026-01-08", "2026-01-09", "2026-01-12"]
-        .iter()
-        .map(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default())
-        .collect()
+    [
+        "2026-01-05",
+        "2026-01-06",
+        "2026-01-07",
+        "2026-01-08",
+        "2026-01-09",
+        "2026-01-12",
+    ]
+    .iter()
+    .map(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default())
+    .collect()
 }
 
 async fn append(store: &dyn Store, ev: Event) {
@@ -133,7 +141,14 @@ pub async fn seed(store: &dyn Store) -> Seeded {
                 .collect(),
             liquidate: false,
         };
-        append(store, Event::TargetSetQueued { set: set.clone(), at: at(day, 15, 1) }).await;
+        append(
+            store,
+            Event::TargetSetQueued {
+                set: set.clone(),
+                at: at(day, 15, 1),
+            },
+        )
+        .await;
         let cycle_id = format!("{set_id}#0");
         cycles.push(cycle_id.clone());
         append(
@@ -166,12 +181,20 @@ pub async fn seed(store: &dyn Store) -> Seeded {
             if delta.is_zero() {
                 continue;
             }
-            let side = if delta > Decimal::ZERO { Side::Buy } else { Side::Sell };
+            let side = if delta > Decimal::ZERO {
+                Side::Buy
+            } else {
+                Side::Sell
+            };
             let proposed = delta.abs();
             let coid = client_order_id(ACCOUNT, &set_id, &t.symbol, side, 0);
             let (outcome, final_qty, steps) = if s == "XOM" && !last_day {
                 let o = json!({"kind": "block", "guard": "restricted_list", "reason": "restricted_symbol", "detail": blocked_detail});
-                (o, Decimal::ZERO, json!([{"guard": "restricted_list", "outcome": {"kind": "block", "reason": "restricted_symbol", "detail": blocked_detail}}]))
+                (
+                    o,
+                    Decimal::ZERO,
+                    json!([{"guard": "restricted_list", "outcome": {"kind": "block", "reason": "restricted_symbol", "detail": blocked_detail}}]),
+                )
             } else if s == "NVDA" && side == Side::Buy {
                 let to = (proposed * d("0.8")).floor();
                 let detail = format!("weight after order would be {} > max 0.064", t.weight);
@@ -266,9 +289,17 @@ pub async fn seed(store: &dyn Store) -> Seeded {
             .await;
             // Two partial fills with small, varied slippage.
             let first = (*qty * d("0.6")).floor().max(Decimal::ONE).min(*qty);
-            let parts: Vec<Decimal> = if first < *qty { vec![first, *qty - first] } else { vec![first] };
+            let parts: Vec<Decimal> = if first < *qty {
+                vec![first, *qty - first]
+            } else {
+                vec![first]
+            };
             // The last day's order stays partially filled (open).
-            let parts = if last_day { vec![first.min(*qty - Decimal::ONE).max(Decimal::ONE)] } else { parts };
+            let parts = if last_day {
+                vec![first.min(*qty - Decimal::ONE).max(Decimal::ONE)]
+            } else {
+                parts
+            };
             for (j, q) in parts.iter().enumerate() {
                 fill_no += 1;
                 let bps = Decimal::from((fill_no as i64 * 7) % 13 - 4);
@@ -429,7 +460,10 @@ pub struct Expected {
 
 pub async fn expected(store: &dyn Store) -> Expected {
     let cash = store.cash().await.unwrap_or_else(|e| panic!("cash: {e}"));
-    let pos = store.positions().await.unwrap_or_else(|e| panic!("positions: {e}"));
+    let pos = store
+        .positions()
+        .await
+        .unwrap_or_else(|e| panic!("positions: {e}"));
     let eod = store.eod_snapshots().await.unwrap_or_else(|e| panic!("eod: {e}"));
     let last = eod.last();
     let mut marks = BTreeMap::new();
@@ -525,9 +559,13 @@ impl ControlPort for StoreControl {
             .map_err(|e| ControlError::internal(e.to_string()))
     }
 
-    async fn submit_target_set(&self, body: &[u8], _content_type: Option<&str>) -> Result<String, ControlError> {
-        let set: TargetSet =
-            serde_json::from_slice(body).map_err(|e| ControlError::bad_request(format!("invalid target set: {e}")))?;
+    async fn submit_target_set(
+        &self,
+        body: &[u8],
+        _content_type: Option<&str>,
+    ) -> Result<String, ControlError> {
+        let set: TargetSet = serde_json::from_slice(body)
+            .map_err(|e| ControlError::bad_request(format!("invalid target set: {e}")))?;
         let r = self
             .store
             .append(&Event::TargetSetQueued {
