@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod event;
 pub mod ids;
+pub mod metrics_names;
 pub mod order;
 pub mod snapshot;
 pub mod symbol;

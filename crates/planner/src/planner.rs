@@ -52,7 +52,6 @@ pub fn plan(input: &PlanInput<'_>, cfg: &RiskConfig) -> Plan {
     // candidates are already in symbol order within each side.
     for side in [Side::Sell, Side::Buy] {
         for c in candidates.iter_mut().filter(|c| c.side == side) {
-            let proposed = c.qty;
             let risk_reducing = c.is_risk_reducing();
             let mut steps: Vec<GuardStep> = Vec::new();
             let blocked = guards::evaluate(c, &ctx, &acc, &guards, &mut steps);
@@ -99,7 +98,7 @@ pub fn plan(input: &PlanInput<'_>, cfg: &RiskConfig) -> Plan {
                 target_qty: c.target_qty,
                 reference_price: c.price,
                 limit_price: c.limit_price,
-                proposed_qty: proposed,
+                proposed_qty: c.proposed_qty,
                 final_qty: if client_order_id.is_some() {
                     c.qty
                 } else {
@@ -479,18 +478,18 @@ fn whole_plan_blocks(
             detail,
         })
     };
-    let account = (input.snapshot.account_id != input.account_id)
-        .then_some(())
-        .and_then(|_| {
-            planner(
-                ReasonCode::AccountMismatch,
-                format!(
-                    "snapshot is for account {:?}, plan is for {:?}",
-                    input.snapshot.account_id, input.account_id
-                ),
-            )
-        });
-    let equity_block = (equity <= Decimal::ZERO).then_some(()).and_then(|_| {
+    let account = if input.snapshot.account_id != input.account_id {
+        planner(
+            ReasonCode::AccountMismatch,
+            format!(
+                "snapshot is for account {:?}, plan is for {:?}",
+                input.snapshot.account_id, input.account_id
+            ),
+        )
+    } else {
+        None
+    };
+    let equity_block = if equity <= Decimal::ZERO {
         planner(
             ReasonCode::NonPositiveEquity,
             format!(
@@ -498,7 +497,9 @@ fn whole_plan_blocks(
                 input.snapshot.equity
             ),
         )
-    });
+    } else {
+        None
+    };
     [
         g.kill_switch.assess(input.state),
         account,
@@ -614,4 +615,180 @@ fn candidate<'a>(r: &Row<'a, '_>, ctx: &Ctx<'a>) -> Option<Candidate<'a>> {
         Some(_) => {}
     }
     Some(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::*;
+
+    fn book() -> Fixture {
+        Fixture::new()
+            .position("AAPL", "100")
+            .quote("AAPL", "100")
+            .target("AAPL", "0.05")
+            .position("IBM", "20")
+            .quote("IBM", "50")
+            .target("MSFT", "0.1")
+            .quote("MSFT", "200")
+            .target("NVDA", "0.1")
+            .quote("NVDA", "100")
+    }
+
+    #[test]
+    fn sizes_against_min_equity_and_orders_sells_first() {
+        let plan = book().plan();
+        // Equity: cash 100,000 + 10,000 AAPL + 1,000 IBM.
+        assert_eq!(plan.equity, d("111000"));
+        let keys: Vec<(Side, &str, Decimal)> = plan
+            .orders
+            .iter()
+            .map(|o| (o.side, o.symbol.as_str(), o.qty))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                (Side::Sell, "AAPL", d("45")),
+                (Side::Sell, "IBM", d("20")),
+                (Side::Buy, "MSFT", d("55")),
+                (Side::Buy, "NVDA", d("111")),
+            ]
+        );
+        let ids: Vec<_> = plan
+            .decisions
+            .iter()
+            .map(|d| d.client_order_id.clone().unwrap())
+            .collect();
+        let expected = client_order_id("acct", "set-1", &sym("AAPL"), Side::Sell, 0);
+        assert_eq!(ids[0], expected);
+        assert!(plan
+            .orders
+            .iter()
+            .all(|o| o.time_in_force == keel_domain::TimeInForce::Day));
+        // A broker equity below the marked one wins.
+        let plan = book()
+            .with(|f| f.fixed_equity = true)
+            .with(|f| f.snapshot.equity = d("50000"))
+            .plan();
+        assert_eq!(plan.equity, d("50000"));
+        assert_eq!(decision(&plan, "NVDA").target_qty, Some(d("50")));
+    }
+
+    #[test]
+    fn working_orders_count_toward_the_position() {
+        // Target 111 NVDA with a working buy of 100: 11 more are proposed, and the open-order
+        // guard blocks them (one working order per side).
+        let plan = book().open_order_limit("NVDA", Side::Buy, "100", "100").plan();
+        let dd = decision(&plan, "NVDA");
+        assert_eq!(dd.position, d("100"));
+        assert_eq!(dd.proposed_qty, d("11"));
+        assert_blocked(dd, ReasonCode::OpenOrderExists);
+    }
+
+    #[test]
+    fn fractional_quantities_have_four_places() {
+        let plan = Fixture::new()
+            .target("AAPL", "0.1")
+            .quote("AAPL", "300")
+            .with(|f| f.cfg.planner.fractional = true)
+            .plan();
+        assert_eq!(plan.orders[0].qty, d("33.3333"));
+        let plan = Fixture::new().target("AAPL", "0.1").quote("AAPL", "300").plan();
+        assert_eq!(plan.orders[0].qty, d("33"));
+    }
+
+    #[test]
+    fn account_mismatch_and_non_positive_equity_block_everything() {
+        let plan = book().with(|f| f.snapshot.account_id = "other".into()).plan();
+        assert!(plan.orders.is_empty());
+        assert_blocked(decision(&plan, "AAPL"), ReasonCode::AccountMismatch);
+        let plan = book().cash("-11000").plan();
+        assert_eq!(plan.equity, d("0"));
+        assert!(plan.orders.is_empty());
+        // Without this block, a zero equity would mean "sell everything".
+        assert_blocked(decision(&plan, "AAPL"), ReasonCode::NonPositiveEquity);
+    }
+
+    #[test]
+    fn every_whole_plan_block_is_listed_first_one_wins() {
+        let plan = book()
+            .with(|f| {
+                f.state.kill_switch = Some("drawdown".into());
+                f.state.executed_target_set_ids.insert("set-1".into());
+            })
+            .at("2026-11-28T17:00:00Z")
+            .plan();
+        let reasons: Vec<_> = plan.plan_blocks.iter().map(|b| b.reason).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                ReasonCode::KillSwitch,
+                ReasonCode::ReplayedTargetSet,
+                ReasonCode::MarketClosed
+            ]
+        );
+        assert!(plan.decisions.iter().all(|d| matches!(
+            d.outcome,
+            Outcome::Block {
+                reason: ReasonCode::KillSwitch,
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn plan_json_is_stable_and_round_trips() {
+        let plan = book()
+            .with(|f| f.cfg.guards.max_order_size.max_shares = d("50"))
+            .plan();
+        let json = serde_json::to_string(&plan).unwrap();
+        assert_eq!(
+            json,
+            serde_json::to_string(
+                &book()
+                    .with(|f| f.cfg.guards.max_order_size.max_shares = d("50"))
+                    .plan()
+            )
+            .unwrap()
+        );
+        let back: Plan = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, plan);
+        assert!(json.contains(r#""outcome":{"kind":"resize","qty":"50","guard":"max_order_size","reason":"max_order_shares""#), "{json}");
+    }
+
+    #[test]
+    fn unsorted_and_duplicate_targets() {
+        let mut fx = book();
+        fx.targets.targets.reverse();
+        assert_eq!(
+            serde_json::to_string(&fx.plan()).unwrap(),
+            serde_json::to_string(&book().plan()).unwrap()
+        );
+        // Duplicates: blocked by the suspicious-set guard; summed if that guard is off.
+        let mut fx = book();
+        fx.targets.targets.push(target("MSFT", "0.1"));
+        let plan = fx.plan();
+        assert!(plan.orders.is_empty());
+        fx.cfg.guards.suspicious_target_set.enabled = false;
+        let plan = fx.plan();
+        assert_eq!(decision(&plan, "MSFT").target_weight, d("0.2"));
+    }
+
+    #[test]
+    fn zero_delta_symbols_produce_no_decision() {
+        let plan = Fixture::new()
+            .position("AAPL", "100")
+            .quote("AAPL", "100")
+            .target("AAPL", "0.1")
+            .plan();
+        // Equity 110,000 * 0.1 / 100 = 110 > 100: a buy of 10.
+        assert_eq!(plan.decisions.len(), 1);
+        // 0.091 * 110,000 / 100 = 100.1, rounded toward zero: exactly what is held.
+        let plan = Fixture::new()
+            .position("AAPL", "100")
+            .quote("AAPL", "100")
+            .target("AAPL", "0.091")
+            .plan();
+        assert!(plan.decisions.is_empty(), "{:#?}", plan.decisions);
+    }
 }

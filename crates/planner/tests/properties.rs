@@ -312,12 +312,20 @@ fn world() -> impl Strategy<Value = World> {
         )
 }
 
+/// 512 cases by default; `PROPTEST_CASES` raises it for a longer soak.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512)
+}
+
 fn json(p: &Plan) -> String {
     serde_json::to_string(p).unwrap()
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     /// Invariant 1: with shorting off, no sell exceeds held − working sells.
     #[test]
@@ -473,7 +481,7 @@ fn wild_decimal() -> impl Strategy<Value = Decimal> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn wild_inputs_never_panic(

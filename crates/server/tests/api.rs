@@ -55,7 +55,7 @@ async fn overview_matches_store() {
     assert_eq!(dec(&o["equity"]), exp.equity);
     assert_eq!(dec(&o["gross_exposure"]), exp.gross);
     assert_eq!(dec(&o["net_exposure"]), exp.net);
-    assert_eq!(o["day_pnl"].as_str().map(|s| d(s)), exp.day_pnl);
+    assert_eq!(o["day_pnl"].as_str().map(d), exp.day_pnl);
     assert_eq!(o["day_pnl_basis_date"], "2026-01-09");
     assert_eq!(o["kill_switch"]["engaged"], true);
     assert_eq!(

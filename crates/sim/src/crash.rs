@@ -33,6 +33,8 @@ struct State {
     after: bool,
     /// Where it died, once it has.
     died: Option<String>,
+    /// Calls by name (profiling).
+    pub by_name: std::collections::BTreeMap<String, u64>,
 }
 
 /// The shared crash trigger of one worker incarnation.
@@ -60,7 +62,15 @@ impl CrashSwitch {
 
     /// Back to life (a new incarnation after restart).
     pub fn reset(&self) {
-        *self.state() = State::default();
+        let mut s = self.state();
+        let by_name = std::mem::take(&mut s.by_name);
+        *s = State::default();
+        s.by_name = by_name;
+    }
+
+    /// Calls by name so far (profiling).
+    pub fn calls_by_name(&self) -> std::collections::BTreeMap<String, u64> {
+        self.state().by_name.clone()
     }
 
     /// Where the worker died, if it has.
@@ -72,6 +82,10 @@ impl CrashSwitch {
     /// can die after taking effect, reads only before.
     pub fn enter(&self, what: &str, mutating: bool) -> Gate {
         let mut s = self.state();
+        if std::env::var_os("KEEL_SIM_PROFILE").is_some() {
+            let key = what.split(' ').next().unwrap_or(what).to_string();
+            *s.by_name.entry(key).or_default() += 1;
+        }
         if s.died.is_some() {
             return Gate::Dead;
         }

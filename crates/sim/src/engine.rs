@@ -169,6 +169,8 @@ struct Sim {
     day_kill_step: Option<u32>,
     /// A target set whose delivery the worker died during; delivered again next step.
     undelivered: Option<crate::allocator::Delivery>,
+    /// Wall time per phase, for `KEEL_SIM_PROFILE` (reporting only).
+    phases: BTreeMap<&'static str, std::time::Duration>,
 }
 
 fn harness(e: impl std::fmt::Display) -> String {
@@ -274,6 +276,7 @@ impl Sim {
             day_spike: None,
             day_kill_step: None,
             undelivered: None,
+            phases: BTreeMap::new(),
         };
         sim.worker.recover().await.map_err(harness)?;
         Ok(sim)
@@ -480,6 +483,7 @@ impl Sim {
                 disconnect: self.rates.disconnect,
             }
         };
+        let t0 = std::time::Instant::now();
         if let Err(e) = self
             .pump
             .pump(
@@ -494,6 +498,8 @@ impl Sim {
         {
             return Err(self.violation("idempotent_append", e));
         }
+        self.phase("pump", t0);
+        let t0 = std::time::Instant::now();
         if !quiet && self.rng_crash.chance(self.rates.crash_step) {
             let n = self.rng_crash.below(48);
             let after = self.rng_crash.chance(0.5);
@@ -550,7 +556,9 @@ impl Sim {
                 }
             }
         }
+        self.phase(if quiet { "night actions" } else { "worker" }, t0);
         let died = self.crash.died();
+        let t0 = std::time::Instant::now();
         if let Some(place) = &died {
             self.crashes += 1;
             self.note(format!("  CRASH {place}; restarting from the store"));
@@ -558,19 +566,30 @@ impl Sim {
         } else {
             self.crash.disarm();
         }
+        self.phase("restart", t0);
+        let t0 = std::time::Instant::now();
         self.check(kill_ack && died.is_none()).await?;
+        self.phase("check", t0);
+        let t0 = std::time::Instant::now();
         if died.is_some() {
             if let Err((inv, d)) = self.checker.after_restart(&self.store).await {
                 return Err(self.violation(inv, d));
             }
         }
+        self.phase("check after restart", t0);
+        let t0 = std::time::Instant::now();
         if quiet {
             if let Err((inv, d)) = self.checker.nightly(&self.store, &self.paper, s.date).await {
                 return Err(self.violation(inv, d));
             }
             self.set_venue_faults(self.rates.venue).await?;
         }
+        self.phase("check nightly", t0);
         Ok(())
+    }
+
+    fn phase(&mut self, name: &'static str, since: std::time::Instant) {
+        *self.phases.entry(name).or_default() += since.elapsed();
     }
 
     async fn set_venue_faults(&mut self, f: FaultConfig) -> Result<(), Violation> {
@@ -772,6 +791,14 @@ impl Sim {
             report.fills = orders.iter().map(|o| o.fills.len() as u64).sum();
         }
         faults.retain(|_, v| *v > 0);
+        if std::env::var_os("KEEL_SIM_PROFILE").is_some() {
+            for (k, v) in &self.phases {
+                eprintln!("profile seed {}: {k:>20} {:>8.3}s", self.seed, v.as_secs_f64());
+            }
+            for (k, v) in self.crash.calls_by_name() {
+                eprintln!("calls seed {}: {k:>30} {v}", self.seed);
+            }
+        }
         report.faults_by_kind = faults;
         report.crashes = self.crashes;
         report.steps = self.steps;

@@ -8,8 +8,12 @@
 //! what the broker says, before anything new is sent.
 
 mod config;
+mod instrumented;
 
 pub use config::{KillSwitchConfig, WorkerConfig};
+pub use instrumented::Instrumented;
+
+use keel_domain::metrics_names as m;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use keel_broker::{Broker, BrokerError, BrokerOrder};
@@ -194,7 +198,23 @@ impl Worker {
                 at: now,
             });
         }
-        self.store.append_batch(&events).await?;
+        let applied = self.store.append_batch(&events).await?;
+        // Count only what was new: adopting the same order twice must not double-count.
+        for (ev, seq) in events.iter().zip(&applied) {
+            match (ev, seq) {
+                (Event::OrderFilled { side, .. }, Some(_)) => {
+                    metrics::counter!(m::FILLS, m::LABEL_SIDE => side.as_str()).increment(1)
+                }
+                (
+                    Event::OrderClosed {
+                        status: OrderStatus::Filled,
+                        ..
+                    },
+                    Some(_),
+                ) => metrics::counter!(m::ORDERS_FILLED, m::LABEL_SIDE => bo.side.as_str()).increment(1),
+                _ => {}
+            }
+        }
         Ok(())
     }
 
@@ -223,7 +243,7 @@ impl Worker {
     /// Engaging an engaged switch only re-cancels.
     pub async fn engage_kill(&self, reason: &str, source: KillSource) -> Result<(), WorkerError> {
         self.record_kill(reason, source).await?;
-        self.cancel_open_orders(|_| true).await
+        self.cancel_open_orders("kill_switch", |_| true).await
     }
 
     /// Appends the engagement (once: an engaged switch keeps its first reason).
@@ -237,6 +257,11 @@ impl Worker {
                 })
                 .await?;
             tracing::warn!(reason, ?source, "kill switch engaged");
+            let src = serde_json::to_value(source)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned));
+            metrics::counter!(m::KILL_SWITCH_ENGAGEMENTS, m::LABEL_SOURCE => src.unwrap_or_default())
+                .increment(1);
         }
         Ok(())
     }
@@ -259,6 +284,7 @@ impl Worker {
 
     async fn cancel_open_orders(
         &self,
+        why: &'static str,
         which: impl Fn(&keel_store::OrderRow) -> bool,
     ) -> Result<(), WorkerError> {
         let mut first_err = None;
@@ -266,9 +292,12 @@ impl Worker {
             if !which(&row) {
                 continue;
             }
-            if let Err(e) = self.broker.cancel(&row.client_order_id).await {
-                tracing::warn!(order = %row.client_order_id, error = %e, "cancel failed");
-                first_err.get_or_insert(e);
+            match self.broker.cancel(&row.client_order_id).await {
+                Ok(()) => metrics::counter!(m::ORDERS_CANCELED, m::LABEL_REASON => why).increment(1),
+                Err(e) => {
+                    tracing::warn!(order = %row.client_order_id, error = %e, "cancel failed");
+                    first_err.get_or_insert(e);
+                }
             }
         }
         self.sync_orders().await?;
@@ -284,13 +313,30 @@ impl Worker {
 
     /// Runs one execution cycle now.
     pub async fn cycle(&self) -> Result<CycleOutcome, WorkerError> {
+        let start = std::time::Instant::now();
+        let r = self.cycle_inner().await;
+        metrics::histogram!(m::CYCLE_DURATION).record(start.elapsed().as_secs_f64());
+        let outcome = match &r {
+            Ok(CycleOutcome::Killed(_)) => "killed",
+            Ok(CycleOutcome::MarketClosed) => "market_closed",
+            Ok(CycleOutcome::Idle) => "idle",
+            Ok(CycleOutcome::Waiting(_)) => "waiting",
+            Ok(CycleOutcome::Submitted { .. }) => "submitted",
+            Ok(CycleOutcome::Completed(_)) => "completed",
+            Err(_) => "error",
+        };
+        metrics::counter!(m::CYCLES, m::LABEL_OUTCOME => outcome).increment(1);
+        r
+    }
+
+    async fn cycle_inner(&self) -> Result<CycleOutcome, WorkerError> {
         self.recover().await?;
         if self.flag_file_present() {
             self.engage_kill("flag file present", KillSource::FlagFile)
                 .await?;
         }
         if let Some(k) = self.store.kill_switch().await? {
-            self.cancel_open_orders(|_| true).await?;
+            self.cancel_open_orders("kill_switch", |_| true).await?;
             return Ok(CycleOutcome::Killed(k.reason));
         }
         let now = self.now();
@@ -305,7 +351,8 @@ impl Worker {
         let stale_before = now - Duration::seconds(self.cfg.stale_order_secs);
         let open = self.store.open_orders().await?;
         if !open.is_empty() {
-            self.cancel_open_orders(|r| r.created_at < stale_before).await?;
+            self.cancel_open_orders("stale", |r| r.created_at < stale_before)
+                .await?;
             let still = self.store.open_orders().await?;
             if !still.is_empty() {
                 return Ok(CycleOutcome::Waiting(format!(
@@ -341,6 +388,7 @@ impl Worker {
             state: &state,
         };
         let plan = keel_planner::plan(&input, &self.risk);
+        record_guard_metrics(&plan);
         let cycle_id = format!("{}#{}", set.id, attempt);
         let decisions = serde_json::to_value(&plan).unwrap_or(serde_json::Value::Null);
         let blocked = plan.decisions.iter().filter(|d| !d.is_sent()).count() as u32;
@@ -441,6 +489,7 @@ impl Worker {
                 .await?;
             differences = self.differences(&snap).await?;
             if differences.is_empty() {
+                metrics::counter!(m::RECONCILIATIONS, m::LABEL_OUTCOME => "ok").increment(1);
                 return Ok(snap);
             }
         }
@@ -451,6 +500,7 @@ impl Worker {
                 at: self.now(),
             })
             .await?;
+        metrics::counter!(m::RECONCILIATIONS, m::LABEL_OUTCOME => "mismatch").increment(1);
         let reason = format!("reconciliation mismatch: {}", differences.join("; "));
         self.engage_kill(&reason, KillSource::Automatic).await?;
         Err(WorkerError::Refused(reason))
@@ -566,8 +616,14 @@ impl Worker {
                 })
                 .await?;
             match self.submit_one(order, &mut tally).await? {
-                Sent::Accepted => tally.sent += 1,
-                Sent::Rejected => tally.rejected += 1,
+                Sent::Accepted => {
+                    tally.sent += 1;
+                    metrics::counter!(m::ORDERS_SENT, m::LABEL_SIDE => order.side.as_str()).increment(1);
+                }
+                Sent::Rejected => {
+                    tally.rejected += 1;
+                    metrics::counter!(m::ORDERS_REJECTED, m::LABEL_REASON => "broker_reject").increment(1);
+                }
                 Sent::Unresolved => {
                     tally.unresolved += 1;
                     // Fail closed: the broker's state is unknown, send nothing more this cycle.
@@ -692,6 +748,26 @@ impl Worker {
             })
             .await?;
         Ok(Some(session.date))
+    }
+}
+
+fn label<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn record_guard_metrics(plan: &keel_planner::Plan) {
+    for d in &plan.decisions {
+        for s in &d.steps {
+            metrics::counter!(m::GUARD_RESIZES, m::LABEL_GUARD => label(&s.guard), m::LABEL_REASON => s.reason.as_str())
+                .increment(1);
+        }
+        if let keel_planner::Outcome::Block { guard, reason, .. } = &d.outcome {
+            metrics::counter!(m::GUARD_BLOCKS, m::LABEL_GUARD => label(guard), m::LABEL_REASON => reason.as_str())
+                .increment(1);
+        }
     }
 }
 
