@@ -72,7 +72,7 @@
     else if (s && Number(s) > 0) e.classList.add('pos');
   }
 
-  // Replaces a table body with one row per item; cols: [[getter, className]].
+  // Replaces a table body with one row per item; cols: [[getter, className, 'pnl'?]].
   function fill(tbodyId, rows, cols, empty) {
     var tb = $(tbodyId);
     if (!tb) return;
@@ -82,7 +82,8 @@
       cols.forEach(function (c) {
         var v = c[0](r);
         var td = el('td', v, c[1]);
-        if (c[1] === 'num') signClass(td, typeof v === 'string' && v.charAt(0) === '-' ? v : null);
+        // Only P&L columns are coloured: a negative slippage or weight gap is not a loss.
+        if (c[2] === 'pnl') signClass(td, typeof v === 'string' ? v.replace(/,/g, '') : null);
         tr.appendChild(td);
       });
       out.push(tr);
@@ -208,13 +209,13 @@
         [function (r) { return r.symbol; }],
         [function (r) { return qty(r.qty); }, 'num'],
         [function (r) { return money(r.avg_cost); }, 'num'],
-        [function (r) { return money(r.price); }, 'num'],
+        [function (r) { return r.price_source === 'unknown' ? '—' : money(r.price); }, 'num'],
         [function (r) { return r.price_source + (r.price_at ? ' ' + time(r.price_at) : ''); }, 'muted'],
         [function (r) { return money(r.market_value); }, 'num'],
         [function (r) { return pct(r.weight); }, 'num'],
         [function (r) { return pct(r.target_weight); }, 'num'],
         [function (r) { return pct(r.weight_diff); }, 'num'],
-        [function (r) { return money(r.unrealized_pnl); }, 'num']
+        [function (r) { return money(r.unrealized_pnl); }, 'num', 'pnl']
       ], 'no positions');
     });
   }
@@ -312,7 +313,7 @@
         [function (r) { return money(r.cash); }, 'num'],
         [function (r) { return money(r.gross_exposure); }, 'num'],
         [function (r) { return money(r.net_exposure); }, 'num'],
-        [function (r) { return money(r.day_pnl); }, 'num'],
+        [function (r) { return money(r.day_pnl); }, 'num', 'pnl'],
         [function (r) { return bps(r.slippage_mean_bps); }, 'num'],
         [function (r) { return String(r.positions); }, 'num']
       ], 'no end-of-day snapshots yet');

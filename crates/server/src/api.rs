@@ -2,12 +2,14 @@
 //! rendered in the browser from these endpoints, so anything a person can
 //! see, a script can fetch. Documented in `openapi.json`.
 
+use crate::cache::Core;
 use crate::error::ApiError;
 use crate::model::{self, CycleDecisions, EodView, OrderView, Overview, PositionsResponse};
 use crate::state::AppState;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use keel_domain::{OrderStatus, Symbol};
@@ -70,12 +72,32 @@ fn parse_u64(name: &str, v: &Option<String>) -> Result<Option<u64>, ApiError> {
 }
 
 /// `GET /api/v1/overview`: the headline figures. Answered from the cache;
-/// only the market status and day P&L depend on the clock.
-pub(crate) async fn overview(State(state): State<AppState>) -> Result<Json<Overview>, ApiError> {
+/// only the market status and day P&L depend on the clock, so the body is
+/// serialised at most once per audit version and wall-clock second (`as_of`
+/// has one-second resolution).
+pub(crate) async fn overview(State(state): State<AppState>) -> Result<Response, ApiError> {
     let core = state.cache().core().await?;
     let now = Utc::now();
+    let second = now.timestamp();
+    let body = match state.cache().overview_body(core.seq, second) {
+        Some(b) => b,
+        None => {
+            let now = DateTime::from_timestamp(second, 0).unwrap_or(now);
+            let b = Bytes::from(serde_json::to_vec(&overview_at(&core, now)).map_err(|e| {
+                tracing::error!(error = %e, "cannot serialise the overview");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot serialise the overview")
+            })?);
+            state.cache().set_overview_body(core.seq, second, b.clone());
+            b
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The overview of one cached version at `now`.
+fn overview_at(core: &Core, now: DateTime<Utc>) -> Overview {
     let pnl = model::day_pnl(core.book.equity, &core.eod, model::pnl_session_date(now));
-    Ok(Json(Overview {
+    Overview {
         as_of: now,
         account_id: core.account.as_ref().map(|a| a.account_id.clone()),
         equity: core.book.equity,
@@ -94,7 +116,7 @@ pub(crate) async fn overview(State(state): State<AppState>) -> Result<Json<Overv
         eod_count: core.eod.len(),
         last_eod_date: core.eod.last().map(|e| e.date),
         audit_seq: core.seq,
-    }))
+    }
 }
 
 /// `GET /api/v1/positions`.
@@ -242,7 +264,7 @@ async fn cycle_list(
     let mut out = Vec::with_capacity(cycles.len());
     for c in cycles {
         let plan = state.store().guard_decisions(&c.cycle_id).await?;
-        let mut d = model::cycle_decisions(c, plan.as_ref());
+        let mut d = CycleDecisions::from_plan(c, plan.as_ref());
         if !keep_actions {
             d.actions.clear();
         }

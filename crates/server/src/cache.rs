@@ -107,6 +107,9 @@ pub struct Cache {
     slippage: Mutex<HashMap<SlipKey, (u64, Arc<model::SlippageResponse>)>>,
     verify: tokio::sync::Mutex<Option<Verified>>,
     verifying: AtomicBool,
+    /// The serialised overview for one (audit seq, wall-clock second): the
+    /// hottest endpoint is then a lookup and a reference-counted copy.
+    overview_body: Mutex<Option<(u64, i64, axum::body::Bytes)>>,
 }
 
 /// Slippage results kept per filter; the oldest is dropped past this.
@@ -124,6 +127,7 @@ impl Cache {
             slippage: Mutex::new(HashMap::new()),
             verify: tokio::sync::Mutex::new(None),
             verifying: AtomicBool::new(false),
+            overview_body: Mutex::new(None),
         }
     }
 
@@ -375,6 +379,19 @@ impl Cache {
             at: Utc::now(),
             mono: Instant::now(),
         })
+    }
+
+    /// The cached overview body for `seq` in wall-clock second `second`, if any.
+    pub fn overview_body(&self, seq: u64, second: i64) -> Option<axum::body::Bytes> {
+        match &*self.overview_body.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some((s, t, b)) if *s == seq && *t == second => Some(b.clone()),
+            _ => None,
+        }
+    }
+
+    /// Remembers the overview body for `seq` in wall-clock second `second`.
+    pub fn set_overview_body(&self, seq: u64, second: i64, body: axum::body::Bytes) {
+        *self.overview_body.lock().unwrap_or_else(|e| e.into_inner()) = Some((seq, second, body));
     }
 
     /// The last verification, if any ran (for /metrics, which must not start one).

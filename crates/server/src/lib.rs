@@ -304,10 +304,18 @@ async fn security_headers(req: Request, next: Next) -> Response {
     resp
 }
 
+/// The warning logged for a listen address reachable from other machines.
+fn exposure_warning(addr: SocketAddr) -> Option<&'static str> {
+    (!addr.ip().is_loopback()).then_some(
+        "dashboard bound to a non-loopback address: it is reachable from the network; \
+         use 127.0.0.1 unless that is intended",
+    )
+}
+
 /// Binds `cfg.bind` and serves until `shutdown` completes.
 ///
-/// Warns when the address is not loopback: the dashboard then is reachable
-/// from the network, which must be a deliberate choice.
+/// Warns when the address is not loopback (see [`serve_listener`]): the
+/// dashboard then is reachable from the network, which must be a deliberate choice.
 pub async fn serve<F>(
     cfg: ServerConfig,
     store: Arc<dyn Store>,
@@ -318,13 +326,6 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    if !cfg.bind.ip().is_loopback() {
-        tracing::warn!(
-            bind = %cfg.bind,
-            "dashboard bound to a non-loopback address: it is reachable from the network; \
-             use 127.0.0.1 unless that is intended"
-        );
-    }
     let listener = tokio::net::TcpListener::bind(cfg.bind)
         .await
         .map_err(|source| ServerError::Bind {
@@ -335,7 +336,8 @@ where
 }
 
 /// Serves on an already-bound listener (tests bind `127.0.0.1:0` and read
-/// the port; the binary can print the address before serving).
+/// the port; the binary can print the address before serving). Logs a
+/// warning when the listener is not on a loopback address.
 pub async fn serve_listener<F>(
     listener: tokio::net::TcpListener,
     cfg: ServerConfig,
@@ -349,8 +351,8 @@ where
 {
     use axum::serve::ListenerExt;
     let addr = listener.local_addr().map_err(ServerError::Serve)?;
-    if !addr.ip().is_loopback() && addr != cfg.bind {
-        tracing::warn!(bind = %addr, "dashboard listening on a non-loopback address");
+    if let Some(w) = exposure_warning(addr) {
+        tracing::warn!(bind = %addr, "{w}");
     }
     let control_on = cfg.token().is_some() && control.is_some();
     if cfg.token().is_some() && control.is_none() {
@@ -368,4 +370,22 @@ where
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServerError::Serve)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_is_quiet() {
+        for a in ["127.0.0.1:8080", "[::1]:8080", "127.0.0.2:1"] {
+            let addr: SocketAddr = a.parse().unwrap_or(DEFAULT_BIND);
+            assert_eq!(exposure_warning(addr), None, "{a}");
+        }
+        for a in ["0.0.0.0:8080", "[::]:8080", "192.168.1.10:8080", "10.0.0.1:80"] {
+            let addr: SocketAddr = a.parse().unwrap_or(DEFAULT_BIND);
+            assert!(exposure_warning(addr).is_some(), "{a}");
+        }
+        assert!(exposure_warning(ServerConfig::default().bind).is_none());
+    }
 }

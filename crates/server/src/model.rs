@@ -39,6 +39,9 @@ pub enum PriceSource {
     Eod,
     /// No price is known: the position is valued at its average cost.
     Cost,
+    /// No price is known for a symbol that is targeted but not held
+    /// (`price` is 0 and means nothing).
+    Unknown,
 }
 
 /// A price with its origin and time.
@@ -202,7 +205,7 @@ pub fn book(
             if !positions.contains_key(&t.symbol) && !t.weight.is_zero() {
                 let mark = marks.get(&t.symbol).cloned().unwrap_or(Mark {
                     price: Decimal::ZERO,
-                    source: PriceSource::Cost,
+                    source: PriceSource::Unknown,
                     at: None,
                 });
                 rows.push(PositionView {
@@ -746,64 +749,66 @@ fn s_field(v: &serde_json::Value, k: &str) -> Option<String> {
     v.get(k).and_then(|x| x.as_str()).map(str::to_string)
 }
 
-/// Reduces a stored plan (the planner's `Plan` as JSON) to its blocks and
-/// resizes. The JSON is read field by field rather than through the
-/// planner's types so that a plan written by an older or newer version still
-/// renders whatever it shares with this one.
-pub fn cycle_decisions(cycle: CycleRow, plan: Option<&serde_json::Value>) -> CycleDecisions {
-    let mut out = CycleDecisions {
-        cycle,
-        passed: 0,
-        resized: 0,
-        blocked: 0,
-        actions: Vec::new(),
-    };
-    let Some(plan) = plan else { return out };
-    for b in plan
-        .get("plan_blocks")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-    {
-        out.actions.push(GuardAction {
-            symbol: None,
-            side: None,
-            action: "plan_block".to_string(),
-            guard: s_field(b, "guard"),
-            reason: s_field(b, "reason"),
-            detail: s_field(b, "detail"),
-            proposed_qty: None,
-            final_qty: None,
-        });
-    }
-    for d in plan
-        .get("decisions")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-    {
-        let outcome = d.get("outcome");
-        let kind = outcome.and_then(|o| s_field(o, "kind")).unwrap_or_default();
-        match kind.as_str() {
-            "block" => out.blocked += 1,
-            "resize" => out.resized += 1,
-            _ => {
-                out.passed += 1;
-                continue;
-            }
+impl CycleDecisions {
+    /// Reduces a stored plan (the planner's `Plan` as JSON) to its blocks and
+    /// resizes. The JSON is read field by field rather than through the
+    /// planner's types so that a plan written by an older or newer version still
+    /// renders whatever it shares with this one.
+    pub fn from_plan(cycle: CycleRow, plan: Option<&serde_json::Value>) -> Self {
+        let mut out = Self {
+            cycle,
+            passed: 0,
+            resized: 0,
+            blocked: 0,
+            actions: Vec::new(),
+        };
+        let Some(plan) = plan else { return out };
+        for b in plan
+            .get("plan_blocks")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+        {
+            out.actions.push(GuardAction {
+                symbol: None,
+                side: None,
+                action: "plan_block".to_string(),
+                guard: s_field(b, "guard"),
+                reason: s_field(b, "reason"),
+                detail: s_field(b, "detail"),
+                proposed_qty: None,
+                final_qty: None,
+            });
         }
-        out.actions.push(GuardAction {
-            symbol: s_field(d, "symbol"),
-            side: s_field(d, "side"),
-            action: kind,
-            guard: outcome.and_then(|o| s_field(o, "guard")),
-            reason: outcome.and_then(|o| s_field(o, "reason")),
-            detail: outcome.and_then(|o| s_field(o, "detail")),
-            proposed_qty: d.get("proposed_qty").and_then(json_decimal),
-            final_qty: d.get("final_qty").and_then(json_decimal),
-        });
+        for d in plan
+            .get("decisions")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let outcome = d.get("outcome");
+            let kind = outcome.and_then(|o| s_field(o, "kind")).unwrap_or_default();
+            match kind.as_str() {
+                "block" => out.blocked += 1,
+                "resize" => out.resized += 1,
+                _ => {
+                    out.passed += 1;
+                    continue;
+                }
+            }
+            out.actions.push(GuardAction {
+                symbol: s_field(d, "symbol"),
+                side: s_field(d, "side"),
+                action: kind,
+                guard: outcome.and_then(|o| s_field(o, "guard")),
+                reason: outcome.and_then(|o| s_field(o, "reason")),
+                detail: outcome.and_then(|o| s_field(o, "detail")),
+                proposed_qty: d.get("proposed_qty").and_then(json_decimal),
+                final_qty: d.get("final_qty").and_then(json_decimal),
+            });
+        }
+        out
     }
-    out
 }
 
 #[cfg(test)]

@@ -218,6 +218,7 @@ const ORDERS: &str = r#"<div class="filters">
 <h2>Orders <span class="muted" id="orders-count"></span></h2>
 <table id="orders-table"><thead><tr><th>Created</th><th>Symbol</th><th>Side</th><th class="num">Qty</th><th class="num">Filled</th><th>Status</th><th class="num">Arrival</th><th class="num">Avg fill</th><th class="num">Slippage (bps)</th><th>Reason</th><th>Client order id</th></tr></thead><tbody id="orders-body"></tbody></table>
 <h2>Fills <span class="muted" id="fills-count"></span></h2>
+<p class="muted">Fills follow the day and symbol filters; status applies to orders only.</p>
 <table id="fills-table"><thead><tr><th>Time</th><th>Symbol</th><th>Side</th><th class="num">Qty</th><th class="num">Price</th><th class="num">Slippage (bps)</th><th>Client order id</th></tr></thead><tbody id="fills-body"></tbody></table>"#;
 
 const SLIPPAGE: &str = r#"<div class="filters">

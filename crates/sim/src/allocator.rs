@@ -6,7 +6,7 @@ use crate::rng::Rng;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use keel_domain::Symbol;
 use rust_decimal::Decimal;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 /// What kind of target set the allocator wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -65,10 +65,12 @@ pub(crate) struct Allocator {
     rng: Rng,
     seed: u64,
     universe: Vec<Symbol>,
-    /// Indexes of the names the book always holds.
-    core: Vec<usize>,
-    /// Names of the last book written.
-    last: Vec<usize>,
+    /// The book: universe index -> relative weight. Slow-moving, like a real
+    /// low-turnover strategy: most days a few weights drift, sometimes a name
+    /// is swapped, rarely the whole book turns over.
+    book: BTreeMap<usize, u64>,
+    /// Gross exposure the book is scaled to.
+    gross: Decimal,
     /// The last set delivered, for replays.
     last_json: Option<String>,
     written: u64,
@@ -78,7 +80,7 @@ fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Weights proportional to `raw`, summing to about `gross`, to 4 dp.
+/// Weights proportional to `raw`, summing to at most `gross`, to 4 dp.
 fn weights(raw: &[u64], gross: Decimal) -> Vec<Decimal> {
     let total: u64 = raw.iter().sum::<u64>().max(1);
     raw.iter()
@@ -92,37 +94,89 @@ fn weights(raw: &[u64], gross: Decimal) -> Vec<Decimal> {
 impl Allocator {
     pub fn new(seed: u64) -> Self {
         let universe = keel_broker::universe::symbols();
-        let mut rng = Rng::new(seed, "allocator");
-        let mut core = BTreeSet::new();
-        while core.len() < 5 {
-            core.insert(rng.below(universe.len() as u64) as usize);
-        }
-        Self {
-            rng,
+        let mut a = Self {
+            rng: Rng::new(seed, "allocator"),
             seed,
             universe,
-            core: core.into_iter().collect(),
-            last: Vec::new(),
+            book: BTreeMap::new(),
+            gross: Decimal::new(90, 2),
             last_json: None,
             written: 0,
+        };
+        a.turn_over();
+        a
+    }
+
+    /// Replaces the book with 8–14 names not in it now.
+    fn turn_over(&mut self) {
+        let n = self.universe.len() as u64;
+        let k = self.rng.range(8, 14) as usize;
+        let mut fresh = BTreeMap::new();
+        while fresh.len() < k {
+            let i = self.rng.below(n) as usize;
+            if !self.book.contains_key(&i) {
+                fresh.insert(i, self.rng.range(30, 90));
+            }
+        }
+        self.book = fresh;
+    }
+
+    /// A normal day's drift: a few weights move, sometimes a name is swapped,
+    /// now and then the gross changes.
+    fn drift(&mut self) {
+        for w in self.book.values_mut() {
+            if self.rng.chance(0.35) {
+                *w = (*w * self.rng.range(80, 120) / 100).max(10);
+            }
+        }
+        if self.rng.chance(0.2) {
+            let names: Vec<usize> = self.book.keys().copied().collect();
+            if let Some(out) = self.rng.pick(&names).copied() {
+                self.book.remove(&out);
+            }
+            let n = self.universe.len() as u64;
+            loop {
+                let i = self.rng.below(n) as usize;
+                if !self.book.contains_key(&i) {
+                    self.book.insert(i, self.rng.range(30, 90));
+                    break;
+                }
+            }
+        }
+        if self.rng.chance(0.1) {
+            self.gross = Decimal::new(80 + self.rng.range(0, 15) as i64, 2);
         }
     }
 
-    /// Symbols of the last book written (where market-data faults hurt most).
+    /// The book scaled to `gross`, as (symbol, weight) sorted by symbol.
+    fn render_book(&self, gross: Decimal) -> Vec<(String, Decimal)> {
+        let raw: Vec<u64> = self.book.values().copied().collect();
+        let mut out: Vec<(String, Decimal)> = self
+            .book
+            .keys()
+            .zip(weights(&raw, gross))
+            .map(|(i, w)| (self.universe[*i].as_str().to_string(), w))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Symbols of the current book (where market-data faults hurt most).
     pub fn last_symbols(&self) -> Vec<Symbol> {
-        self.last.iter().map(|i| self.universe[*i].clone()).collect()
+        self.book.keys().map(|i| self.universe[*i].clone()).collect()
     }
 
     /// Whether to write a set at this step and which kind: the morning set
     /// is always written; later in the day only sometimes.
     pub fn choose(&mut self, morning: bool) -> Option<SetKind> {
         if !morning {
-            return match self.rng.below(100) {
-                0..=5 => Some(SetKind::Rebalance),
-                6..=8 => Some(SetKind::Replay),
-                9 => Some(SetKind::Expiring),
-                10 => Some(SetKind::Malformed),
-                11 => Some(SetKind::Turnover),
+            // About one extra set every two days, hostile half the time.
+            return match self.rng.below(1000) {
+                0..=14 => Some(SetKind::Rebalance),
+                15..=24 => Some(SetKind::Replay),
+                25..=29 => Some(SetKind::Expiring),
+                30..=34 => Some(SetKind::Malformed),
+                35..=39 => Some(SetKind::Turnover),
                 _ => None,
             };
         }
@@ -146,43 +200,6 @@ impl Allocator {
         format!("s{}-{}-{}", self.seed, now.format("%Y%m%d"), self.written)
     }
 
-    /// A book: the core names plus a rotating tail (or, for a turnover, names
-    /// disjoint from the last book).
-    fn book(&mut self, fresh: bool, gross: Decimal) -> Vec<(String, Decimal)> {
-        let n = self.universe.len() as u64;
-        let mut names: BTreeSet<usize> = BTreeSet::new();
-        if fresh {
-            let k = self.rng.range(8, 12) as usize;
-            let mut tries = 0;
-            while names.len() < k && tries < 1000 {
-                tries += 1;
-                let i = self.rng.below(n) as usize;
-                if !self.last.contains(&i) {
-                    names.insert(i);
-                }
-            }
-        } else {
-            names.extend(self.core.iter().copied());
-            let tail = self.rng.range(3, 10) as usize;
-            while names.len() < self.core.len() + tail {
-                names.insert(self.rng.below(n) as usize);
-            }
-        }
-        let names: Vec<usize> = names.into_iter().collect();
-        let raw: Vec<u64> = names.iter().map(|_| self.rng.range(30, 90)).collect();
-        let w = weights(&raw, gross);
-        self.last = names.clone();
-        names
-            .iter()
-            .zip(w)
-            .map(|(i, w)| (self.universe[*i].as_str().to_string(), w))
-            .collect()
-    }
-
-    fn gross(&mut self) -> Decimal {
-        Decimal::new(80 + self.rng.range(0, 15) as i64, 2)
-    }
-
     /// Writes a set of `kind` at `now`; `close` bounds its validity.
     pub fn write(&mut self, kind: SetKind, now: DateTime<Utc>, close: DateTime<Utc>) -> Delivery {
         let valid_until = Some(close - Duration::minutes(5));
@@ -192,18 +209,18 @@ impl Allocator {
                 None => return self.write(SetKind::Rebalance, now, close),
             },
             SetKind::Rebalance => {
-                let g = self.gross();
-                let book = self.book(false, g);
+                self.drift();
+                let book = self.render_book(self.gross);
                 let id = self.next_id(now);
                 render(&id, now, valid_until, false, &book)
             }
             SetKind::Turnover => {
-                let book = self.book(true, Decimal::new(95, 2));
+                self.turn_over();
+                let book = self.render_book(self.gross);
                 let id = self.next_id(now);
                 render(&id, now, valid_until, false, &book)
             }
             SetKind::Liquidate => {
-                self.last.clear();
                 let id = self.next_id(now);
                 render(&id, now, valid_until, true, &[])
             }
@@ -214,7 +231,7 @@ impl Allocator {
                 } else {
                     // Near-empty: a crashed allocator that wrote a few lines.
                     let book: Vec<(String, Decimal)> = self
-                        .book(false, Decimal::new(20, 2))
+                        .render_book(Decimal::new(20, 2))
                         .into_iter()
                         .take(3)
                         .collect();
@@ -222,34 +239,31 @@ impl Allocator {
                 }
             }
             SetKind::Stale => {
-                let g = self.gross();
-                let book = self.book(false, g);
+                let book = self.render_book(self.gross);
                 let id = self.next_id(now);
                 let as_of = now - Duration::minutes(self.rng.range(61, 600) as i64);
                 render(&id, as_of, None, false, &book)
             }
             SetKind::Expiring => {
-                let g = self.gross();
-                let book = self.book(false, g);
+                self.drift();
+                let book = self.render_book(self.gross);
                 let id = self.next_id(now);
                 let until = now + Duration::minutes(self.rng.range(1, 45) as i64);
                 render(&id, now, Some(until), false, &book)
             }
             SetKind::FutureDated => {
-                let g = self.gross();
-                let book = self.book(false, g);
+                let book = self.render_book(self.gross);
                 let id = self.next_id(now);
                 let as_of = now + Duration::minutes(self.rng.range(5, 240) as i64);
                 render(&id, as_of, None, false, &book)
             }
             SetKind::Leveraged => {
-                let book = self.book(false, Decimal::new(130, 2));
+                let book = self.render_book(Decimal::new(130, 2));
                 let id = self.next_id(now);
                 render(&id, now, valid_until, false, &book)
             }
             SetKind::UnknownSymbol => {
-                let g = self.gross();
-                let mut book = self.book(false, g);
+                let mut book = self.render_book(self.gross);
                 book.push(("ZZZZ".to_string(), Decimal::new(3, 2)));
                 book.sort();
                 let id = self.next_id(now);

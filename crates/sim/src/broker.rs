@@ -209,7 +209,12 @@ macro_rules! gated {
     ($self:ident, $what:expr, $mutating:expr, $call:expr) => {{
         let what = $what;
         match $self.crash.enter(what, $mutating) {
-            Gate::Pass => $self.count($call.await),
+            Gate::Pass => {
+                let t0 = std::time::Instant::now();
+                let r = $self.count($call.await);
+                $self.crash.timed(what, t0);
+                r
+            }
             Gate::Before | Gate::Dead => Err(dead(what)),
             Gate::After => {
                 let _ = $self.count($call.await);

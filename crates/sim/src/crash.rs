@@ -35,6 +35,8 @@ struct State {
     died: Option<String>,
     /// Calls by name (profiling).
     pub by_name: std::collections::BTreeMap<String, u64>,
+    /// Wall time by name (profiling).
+    pub time_by_name: std::collections::BTreeMap<String, std::time::Duration>,
 }
 
 /// The shared crash trigger of one worker incarnation.
@@ -64,8 +66,21 @@ impl CrashSwitch {
     pub fn reset(&self) {
         let mut s = self.state();
         let by_name = std::mem::take(&mut s.by_name);
+        let time_by_name = std::mem::take(&mut s.time_by_name);
         *s = State::default();
         s.by_name = by_name;
+        s.time_by_name = time_by_name;
+    }
+
+    /// Adds the wall time of a call (profiling).
+    pub fn timed(&self, what: &str, since: std::time::Instant) {
+        let key = what.split(' ').next().unwrap_or(what).to_string();
+        *self.state().time_by_name.entry(key).or_default() += since.elapsed();
+    }
+
+    /// Wall time by call name so far (profiling).
+    pub fn time_by_name(&self) -> std::collections::BTreeMap<String, std::time::Duration> {
+        self.state().time_by_name.clone()
     }
 
     /// Calls by name so far (profiling).

@@ -113,9 +113,11 @@ pub async fn run(cfg: &SimConfig) -> SimReport {
         }
     }
     if violation.is_none() {
+        let t0 = std::time::Instant::now();
         if let Err((inv, detail)) = verify_and_rebuild(&sim.store).await {
             violation = Some(sim.violation(inv, detail));
         }
+        sim.phase("final rebuild", t0);
     }
     sim.finish(&mut report).await;
     report.violations.extend(violation);
@@ -207,7 +209,11 @@ impl Sim {
                 .map_err(harness)?,
         );
         let store = Arc::new(SqliteStore::open_unsynced(&db_path).await.map_err(harness)?);
-        let risk = RiskConfig::default();
+        // keel's defaults, except a no-trade band of 25 bps of equity: the
+        // default 2 bps is below one share of most of the universe, so every
+        // retry cycle would re-trade the prices' drift since the last one.
+        let mut risk = RiskConfig::default();
+        risk.guards.no_trade_band.min_weight = Decimal::new(25, 4);
         let mut worker_risk = risk.clone();
         match cfg.plant_bug {
             Some(PlantedBug::VolBrakeDisabled) => worker_risk.guards.volatility_brake.enabled = false,
@@ -795,8 +801,10 @@ impl Sim {
             for (k, v) in &self.phases {
                 eprintln!("profile seed {}: {k:>20} {:>8.3}s", self.seed, v.as_secs_f64());
             }
+            let times = self.crash.time_by_name();
             for (k, v) in self.crash.calls_by_name() {
-                eprintln!("calls seed {}: {k:>30} {v}", self.seed);
+                let t = times.get(&k).copied().unwrap_or_default();
+                eprintln!("calls seed {}: {k:>30} {v:>6} {:>8.3}s", self.seed, t.as_secs_f64());
             }
         }
         report.faults_by_kind = faults;

@@ -44,7 +44,12 @@ macro_rules! gated {
     ($self:ident, $what:expr, $mutating:expr, $call:expr) => {{
         let what = $what;
         match $self.crash.enter(&what, $mutating) {
-            Gate::Pass => $call.await,
+            Gate::Pass => {
+                let t0 = std::time::Instant::now();
+                let r = $call.await;
+                $self.crash.timed(&what, t0);
+                r
+            }
             Gate::Before | Gate::Dead => Err(dead(&what)),
             Gate::After => {
                 let _ = $call.await;

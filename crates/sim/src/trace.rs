@@ -6,13 +6,27 @@ use std::collections::VecDeque;
 /// Lines kept; enough to see the step that failed and the one before it.
 const KEEP: usize = 48;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Trace {
     lines: VecDeque<String>,
+    /// `KEEL_SIM_TRACE` set: echo every line to stderr as it happens.
+    echo: bool,
+}
+
+impl Default for Trace {
+    fn default() -> Self {
+        Self {
+            lines: VecDeque::new(),
+            echo: std::env::var_os("KEEL_SIM_TRACE").is_some(),
+        }
+    }
 }
 
 impl Trace {
     pub fn push(&mut self, line: String) {
+        if self.echo {
+            eprintln!("{line}");
+        }
         if self.lines.len() == KEEP {
             self.lines.pop_front();
         }

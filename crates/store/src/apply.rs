@@ -232,9 +232,13 @@ async fn upsert<C: Conn + ?Sized>(
     columns: &[&str],
     rows: Vec<Vec<Val>>,
 ) -> Result<(), StoreError> {
-    for chunk in rows.chunks(rows_per_statement(columns.len())) {
+    let per = rows_per_statement(columns.len());
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        // Moved, not cloned: these are the bulk of a batch's bytes.
+        let chunk: Vec<Vec<Val>> = rows.by_ref().take(per).collect();
         let sql = insert_sql(table, columns, chunk.len(), true);
-        let args: Vec<Val> = chunk.iter().flatten().cloned().collect();
+        let args: Vec<Val> = chunk.into_iter().flatten().collect();
         exec(c, &format!("writing {table}"), &sql, &args).await?;
     }
     Ok(())

@@ -62,14 +62,63 @@ pub trait Conn: Send {
     async fn fetch(&mut self, sql: &str, args: &[Val]) -> Result<Vec<Vec<Val>>, sqlx::Error>;
 }
 
+/// Rewrites `$1, $2, …, $n` to anonymous `?` when they appear exactly in that
+/// order, each once (true of every multi-row statement the store builds);
+/// anything else is returned unchanged.
+///
+/// Why: SQLite finds a named parameter's name by scanning the list of all
+/// names, and sqlx asks for every parameter's name, so binding n `$N`
+/// parameters costs O(n²). A 400-parameter multi-row upsert spent most of its
+/// time there. sqlx binds anonymous `?` positionally, in the same order.
+pub(crate) fn positional(sql: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let mut next = 1usize;
+    let mut in_literal = false;
+    let mut i = 0;
+    let mut copied = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'\'' {
+            in_literal = !in_literal;
+        } else if b == b'$' && !in_literal {
+            let digits = bytes[i + 1..].iter().take_while(|d| d.is_ascii_digit()).count();
+            if digits == 0 {
+                return Cow::Borrowed(sql);
+            }
+            let n: usize = match sql[i + 1..i + 1 + digits].parse() {
+                Ok(n) => n,
+                Err(_) => return Cow::Borrowed(sql),
+            };
+            if n != next {
+                return Cow::Borrowed(sql);
+            }
+            next += 1;
+            out.push_str(&sql[copied..i]);
+            out.push('?');
+            i += 1 + digits;
+            copied = i;
+            continue;
+        }
+        i += 1;
+    }
+    if next == 1 {
+        return Cow::Borrowed(sql);
+    }
+    out.push_str(&sql[copied..]);
+    Cow::Owned(out)
+}
+
 /// Implements [`Conn`] for one sqlx backend. The bodies are identical apart
-/// from the types, and a macro keeps them that way.
+/// from the types and the SQL rewrite, and a macro keeps them that way.
 macro_rules! impl_conn {
-    ($conn:ty, $db:ty, [$($int_type:literal),*]) => {
+    ($conn:ty, $db:ty, $rewrite:expr, [$($int_type:literal),*]) => {
         #[async_trait]
         impl Conn for $conn {
             async fn exec(&mut self, sql: &str, args: &[Val]) -> Result<u64, sqlx::Error> {
-                let mut q = sqlx::query::<$db>(sql);
+                let sql = $rewrite(sql);
+                let mut q = sqlx::query::<$db>(&sql);
                 for a in args {
                     q = match a {
                         Val::Int(v) => q.bind(*v),
@@ -81,7 +130,8 @@ macro_rules! impl_conn {
 
             async fn fetch(&mut self, sql: &str, args: &[Val]) -> Result<Vec<Vec<Val>>, sqlx::Error> {
                 use sqlx::{Row as _, TypeInfo as _, ValueRef as _};
-                let mut q = sqlx::query::<$db>(sql);
+                let sql = $rewrite(sql);
+                let mut q = sqlx::query::<$db>(&sql);
                 for a in args {
                     q = match a {
                         Val::Int(v) => q.bind(*v),
@@ -117,8 +167,14 @@ macro_rules! impl_conn {
     };
 }
 
-impl_conn!(sqlx::SqliteConnection, sqlx::Sqlite, ["INTEGER"]);
-impl_conn!(sqlx::PgConnection, sqlx::Postgres, ["INT8"]);
+impl_conn!(sqlx::SqliteConnection, sqlx::Sqlite, positional, ["INTEGER"]);
+// PostgreSQL binds `$N` natively and cheaply.
+impl_conn!(
+    sqlx::PgConnection,
+    sqlx::Postgres,
+    std::borrow::Cow::Borrowed,
+    ["INT8"]
+);
 
 /// One fetched row with the table it came from, so that a value that does not
 /// parse is reported with table, column and key instead of a bare message.
@@ -300,4 +356,23 @@ pub(crate) async fn exec<C: Conn + ?Sized>(
     args: &[Val],
 ) -> Result<u64, StoreError> {
     c.exec(sql, args).await.map_err(StoreError::db(context))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::positional;
+
+    #[test]
+    fn rewrites_only_strictly_sequential_placeholders() {
+        assert_eq!(positional("VALUES ($1, $2), ($3, $4)"), "VALUES (?, ?), (?, ?)");
+        assert_eq!(
+            positional("a = $1 AND b = '$2' AND c = $2"),
+            "a = ? AND b = '$2' AND c = ?"
+        );
+        // Reused or out-of-order numbers must keep their names.
+        assert_eq!(positional("($1, $2, $2)"), "($1, $2, $2)");
+        assert_eq!(positional("($2, $1)"), "($2, $1)");
+        assert_eq!(positional("SELECT 1"), "SELECT 1");
+        assert_eq!(positional("$10"), "$10");
+    }
 }

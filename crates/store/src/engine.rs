@@ -158,17 +158,21 @@ where
             seq = next;
             results.push(Some(next));
         }
-        for chunk in rows.chunks(rows_per_statement(AUDIT_COLS.len())) {
+        let per = rows_per_statement(AUDIT_COLS.len());
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<[Val; 7]> = rows.by_ref().take(per).collect();
             // No conflict clause: a taken seq or event_id here means another
             // process appended since we read the head (or the duplicate check).
             let sql = insert_sql("audit", AUDIT_COLS, chunk.len(), false);
-            let args: Vec<Val> = chunk.iter().flatten().cloned().collect();
+            let n = chunk.len();
+            let args: Vec<Val> = chunk.into_iter().flatten().collect();
             match tx.exec(&sql, &args).await {
                 Ok(_) => {}
                 Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Ok(Attempt::StaleHead),
                 Err(source) => {
                     return Err(StoreError::Db {
-                        context: format!("appending {} audit rows from seq {}", chunk.len(), head.seq + 1),
+                        context: format!("appending {n} audit rows after seq {}", head.seq),
                         source,
                     })
                 }

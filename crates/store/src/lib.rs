@@ -18,6 +18,8 @@
 //! Backends: [`SqliteStore`] (embedded, default) and [`PgStore`]. Both are the
 //! one generic [`SqlStore`], written against a two-method seam ([`Conn`]).
 
+#![warn(missing_docs)]
+
 mod apply;
 mod codec;
 mod conn;

@@ -275,12 +275,14 @@ impl PaperBroker {
     /// of a simulation. Inspection only, like [`PaperBroker::orders`]: no
     /// faults, does not advance the fault counter.
     pub async fn inspect(&self) -> Result<PaperLedger, BrokerError> {
-        let (mut g, w) = self.begin("inspect", "", false).await?;
-        self.persist(&mut g, w).await?;
+        // Processing up to now happens on a copy that is neither persisted nor
+        // published: the next real call processes the same instants the same
+        // way, so looking changes nothing, not even the database.
+        let (_g, w) = self.begin("inspect", "", false).await?;
         Ok(PaperLedger {
-            cash: g.cash,
-            positions: g.positions.values().cloned().collect(),
-            open_orders: g.open.values().map(|o| o.order.clone()).collect(),
+            cash: w.st.cash,
+            positions: w.st.positions.values().cloned().collect(),
+            open_orders: w.st.open.values().map(|o| o.order.clone()).collect(),
         })
     }
 

@@ -190,18 +190,14 @@ pub async fn seed(store: &dyn Store) -> Seeded {
             let coid = client_order_id(ACCOUNT, &set_id, &t.symbol, side, 0);
             let (outcome, final_qty, steps) = if s == "XOM" && !last_day {
                 let o = json!({"kind": "block", "guard": "restricted_list", "reason": "restricted_symbol", "detail": blocked_detail});
-                (
-                    o,
-                    Decimal::ZERO,
-                    json!([{"guard": "restricted_list", "outcome": {"kind": "block", "reason": "restricted_symbol", "detail": blocked_detail}}]),
-                )
+                (o, Decimal::ZERO, json!([]))
             } else if s == "NVDA" && side == Side::Buy {
                 let to = (proposed * d("0.8")).floor();
                 let detail = format!("weight after order would be {} > max 0.064", t.weight);
                 (
                     json!({"kind": "resize", "qty": to.to_string(), "guard": "max_position_weight", "reason": "max_position_weight", "detail": detail}),
                     to,
-                    json!([{"guard": "max_position_weight", "outcome": {"kind": "resize", "from": proposed.to_string(), "to": to.to_string(), "reason": "max_position_weight", "detail": detail}}]),
+                    json!([{"guard": "max_position_weight", "from": proposed.to_string(), "to": to.to_string(), "reason": "max_position_weight", "detail": detail}]),
                 )
             } else if last_day {
                 let detail = format!("kill switch engaged: {HOSTILE}");
