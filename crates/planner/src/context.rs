@@ -7,6 +7,7 @@
 //! check is a few comparisons, not a scan.
 
 use crate::config::RiskConfig;
+use crate::fx;
 use crate::guards::volatility_brake::VolScale;
 use crate::num::{self, mul};
 use crate::output::{GuardId, ReasonCode};
@@ -67,29 +68,33 @@ pub(crate) struct Candidate<'a> {
 impl Candidate<'_> {
     /// The part of the current quantity that moves |position| toward zero
     /// without crossing it.
+    #[inline]
     pub fn reducing_qty(&self) -> Decimal {
-        self.qty.min(self.reducible)
+        fx::min(self.qty, self.reducible)
     }
 
     /// The part of the current quantity that grows |position| (beyond zero).
+    #[inline]
     pub fn increasing_qty(&self) -> Decimal {
-        if self.qty > self.reducible {
-            self.qty.saturating_sub(self.reducible)
+        if fx::gt(self.qty, self.reducible) {
+            fx::sat_sub(self.qty, self.reducible)
         } else {
             Decimal::ZERO
         }
     }
 
     /// True when the order at its current quantity only reduces risk.
+    #[inline]
     pub fn is_risk_reducing(&self) -> bool {
-        self.qty <= self.reducible
+        fx::le(self.qty, self.reducible)
     }
 
     /// |position| when an order on `side` would reduce it, else 0.
+    #[inline]
     pub fn reducible_for(side: Side, position: Decimal) -> Decimal {
         match side {
-            Side::Sell if position > Decimal::ZERO => position,
-            Side::Buy if position < Decimal::ZERO => -position,
+            Side::Sell if fx::is_pos(position) => position,
+            Side::Buy if fx::is_neg(position) => -position,
             _ => Decimal::ZERO,
         }
     }
@@ -101,10 +106,11 @@ impl Candidate<'_> {
 
     /// Price for order-size notionals: the worse of reference and limit, so
     /// a notional cap holds at whatever price the order can fill.
+    #[inline]
     pub fn notional_price(&self) -> Decimal {
         let px = self.price.unwrap_or_default();
         match self.limit_price {
-            Some(l) if l > px => l,
+            Some(l) if fx::gt(l, px) => l,
             _ => px,
         }
     }
@@ -166,25 +172,26 @@ impl CycleAccumulator {
     /// Records an accepted order of `qty` for candidate `c`.
     pub fn commit(&mut self, c: &Candidate<'_>, qty: Decimal, ctx: &Ctx<'_>) {
         let px = c.price.unwrap_or_default();
-        let after = c.position.saturating_add(mul(c.sign(), qty));
-        self.gross = self
-            .gross
-            .saturating_sub(mul(c.position.abs(), px))
-            .saturating_add(mul(after.abs(), px));
-        self.net = self.net.saturating_add(mul(mul(c.sign(), qty), px));
-        self.turnover = self.turnover.saturating_add(mul(qty, px));
+        let signed = mul(c.sign(), qty);
+        let after = fx::sat_add(c.position, signed);
+        self.gross = fx::sat_add(
+            fx::sat_sub(self.gross, mul(c.position.abs(), px)),
+            mul(after.abs(), px),
+        );
+        self.net = fx::sat_add(self.net, mul(signed, px));
+        self.turnover = fx::sat_add(self.turnover, mul(qty, px));
         let bp = &ctx.cfg.guards.buying_power;
         match c.side {
             Side::Buy => {
                 let cost = crate::guards::buying_power::buy_price(c, bp);
-                self.buying_power = self.buying_power.saturating_sub(mul(qty, cost));
+                self.buying_power = fx::sat_sub(self.buying_power, mul(qty, cost));
             }
             Side::Sell => {
                 let proceeds = crate::guards::buying_power::sell_price(c, bp);
                 // Clamped: a fraction above 1 would count money the sell cannot raise.
                 let fraction = bp.sell_proceeds_fraction.clamp(Decimal::ZERO, Decimal::ONE);
                 let counted = mul(mul(qty, proceeds), fraction);
-                self.buying_power = self.buying_power.saturating_add(counted);
+                self.buying_power = fx::sat_add(self.buying_power, counted);
             }
         }
         self.orders += 1;

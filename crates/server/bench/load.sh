@@ -45,6 +45,11 @@ echo "EOD snapshots: $(curl -fs "$URL/api/v1/overview" | sed -n 's/.*"eod_count"
 echo "fills in the log: $FILLS requested"
 echo "overview body: $(curl -fs "$URL/api/v1/overview" | wc -c) bytes"
 
+# The machine is shared (2 cores): anything else running skews the tail.
+echo "== machine: $(nproc) cores, $(uptime | sed 's/.*load average/load average/')"
+BUSY="$(ps -eo pcpu=,comm= | awk -v me="$PID" '$1 > 20 && $2 != "load_server" {print $2}' | sort | uniq -c | tr '\n' ' ')"
+[ -n "$BUSY" ] && echo "warning: other busy processes during the run: $BUSY" >&2
+
 echo "== warm-up (5 s)"
 wrk -t"$THREADS" -c"$CONNS" -d5s "$URL/api/v1/overview" >/dev/null
 

@@ -127,6 +127,8 @@ pub(crate) struct Checker {
     pub intents: u64,
     /// Log size at which the next restart also verifies and rebuilds in full.
     next_rebuild_at: u64,
+    /// Kill-switch engagements by source, and releases.
+    pub kill_stats: BTreeMap<String, u64>,
 }
 
 impl Checker {
@@ -149,6 +151,7 @@ impl Checker {
             events: 0,
             intents: 0,
             next_rebuild_at: 0,
+            kill_stats: BTreeMap::new(),
         }
     }
 
@@ -422,7 +425,13 @@ impl Checker {
                 }
                 self.open.remove(client_order_id);
             }
-            Event::KillSwitchEngaged { reason, at, .. } => {
+            Event::KillSwitchEngaged {
+                reason, at, source, ..
+            } => {
+                *self
+                    .kill_stats
+                    .entry(format!("engaged_{}", format!("{source:?}").to_lowercase()))
+                    .or_default() += 1;
                 if reason.trim().is_empty() {
                     return found(
                         "blocked_order_has_reason",
@@ -435,6 +444,7 @@ impl Checker {
             }
             Event::KillSwitchReleased { source, .. } => {
                 self.releases += 1;
+                *self.kill_stats.entry("released".into()).or_default() += 1;
                 if *source == KillSource::Automatic || self.releases > v.release_attempts {
                     return found(
                         "kill_switch_sticky",
@@ -676,6 +686,7 @@ impl Checker {
         store: &SqliteStore,
         paper: &PaperBroker,
         session: NaiveDate,
+        sessions: &[NaiveDate],
     ) -> Result<(), Found> {
         let harness = |e: &dyn std::fmt::Display| ("sim_harness", e.to_string());
         let ledger = paper.inspect().await.map_err(|e| harness(&e))?;
@@ -742,13 +753,17 @@ impl Checker {
                 return found("no_duplicate_orders", format!("{id} reached the venue {n} times"));
             }
         }
-        match self.eods.get(&session).copied().unwrap_or(0) {
-            1 => {}
-            n => {
-                return found(
-                    "eod_exactly_once",
-                    format!("{n} EOD snapshots for session {session}"),
-                )
+        // Every session so far, not only tonight's: a night keel was down
+        // for is checked at the next night it is up.
+        for d in sessions {
+            match self.eods.get(d).copied().unwrap_or(0) {
+                1 => {}
+                n => {
+                    return found(
+                        "eod_exactly_once",
+                        format!("{n} EOD snapshots for session {d} (checked on the night of {session})"),
+                    )
+                }
             }
         }
         self.idempotency_probe(store).await

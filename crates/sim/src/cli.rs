@@ -31,6 +31,10 @@ pub struct SimArgs {
     /// (vol-brake-disabled, kill-switch-blind, market-hours-guard-off).
     #[arg(long, value_parser = parse_bug)]
     pub plant_bug: Option<PlantedBug>,
+    /// Also take keel down for whole evenings now and then (exposes the
+    /// missed-EOD gap; off by default).
+    #[arg(long)]
+    pub outages: bool,
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
@@ -127,6 +131,7 @@ pub fn main(args: &SimArgs) -> Result<(), SimFailure> {
         start: args.start,
         plant_bug: args.plant_bug,
         cycle_every_min: args.cycle_every_min,
+        outages: args.outages,
     };
     let violations = match &args.seeds {
         Some(range) => {

@@ -23,6 +23,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+/// Chance per day of an evening outage (with [`SimConfig::outages`]).
+const OUTAGE_PER_DAY: f64 = 0.05;
+
 /// The account id of every simulated run.
 const ACCOUNT: &str = "sim";
 
@@ -96,6 +99,7 @@ pub async fn run(cfg: &SimConfig) -> SimReport {
                 invariant: "sim_harness".into(),
                 detail: e,
                 trace: Vec::new(),
+                reproduce: cfg.command(1),
             });
             report.elapsed = started.elapsed();
             return report;
@@ -127,6 +131,7 @@ pub async fn run(cfg: &SimConfig) -> SimReport {
 
 /// The world of one run.
 struct Sim {
+    cfg: SimConfig,
     seed: u64,
     rates: FaultRates,
     bug: Option<PlantedBug>,
@@ -169,8 +174,18 @@ struct Sim {
     day_gap: Option<(u32, Gap)>,
     day_spike: Option<Vec<f64>>,
     day_kill_step: Option<u32>,
+    /// A venue storm at this cycle: every submit rejected (true) or most
+    /// answers lost (false), enough to trip the automatic kill triggers.
+    day_storm: Option<(u32, bool)>,
     /// A target set whose delivery the worker died during; delivered again next step.
     undelivered: Option<crate::allocator::Delivery>,
+    /// Sessions of the run so far, today included.
+    past_sessions: Vec<NaiveDate>,
+    /// Evening outages enabled.
+    outages: bool,
+    rng_outage: Rng,
+    /// keel is down (an outage); the next step restarts it.
+    down: bool,
     /// Wall time per phase, for `KEEL_SIM_PROFILE` (reporting only).
     phases: BTreeMap<&'static str, std::time::Duration>,
 }
@@ -201,7 +216,8 @@ impl Sim {
             partial_fill_prob: rates.partial_fill,
             fill_delay_secs: 60,
             allow_short: false,
-            faults: rates.venue,
+            // Opened quiet: the account is opened before the faults start.
+            faults: FaultConfig::default(),
         };
         let paper = Arc::new(
             PaperBroker::open_in_memory(paper_cfg, clock.clone())
@@ -244,6 +260,7 @@ impl Sim {
             cfg.plant_bug,
         );
         let sim = Self {
+            cfg: cfg.clone(),
             seed: cfg.seed,
             rates,
             bug: cfg.plant_bug,
@@ -281,10 +298,16 @@ impl Sim {
             day_gap: None,
             day_spike: None,
             day_kill_step: None,
+            day_storm: None,
             undelivered: None,
+            past_sessions: Vec::new(),
+            outages: cfg.outages,
+            rng_outage: Rng::new(cfg.seed, "outage"),
+            down: false,
             phases: BTreeMap::new(),
         };
         sim.worker.recover().await.map_err(harness)?;
+        sim.paper.set_faults(sim.rates.venue).await.map_err(harness)?;
         Ok(sim)
     }
 
@@ -323,6 +346,7 @@ impl Sim {
             invariant: invariant.to_string(),
             detail,
             trace: self.trace.lines(),
+            reproduce: self.cfg.command(self.day),
         }
     }
 
@@ -341,11 +365,20 @@ impl Sim {
             times.push(t);
             t += self.cycle_every;
         }
+        self.past_sessions.push(s.date);
         self.plan_day(times.len() as u32);
         self.step(s, StepKind::PreOpen, s.open - Duration::minutes(30))
             .await?;
         for (i, t) in times.into_iter().enumerate() {
             self.step(s, StepKind::Cycle(i as u32), t).await?;
+        }
+        if self.outages && self.rng_outage.chance(OUTAGE_PER_DAY) {
+            // keel is down from the close until the next morning: no EOD
+            // step, no night; the next pre-open starts it from the store.
+            self.note(format!("  OUTAGE: keel down from the close of {}", s.date));
+            self.count("worker_outage");
+            self.down = true;
+            return Ok(());
         }
         self.step(s, StepKind::Close, s.close + Duration::minutes(1))
             .await?;
@@ -358,7 +391,10 @@ impl Sim {
         let r = self.rates.clone();
         let rng = &mut self.rng_market;
         self.day_gap = if rng.chance(r.price_gap_day) {
-            let from = rng.below(u64::from(cycles.max(1))) as u32;
+            // Half the gaps hit while the morning set is still trading, where
+            // the daily-loss trigger is evaluated.
+            let span = if rng.chance(0.5) { 2 } else { cycles.max(1) };
+            let from = rng.below(u64::from(span)) as u32;
             let symbols = if rng.chance(0.4) {
                 None
             } else {
@@ -397,6 +433,11 @@ impl Sim {
         } else {
             None
         };
+        self.day_storm = self.rng_market.chance(r.storm_day).then(|| {
+            let step = self.rng_market.below(3) as u32;
+            let rejects = self.rng_market.chance(0.5);
+            (step, rejects)
+        });
         self.day_kill_step = self
             .rng_op
             .chance(r.operator_kill_day)
@@ -467,7 +508,7 @@ impl Sim {
         self.steps += 1;
         self.day_step += 1;
         self.label = kind.label();
-        self.note(format!(
+        self.trace.step(format!(
             "[day {} {} step {} {} {}]",
             self.day,
             self.date,
@@ -476,10 +517,33 @@ impl Sim {
             at.format("%H:%M")
         ));
         let quiet = kind == StepKind::Night;
+        if self.down {
+            self.down = false;
+            self.note("  keel starts again after the outage".into());
+            self.restart().await?;
+        }
         lock(&self.obs).begin_step();
         self.set_market(kind, quiet);
+        let storm = match (kind, self.day_storm) {
+            (StepKind::Cycle(i), Some((at, rejects))) if i == at => Some(rejects),
+            _ => None,
+        };
         if quiet {
             self.set_venue_faults(FaultConfig::default()).await?;
+        } else if let Some(rejects) = storm {
+            let mut f = self.rates.venue;
+            if rejects {
+                f.reject = 1.0;
+                self.count("reject_storm");
+            } else {
+                f.timeout_after_send = 0.6;
+                self.count("timeout_storm");
+            }
+            self.note(format!(
+                "  fault: venue storm ({})",
+                if rejects { "rejects" } else { "lost answers" }
+            ));
+            self.set_venue_faults(f).await?;
         }
         let faults = if quiet {
             StreamFaults::default()
@@ -563,6 +627,9 @@ impl Sim {
             }
         }
         self.phase(if quiet { "night actions" } else { "worker" }, t0);
+        if storm.is_some() {
+            self.set_venue_faults(self.rates.venue).await?;
+        }
         let died = self.crash.died();
         let t0 = std::time::Instant::now();
         if let Some(place) = &died {
@@ -585,7 +652,11 @@ impl Sim {
         self.phase("check after restart", t0);
         let t0 = std::time::Instant::now();
         if quiet {
-            if let Err((inv, d)) = self.checker.nightly(&self.store, &self.paper, s.date).await {
+            if let Err((inv, d)) = self
+                .checker
+                .nightly(&self.store, &self.paper, s.date, &self.past_sessions)
+                .await
+            {
                 return Err(self.violation(inv, d));
             }
             self.set_venue_faults(self.rates.venue).await?;
@@ -737,6 +808,7 @@ impl Sim {
                 self.note(format!("  cycle: killed ({reason})"));
                 true
             }
+            Ok(CycleOutcome::Idle | CycleOutcome::MarketClosed) => false,
             Ok(o) => {
                 self.note(format!("  cycle: {o:?}"));
                 false
@@ -804,13 +876,18 @@ impl Sim {
             let times = self.crash.time_by_name();
             for (k, v) in self.crash.calls_by_name() {
                 let t = times.get(&k).copied().unwrap_or_default();
-                eprintln!("calls seed {}: {k:>30} {v:>6} {:>8.3}s", self.seed, t.as_secs_f64());
+                eprintln!(
+                    "calls seed {}: {k:>30} {v:>6} {:>8.3}s",
+                    self.seed,
+                    t.as_secs_f64()
+                );
             }
         }
         report.faults_by_kind = faults;
         report.crashes = self.crashes;
         report.steps = self.steps;
         report.target_sets = self.sets.clone();
+        report.kill_switch = self.checker.kill_stats.clone();
         if let Ok((seq, hash)) = self.store.audit_head().await {
             report.audit_events = seq;
             report.final_audit_hash = hash;

@@ -200,9 +200,34 @@ pub struct SimConfig {
     pub plant_bug: Option<PlantedBug>,
     /// Simulated minutes between execution cycles during a session.
     pub cycle_every_min: u32,
+    /// Also take keel down for whole evenings (from the close until the next
+    /// morning) now and then. Off by default: it exposes a known gap (the
+    /// EOD snapshot of a session keel was down for is never written).
+    pub outages: bool,
 }
 
 impl SimConfig {
+    /// The `keel sim` command line for this configuration, cut to `days`.
+    pub fn command(&self, days: u32) -> String {
+        let mut c = format!(
+            "keel sim --seed {} --days {} --faults {}",
+            self.seed, days, self.faults
+        );
+        if let Some(d) = self.start {
+            c.push_str(&format!(" --start {d}"));
+        }
+        if self.cycle_every_min != 30 {
+            c.push_str(&format!(" --cycle-every-min {}", self.cycle_every_min));
+        }
+        if let Some(b) = self.plant_bug {
+            c.push_str(&format!(" --plant-bug {}", b.as_str()));
+        }
+        if self.outages {
+            c.push_str(" --outages");
+        }
+        c
+    }
+
     /// `days` sessions of seed `seed` under `faults`, seed-derived start, no bug.
     pub fn new(seed: u64, days: u32, faults: FaultProfile) -> Self {
         Self {
@@ -212,6 +237,7 @@ impl SimConfig {
             start: None,
             plant_bug: None,
             cycle_every_min: 30,
+            outages: false,
         }
     }
 }
@@ -237,6 +263,8 @@ pub struct Violation {
     pub detail: String,
     /// The last simulator actions and audit events before it, oldest first.
     pub trace: Vec<String>,
+    /// The `keel sim` command line that reproduces it.
+    pub reproduce: String,
 }
 
 impl fmt::Display for Violation {
@@ -253,11 +281,7 @@ impl fmt::Display for Violation {
             self.at.format("%Y-%m-%d %H:%M UTC")
         )?;
         writeln!(f, "  {}", self.detail)?;
-        writeln!(
-            f,
-            "  reproduce: keel sim --seed {} --days {}",
-            self.seed, self.day
-        )?;
+        writeln!(f, "  reproduce: {}", self.reproduce)?;
         writeln!(f, "  trace (oldest first):")?;
         for line in &self.trace {
             writeln!(f, "    {line}")?;
@@ -282,6 +306,9 @@ pub struct SimReport {
     /// Target sets the allocator wrote, by kind, and what intake and the
     /// worker made of them (`refused_at_intake`, `queued`, `already_known`).
     pub target_sets: BTreeMap<String, u64>,
+    /// Kill-switch activity from the audit log: engagements by source
+    /// (`engaged_automatic`, `engaged_cli`, ...) and `released`.
+    pub kill_switch: BTreeMap<String, u64>,
     /// Orders that reached the venue.
     pub orders: u64,
     /// Fills at the venue.
@@ -319,6 +346,7 @@ impl fmt::Display for SimReport {
         )?;
         writeln!(f, "  faults injected: {}", fmt_counts(&self.faults_by_kind))?;
         writeln!(f, "  target sets: {}", fmt_counts(&self.target_sets))?;
+        writeln!(f, "  kill switch: {}", fmt_counts(&self.kill_switch))?;
         writeln!(f, "  final audit hash: {}", self.final_audit_hash)?;
         if self.violations.is_empty() {
             writeln!(

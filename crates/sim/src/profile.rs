@@ -55,6 +55,7 @@ impl FaultProfile {
                 reorder_batch: 0.1,
                 disconnect: 0.03,
                 crash_step: 0.02,
+                storm_day: 0.01,
                 operator_kill_day: 0.01,
                 operator_release: 0.9,
             },
@@ -77,6 +78,7 @@ impl FaultProfile {
                 reorder_batch: 0.3,
                 disconnect: 0.1,
                 crash_step: 0.1,
+                storm_day: 0.06,
                 operator_kill_day: 0.03,
                 operator_release: 0.85,
             },
@@ -121,6 +123,9 @@ pub(crate) struct FaultRates {
     pub disconnect: f64,
     /// Per step: the worker process dies at a random I/O boundary.
     pub crash_step: f64,
+    /// Per day: a venue storm (all rejects, or most answers lost) at one of
+    /// the first cycles.
+    pub storm_day: f64,
     /// Per day: the operator engages the kill switch mid-session.
     pub operator_kill_day: f64,
     /// Per morning with the switch engaged: the operator releases it.

@@ -25,6 +25,8 @@ pub struct SweepReport {
     pub fills: u64,
     /// Target sets by kind and outcome.
     pub target_sets: BTreeMap<String, u64>,
+    /// Kill-switch engagements by source, and releases.
+    pub kill_switch: BTreeMap<String, u64>,
     /// Every violation found (at most one per seed: a run stops at its first).
     pub violations: Vec<Violation>,
     /// Wall time of the sweep.
@@ -58,6 +60,7 @@ impl fmt::Display for SweepReport {
         writeln!(f, "  faults injected: {}", fmt_counts(&self.faults_by_kind))?;
         writeln!(f, "  crashes (restarted from the store): {}", self.crashes)?;
         writeln!(f, "  target sets: {}", fmt_counts(&self.target_sets))?;
+        writeln!(f, "  kill switch: {}", fmt_counts(&self.kill_switch))?;
         writeln!(
             f,
             "  violations: {}{}",
@@ -117,6 +120,9 @@ pub async fn sweep_with(seeds: Range<u64>, progress: bool, config: impl Fn(u64) 
         }
         for (k, v) in r.target_sets {
             *out.target_sets.entry(k).or_default() += v;
+        }
+        for (k, v) in r.kill_switch {
+            *out.kill_switch.entry(k).or_default() += v;
         }
         for v in r.violations {
             bar.suspend(|| eprint!("{v}"));

@@ -189,24 +189,12 @@ async fn raw_insert(pool: &SqlitePool, rows: &[RawRow]) {
 /// (...), (...)` statement (what the store itself does for audit rows).
 async fn raw_insert_multirow(pool: &SqlitePool, rows: &[RawRow]) {
     let mut tx = pool.begin().await.expect("begin");
-    let mut sql =
-        String::from("INSERT INTO audit (seq, at, kind, event_id, payload, prev_hash, hash) VALUES ");
-    for i in 0..rows.len() {
-        let b = i * 7;
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6,
-            b + 7
-        ));
-    }
+    // Anonymous `?`: with SQLite, binding hundreds of named `$N` parameters is
+    // quadratic (see keel_store's conn.rs), which would handicap the baseline.
+    let sql = format!(
+        "INSERT INTO audit (seq, at, kind, event_id, payload, prev_hash, hash) VALUES {}",
+        vec!["(?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ")
+    );
     let mut q = sqlx::query(&sql);
     for r in rows {
         q = q

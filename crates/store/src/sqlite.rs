@@ -56,13 +56,16 @@ impl SqlStore<Sqlite> {
 
     /// Like [`SqlStore::open`] but with `synchronous=OFF`: a commit survives a
     /// crash of the process (the OS already has it) but not of the machine.
-    /// Only for simulations and tests that kill and reopen a store thousands
-    /// of times; never for real trading state (invariant 8 needs FULL).
+    /// Pooled connections are not pinged before each use either (a local file
+    /// cannot drop a connection), halving the round trips of a read. Only for
+    /// simulations and tests that kill and reopen a store thousands of times;
+    /// never for real trading state (invariant 8 needs FULL).
     pub async fn open_unsynced(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(path.as_ref(), SqliteSynchronous::Off).await
     }
 
     async fn open_with(path: &Path, synchronous: SqliteSynchronous) -> Result<Self, StoreError> {
+        let fast = synchronous == SqliteSynchronous::Off;
         let location = path.display().to_string();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
@@ -74,6 +77,7 @@ impl SqlStore<Sqlite> {
             .synchronous(synchronous);
         let pool = SqlitePoolOptions::new()
             .max_connections(FILE_POOL_SIZE)
+            .test_before_acquire(!fast)
             .connect_with(opts)
             .await
             .map_err(|source| StoreError::Open {

@@ -67,6 +67,8 @@ pub(crate) async fn connect_in_memory() -> Result<SqlitePool, BrokerError> {
         .min_connections(1)
         .idle_timeout(None)
         .max_lifetime(None)
+        // Nothing can drop an in-memory connection: skip the ping before each use.
+        .test_before_acquire(false)
         .connect_with(opts)
         .await
         .map_err(|e| BrokerError::Other(format!("paper broker: cannot open in-memory database: {e}")))?;

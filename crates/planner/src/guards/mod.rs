@@ -62,6 +62,7 @@ pub use volatility_brake::{VolHook, VolatilityBrake};
 
 use crate::config::GuardsConfig;
 use crate::context::{Candidate, Ctx, CycleAccumulator};
+use crate::fx;
 use crate::output::{GuardId, GuardStep, ReasonCode};
 use rust_decimal::Decimal;
 
@@ -211,7 +212,7 @@ pub(crate) fn cap_at(
     detail: impl FnOnce(Decimal) -> String,
 ) -> Verdict {
     let q = ctx.floor_lot(max_qty);
-    if q >= c.qty {
+    if fx::ge(q, c.qty) {
         Verdict::Pass
     } else {
         Verdict::Cap {
@@ -231,21 +232,20 @@ pub(crate) fn cap_increase(
     reason: ReasonCode,
     detail: impl FnOnce(Decimal) -> String,
 ) -> Verdict {
-    let allowed = c.reducing_qty().saturating_add(max_increase.max(Decimal::ZERO));
+    let allowed = fx::sat_add(c.reducing_qty(), max_increase.max(Decimal::ZERO));
     cap_at(c, ctx, allowed, reason, detail)
 }
 
 /// |position| left after the order's reducing part: the base that a
 /// risk-increasing remainder grows from (zero when the order crosses zero).
 pub(crate) fn base_after_reducing(c: &Candidate<'_>) -> Decimal {
-    c.position
-        .saturating_add(c.sign().saturating_mul(c.reducing_qty()))
-        .abs()
+    fx::sat_add(c.position, fx::sat_mul(c.sign(), c.reducing_qty())).abs()
 }
 
 /// Whether `qty × price ≤ room`: the exact test a notional cap makes, and a
 /// cheap one, so caps that don't bind skip their division. A non-positive
 /// price never fits (nothing can be sized against it).
+#[inline]
 pub(crate) fn fits(qty: Decimal, price: Decimal, room: Decimal) -> bool {
-    price > Decimal::ZERO && qty.checked_mul(price).is_some_and(|n| n <= room)
+    fx::is_pos(price) && fx::checked_mul(qty, price).is_some_and(|n| fx::le(n, room))
 }
