@@ -136,6 +136,8 @@ pub(crate) struct Ctx<'a> {
     pub band: crate::guards::no_trade_band::Band,
     /// Limit-price factors for the configured offset.
     pub pricer: num::LimitPricer,
+    /// The configured stale-quote guard's bounds at `now`.
+    pub quote_window: Option<crate::guards::stale_quote::QuoteWindow>,
 }
 
 impl Ctx<'_> {

@@ -26,6 +26,17 @@ pub(crate) const POW10: [i128; 39] = {
     t
 };
 
+/// 10^k for k in 0..=18, the powers of ten in an `i64`.
+pub(crate) const POW10_64: [i64; 19] = {
+    let mut t = [1i64; 19];
+    let mut k = 1;
+    while k < 19 {
+        t[k] = t[k - 1] * 10;
+        k += 1;
+    }
+    t
+};
+
 /// One more than the largest `Decimal` mantissa.
 const LIMIT: u128 = 1 << 96;
 
@@ -40,14 +51,54 @@ pub(crate) fn unpack(d: Decimal) -> (i128, u32) {
     (d.mantissa(), d.scale())
 }
 
+/// The signed mantissa when it fits in an `i64` (the common case, served
+/// by the first tier below), and the scale.
+#[inline(always)]
+pub(crate) fn small(d: Decimal) -> Option<(i64, u32)> {
+    // The documented 16-byte layout: flags, then the 96-bit mantissa lo, mid, hi.
+    let b = d.serialize();
+    let flags = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let lo = u64::from_le_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+    let hi = u32::from_le_bytes([b[12], b[13], b[14], b[15]]);
+    if hi != 0 || lo > i64::MAX as u64 {
+        return None;
+    }
+    let m = lo as i64;
+    let m = if flags & SIGN_BIT != 0 { -m } else { m };
+    Some((m, (flags >> 16) & 0xff))
+}
+
+/// The sign bit of the serialized flags.
+const SIGN_BIT: u32 = 0x8000_0000;
+
 /// `m × 10^-s` as a `Decimal`, or `None` when it does not fit.
 #[inline(always)]
 pub(crate) fn pack(m: i128, s: u32) -> Option<Decimal> {
     Decimal::try_from_i128_with_scale(m, s).ok()
 }
 
-/// Both mantissas at the larger scale, each still within 96 bits.
+/// `m × 10^-s` for an `i64` mantissa (always fits; `s ≤ 28` by construction).
 #[inline(always)]
+fn pack64(m: i64, s: u32) -> Option<Decimal> {
+    Decimal::try_new(m, s).ok()
+}
+
+/// Both `i64` mantissas at the larger scale, if they stay `i64`.
+#[inline(always)]
+fn align64(ma: i64, sa: u32, mb: i64, sb: u32) -> Option<(i64, i64, u32)> {
+    if sa == sb {
+        Some((ma, mb, sa))
+    } else if sa < sb {
+        let p = *POW10_64.get((sb - sa) as usize)?;
+        Some((ma.checked_mul(p)?, mb, sb))
+    } else {
+        let p = *POW10_64.get((sa - sb) as usize)?;
+        Some((ma, mb.checked_mul(p)?, sa))
+    }
+}
+
+/// Both mantissas at the larger scale, each still within 96 bits.
+#[inline]
 fn align(ma: i128, sa: u32, mb: i128, sb: u32) -> Option<(i128, i128, u32)> {
     match sa.cmp(&sb) {
         Ordering::Equal => Some((ma, mb, sa)),
@@ -63,7 +114,7 @@ fn align(ma: i128, sa: u32, mb: i128, sb: u32) -> Option<(i128, i128, u32)> {
 }
 
 /// `a + b` exactly as `Decimal::checked_add`, when the sum fits.
-#[inline]
+#[inline(always)]
 pub(crate) fn try_add(a: Decimal, b: Decimal) -> Option<Decimal> {
     // rust_decimal returns the other operand unchanged (scale and sign) when one is zero.
     if a.is_zero() {
@@ -72,6 +123,19 @@ pub(crate) fn try_add(a: Decimal, b: Decimal) -> Option<Decimal> {
     if b.is_zero() {
         return Some(a);
     }
+    if let (Some((ma, sa)), Some((mb, sb))) = (small(a), small(b)) {
+        if let Some((x, y, s)) = align64(ma, sa, mb, sb) {
+            if let Some(m) = x.checked_add(y) {
+                return pack64(m, s);
+            }
+        }
+    }
+    add_wide(a, b)
+}
+
+/// The 96-bit tier of [`try_add`] (operands known non-zero).
+#[inline(never)]
+fn add_wide(a: Decimal, b: Decimal) -> Option<Decimal> {
     let (ma, sa) = unpack(a);
     let (mb, sb) = unpack(b);
     let (ma, mb, s) = align(ma, sa, mb, sb)?;
@@ -79,7 +143,7 @@ pub(crate) fn try_add(a: Decimal, b: Decimal) -> Option<Decimal> {
 }
 
 /// `a − b` exactly as `Decimal::checked_sub`, when the difference fits.
-#[inline]
+#[inline(always)]
 pub(crate) fn try_sub(a: Decimal, b: Decimal) -> Option<Decimal> {
     if a.is_zero() {
         // 0 − x is −x, but a zero x comes back as it was (a negative zero stays one).
@@ -88,6 +152,19 @@ pub(crate) fn try_sub(a: Decimal, b: Decimal) -> Option<Decimal> {
     if b.is_zero() {
         return Some(a);
     }
+    if let (Some((ma, sa)), Some((mb, sb))) = (small(a), small(b)) {
+        if let Some((x, y, s)) = align64(ma, sa, mb, sb) {
+            if let Some(m) = x.checked_sub(y) {
+                return pack64(m, s);
+            }
+        }
+    }
+    sub_wide(a, b)
+}
+
+/// The 96-bit tier of [`try_sub`] (operands known non-zero).
+#[inline(never)]
+fn sub_wide(a: Decimal, b: Decimal) -> Option<Decimal> {
     let (ma, sa) = unpack(a);
     let (mb, sb) = unpack(b);
     let (ma, mb, s) = align(ma, sa, mb, sb)?;
@@ -95,63 +172,135 @@ pub(crate) fn try_sub(a: Decimal, b: Decimal) -> Option<Decimal> {
 }
 
 /// `a × b` exactly as `Decimal::checked_mul`, when the product fits unrounded.
-#[inline]
+#[inline(always)]
 pub(crate) fn try_mul(a: Decimal, b: Decimal) -> Option<Decimal> {
     if a.is_zero() || b.is_zero() {
         return Some(Decimal::ZERO);
     }
-    let (ma, sa) = unpack(a);
-    let (mb, sb) = unpack(b);
-    let s = sa + sb;
+    let s = a.scale() + b.scale();
     if s > Decimal::MAX_SCALE {
         return None;
     }
-    let p = match (i64::try_from(ma), i64::try_from(mb)) {
-        (Ok(x), Ok(y)) => i128::from(x) * i128::from(y),
-        _ => ma.checked_mul(mb)?,
-    };
-    pack(p, s)
+    if let (Some((ma, _)), Some((mb, _))) = (small(a), small(b)) {
+        return match ma.checked_mul(mb) {
+            Some(p) => pack64(p, s),
+            // Two i64s multiply exactly in an i128.
+            None => pack(i128::from(ma) * i128::from(mb), s),
+        };
+    }
+    mul_wide(a, b, s)
+}
+
+/// The 96-bit tier of [`try_mul`] (operands known non-zero, `s ≤ 28`).
+#[inline(never)]
+fn mul_wide(a: Decimal, b: Decimal, s: u32) -> Option<Decimal> {
+    pack(a.mantissa().checked_mul(b.mantissa())?, s)
 }
 
 /// `Decimal::checked_add`.
-#[inline]
+#[inline(always)]
 pub(crate) fn checked_add(a: Decimal, b: Decimal) -> Option<Decimal> {
-    try_add(a, b).or_else(|| a.checked_add(b))
+    match try_add(a, b) {
+        Some(x) => Some(x),
+        None => slow_checked_add(a, b),
+    }
 }
 
 /// `Decimal::checked_sub`.
-#[inline]
+#[inline(always)]
 pub(crate) fn checked_sub(a: Decimal, b: Decimal) -> Option<Decimal> {
-    try_sub(a, b).or_else(|| a.checked_sub(b))
+    match try_sub(a, b) {
+        Some(x) => Some(x),
+        None => slow_checked_sub(a, b),
+    }
 }
 
 /// `Decimal::checked_mul`.
-#[inline]
+#[inline(always)]
 pub(crate) fn checked_mul(a: Decimal, b: Decimal) -> Option<Decimal> {
-    try_mul(a, b).or_else(|| a.checked_mul(b))
+    match try_mul(a, b) {
+        Some(x) => Some(x),
+        None => slow_checked_mul(a, b),
+    }
 }
 
 /// `Decimal::saturating_add`.
-#[inline]
+#[inline(always)]
 pub(crate) fn sat_add(a: Decimal, b: Decimal) -> Decimal {
-    try_add(a, b).unwrap_or_else(|| a.saturating_add(b))
+    match try_add(a, b) {
+        Some(x) => x,
+        None => slow_sat_add(a, b),
+    }
 }
 
 /// `Decimal::saturating_sub`.
-#[inline]
+#[inline(always)]
 pub(crate) fn sat_sub(a: Decimal, b: Decimal) -> Decimal {
-    try_sub(a, b).unwrap_or_else(|| a.saturating_sub(b))
+    match try_sub(a, b) {
+        Some(x) => x,
+        None => slow_sat_sub(a, b),
+    }
 }
 
 /// `Decimal::saturating_mul`.
-#[inline]
+#[inline(always)]
 pub(crate) fn sat_mul(a: Decimal, b: Decimal) -> Decimal {
-    try_mul(a, b).unwrap_or_else(|| a.saturating_mul(b))
+    match try_mul(a, b) {
+        Some(x) => x,
+        None => slow_sat_mul(a, b),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn slow_checked_add(a: Decimal, b: Decimal) -> Option<Decimal> {
+    a.checked_add(b)
+}
+
+#[cold]
+#[inline(never)]
+fn slow_checked_sub(a: Decimal, b: Decimal) -> Option<Decimal> {
+    a.checked_sub(b)
+}
+
+#[cold]
+#[inline(never)]
+fn slow_checked_mul(a: Decimal, b: Decimal) -> Option<Decimal> {
+    a.checked_mul(b)
+}
+
+#[cold]
+#[inline(never)]
+fn slow_sat_add(a: Decimal, b: Decimal) -> Decimal {
+    a.saturating_add(b)
+}
+
+#[cold]
+#[inline(never)]
+fn slow_sat_sub(a: Decimal, b: Decimal) -> Decimal {
+    a.saturating_sub(b)
+}
+
+#[cold]
+#[inline(never)]
+fn slow_sat_mul(a: Decimal, b: Decimal) -> Decimal {
+    a.saturating_mul(b)
 }
 
 /// `Decimal::cmp` (by value: scales and the sign of zero do not matter).
-#[inline]
+#[inline(always)]
 pub(crate) fn cmp(a: Decimal, b: Decimal) -> Ordering {
+    if let (Some((ma, sa)), Some((mb, sb))) = (small(a), small(b)) {
+        if let Some((x, y, _)) = align64(ma, sa, mb, sb) {
+            return x.cmp(&y);
+        }
+    }
+    cmp_wide(a, b)
+}
+
+/// The 96-bit tier of [`cmp`].
+#[inline(never)]
+fn cmp_wide(a: Decimal, b: Decimal) -> Ordering {
     let (ma, sa) = unpack(a);
     let (mb, sb) = unpack(b);
     match sa.cmp(&sb) {
@@ -168,38 +317,38 @@ pub(crate) fn cmp(a: Decimal, b: Decimal) -> Ordering {
 }
 
 /// `a < b`.
-#[inline]
+#[inline(always)]
 pub(crate) fn lt(a: Decimal, b: Decimal) -> bool {
     cmp(a, b) == Ordering::Less
 }
 
 /// `a <= b`.
-#[inline]
+#[inline(always)]
 pub(crate) fn le(a: Decimal, b: Decimal) -> bool {
     cmp(a, b) != Ordering::Greater
 }
 
 /// `a > b`.
-#[inline]
+#[inline(always)]
 pub(crate) fn gt(a: Decimal, b: Decimal) -> bool {
     cmp(a, b) == Ordering::Greater
 }
 
 /// `a >= b`.
-#[inline]
+#[inline(always)]
 pub(crate) fn ge(a: Decimal, b: Decimal) -> bool {
     cmp(a, b) != Ordering::Less
 }
 
 /// `a == b` by value.
-#[inline]
+#[inline(always)]
 pub(crate) fn eq(a: Decimal, b: Decimal) -> bool {
     cmp(a, b) == Ordering::Equal
 }
 
 /// `Decimal::min(a, b)`: `a` unless `b` is strictly smaller (which of two
 /// equal values comes back matters: they may differ in scale).
-#[inline]
+#[inline(always)]
 pub(crate) fn min(a: Decimal, b: Decimal) -> Decimal {
     if gt(a, b) {
         b
@@ -209,7 +358,7 @@ pub(crate) fn min(a: Decimal, b: Decimal) -> Decimal {
 }
 
 /// `Decimal::max(a, b)`: `a` unless `b` is strictly greater.
-#[inline]
+#[inline(always)]
 pub(crate) fn max(a: Decimal, b: Decimal) -> Decimal {
     if lt(a, b) {
         b
@@ -231,7 +380,7 @@ pub(crate) fn is_neg(x: Decimal) -> bool {
 }
 
 /// `(m / 10^k, m % 10^k)` for `m ≥ 0`, in 64-bit arithmetic when it fits.
-#[inline(always)]
+#[inline]
 pub(crate) fn divrem_pow10(m: i128, k: u32) -> (i128, i128) {
     let p = POW10[k as usize];
     match (u64::try_from(m), u64::try_from(p)) {

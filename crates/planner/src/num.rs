@@ -36,7 +36,23 @@ pub(crate) fn div_to_lot(n: Decimal, d: Decimal, dp: u32) -> Option<Decimal> {
     if d.is_zero() {
         return None;
     }
-    // n / d × 10^dp = mn × 10^(sd + dp) / (md × 10^sn)
+    // n / d × 10^dp = mn × 10^(sd + dp) / (md × 10^sn), first in 64 bits (the common case).
+    if let (Some((mn, sn)), Some((md, sd))) = (fx::small(n), fx::small(d)) {
+        let up = sd + dp;
+        let p = fx::POW10_64.get(up.abs_diff(sn) as usize);
+        let frac = match p {
+            Some(p) if up >= sn => mn.checked_mul(*p).map(|num| (num, md)),
+            Some(p) => md.checked_mul(*p).map(|den| (mn, den)),
+            None => None,
+        };
+        if let Some((num, den)) = frac {
+            if let Some(q) = num.checked_div(den) {
+                if let Ok(q) = Decimal::try_new(q, dp) {
+                    return Some(q);
+                }
+            }
+        }
+    }
     let (mn, sn) = (n.mantissa(), n.scale());
     let (md, sd) = (d.mantissa(), d.scale());
     let up = sd + dp;

@@ -14,22 +14,25 @@
 //! buys smaller.
 //!
 //! Performance: every input map is sorted by symbol (`BTreeMap`s, and the
-//! target list once sorted), so one merge walk visits each symbol once and
-//! looks nothing up; working orders are grouped by symbol once. A plan is
-//! O(n log n) in the number of symbols with no per-symbol scans.
+//! target list once sorted), so one merge walk over targets ∪ positions ∪
+//! working orders visits each symbol once and looks nothing up: it computes
+//! the book totals (which fix the equity) and keeps one row per symbol, and
+//! a second pass over those rows sizes the orders. Symbols are compared as
+//! 128-bit keys, not strings; the arithmetic goes through [`crate::fx`]'s
+//! exact integer fast paths. A plan is O(n log n) in the number of symbols
+//! (O(n) when the targets arrive sorted) with no per-symbol scans.
 
 use crate::config::RiskConfig;
 use crate::context::{Candidate, Ctx, CycleAccumulator, PreBlock};
+use crate::fx;
 use crate::guards::{self, buying_power::buffered, stale_quote, Blocked};
 use crate::input::PlanInput;
 use crate::num::{self, mul};
 use crate::output::{Decision, Exposure, GuardId, GuardStep, Outcome, Plan, PlanBlock, ReasonCode};
 use chrono::{DateTime, Utc};
-use keel_domain::{
-    client_order_id, AccountSnapshot, OpenOrder, Order, OrderType, Position, Quote, Side, Symbol, Target,
-};
+use keel_domain::{client_order_id, AccountSnapshot, OpenOrder, Order, OrderType, Position, Quote, Side, Symbol, Target};
 use rust_decimal::Decimal;
-use std::iter::Peekable;
+use std::collections::btree_map;
 
 /// Plans one cycle: proposes the orders that move the account from
 /// `input.snapshot` to `input.targets`, runs every guard on them and returns
@@ -45,9 +48,9 @@ pub fn plan(input: &PlanInput<'_>, cfg: &RiskConfig) -> Plan {
         plan_blocks,
         exposure_before,
     } = prepare(input, cfg);
-    let guards = guards::per_order(&cfg.guards);
+    let guards = guards::active(&cfg.guards);
     let mut decisions = Vec::with_capacity(candidates.len());
-    let mut orders = Vec::with_capacity(candidates.len());
+    let mut orders = Vec::new();
     // Sells first so the cumulative guards (exposure, buying power) see the room they free;
     // candidates are already in symbol order within each side.
     for side in [Side::Sell, Side::Buy] {
@@ -148,8 +151,26 @@ pub(crate) struct Prepared<'a> {
     pub exposure_before: Exposure,
 }
 
+// Symbols are at most 12 characters of `A-Z0-9.-` (validated by every
+// constructor of `Symbol`, deserialisation included), so the first 16 bytes,
+// zero-padded and read big-endian, order and identify them exactly: no
+// symbol byte is 0, so a shorter symbol's padding sorts before any character
+// a longer one continues with, as in string order.
+const _: () = assert!(keel_domain::symbol::MAX_SYMBOL_LEN <= 16);
+
+/// The symbol as a 128-bit key with the symbols' string order (see above).
+#[inline(always)]
+fn sym_key(s: &Symbol) -> u128 {
+    let b = s.as_str().as_bytes();
+    let mut buf = [0u8; 16];
+    let n = b.len().min(16);
+    buf[..n].copy_from_slice(&b[..n]);
+    u128::from_be_bytes(buf)
+}
+
 /// Working orders of one symbol, grouped once per plan.
 struct OpenAgg<'a> {
+    key: u128,
     symbol: &'a Symbol,
     buys: u32,
     sells: u32,
@@ -166,12 +187,14 @@ struct OpenAgg<'a> {
 }
 
 fn group_open_orders(orders: &[OpenOrder]) -> Vec<OpenAgg<'_>> {
-    let mut sorted: Vec<&OpenOrder> = orders.iter().collect();
-    sorted.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+    let mut sorted: Vec<(u128, &OpenOrder)> = orders.iter().map(|o| (sym_key(&o.symbol), o)).collect();
+    // Stable: orders of one symbol keep their input order.
+    sorted.sort_by_key(|(k, _)| *k);
     let mut out: Vec<OpenAgg<'_>> = Vec::new();
-    for o in sorted {
-        if out.last().is_none_or(|a| a.symbol != &o.symbol) {
+    for (key, o) in sorted {
+        if out.last().is_none_or(|a| a.key != key) {
             out.push(OpenAgg {
+                key,
                 symbol: &o.symbol,
                 buys: 0,
                 sells: 0,
@@ -185,7 +208,7 @@ fn group_open_orders(orders: &[OpenOrder]) -> Vec<OpenAgg<'_>> {
         }
         let Some(agg) = out.last_mut() else { continue };
         // OpenOrder::remaining would panic on overflow; a negative remainder means nothing is working.
-        let remaining = match o.qty.checked_sub(o.filled_qty) {
+        let remaining = match fx::checked_sub(o.qty, o.filled_qty) {
             Some(r) => r.max(Decimal::ZERO),
             None => {
                 agg.overflow = true;
@@ -196,7 +219,7 @@ fn group_open_orders(orders: &[OpenOrder]) -> Vec<OpenAgg<'_>> {
         if let Some(l) = limit {
             agg.max_limit = Some(agg.max_limit.map_or(l, |m| m.max(l)));
         }
-        let sum = |acc: &mut Decimal, x: Decimal, overflow: &mut bool| match acc.checked_add(x) {
+        let sum = |acc: &mut Decimal, x: Decimal, overflow: &mut bool| match fx::checked_add(*acc, x) {
             Some(v) => *acc = v,
             None => {
                 *overflow = true;
@@ -208,10 +231,8 @@ fn group_open_orders(orders: &[OpenOrder]) -> Vec<OpenAgg<'_>> {
                 agg.buys = agg.buys.saturating_add(1);
                 sum(&mut agg.buy_remaining, remaining, &mut agg.overflow);
                 match limit {
-                    Some(l) => {
-                        agg.buy_limit_notional = agg.buy_limit_notional.saturating_add(mul(remaining, l))
-                    }
-                    None => agg.buy_market_remaining = agg.buy_market_remaining.saturating_add(remaining),
+                    Some(l) => agg.buy_limit_notional = fx::sat_add(agg.buy_limit_notional, mul(remaining, l)),
+                    None => agg.buy_market_remaining = fx::sat_add(agg.buy_market_remaining, remaining),
                 }
             }
             Side::Sell => {
@@ -223,76 +244,75 @@ fn group_open_orders(orders: &[OpenOrder]) -> Vec<OpenAgg<'_>> {
     out
 }
 
+/// One target: its symbol's key, the symbol, the weight.
+type Weight<'a> = (u128, &'a Symbol, Decimal);
+
 /// Target weights sorted by symbol, so the plan does not depend on the order
 /// of the input vector (intake already sorts it; checking is O(n)). Duplicate
 /// symbols are summed, an order-independent choice, and reported to the
 /// suspicious-set guard, which blocks such a set by default.
-fn sorted_targets(targets: &[Target]) -> (Vec<(&Symbol, Decimal)>, Vec<&Symbol>) {
-    let mut v: Vec<(&Symbol, Decimal)> = targets.iter().map(|t| (&t.symbol, t.weight)).collect();
+fn sorted_targets(targets: &[Target]) -> (Vec<Weight<'_>>, Vec<&Symbol>) {
+    let mut v: Vec<Weight<'_>> = targets
+        .iter()
+        .map(|t| (sym_key(&t.symbol), &t.symbol, t.weight))
+        .collect();
     if v.windows(2).all(|w| w[0].0 < w[1].0) {
         return (v, Vec::new());
     }
     // Weight as tie-break so duplicates are summed in the same order whatever the input order.
-    v.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(&b.1)));
-    let mut merged: Vec<(&Symbol, Decimal)> = Vec::with_capacity(v.len());
+    v.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
+    let mut merged: Vec<Weight<'_>> = Vec::with_capacity(v.len());
     let mut dupes: Vec<&Symbol> = Vec::new();
-    for (s, w) in v {
+    let mut last_dupe = None;
+    for (k, s, w) in v {
         match merged.last_mut() {
-            Some((last, sum)) if *last == s => {
+            Some((last, _, sum)) if *last == k => {
                 *sum = sum.saturating_add(w);
-                if dupes.last() != Some(&s) {
+                if last_dupe != Some(k) {
+                    last_dupe = Some(k);
                     dupes.push(s);
                 }
             }
-            _ => merged.push((s, w)),
+            _ => merged.push((k, s, w)),
         }
     }
     (merged, dupes)
 }
 
-/// Symbol equality that skips the string compare when both sides are the
-/// same reference (the merge walks take the current symbol from one of the
-/// sequences they compare it with).
-#[inline]
-fn same(a: &Symbol, b: &Symbol) -> bool {
-    std::ptr::eq(a, b) || a == b
+/// A cursor over a `BTreeMap` keyed by symbol, advanced to ascending keys by
+/// the merge walk (each entry's key is computed once).
+struct Cursor<'a, V> {
+    it: btree_map::Iter<'a, Symbol, V>,
+    head: Option<(u128, &'a Symbol, &'a V)>,
 }
 
-/// Advances a sorted `(symbol, value)` iterator to `symbol`; symbols must be
-/// asked for in ascending order, which the merge walk guarantees.
-struct Seek<'a, V, I: Iterator<Item = (&'a Symbol, V)>> {
-    it: Peekable<I>,
-}
-
-impl<'a, V, I: Iterator<Item = (&'a Symbol, V)>> Seek<'a, V, I> {
-    fn new(it: I) -> Self {
-        Self { it: it.peekable() }
+impl<'a, V> Cursor<'a, V> {
+    fn new(map: &'a std::collections::BTreeMap<Symbol, V>) -> Self {
+        let mut it = map.iter();
+        let head = it.next().map(|(k, v)| (sym_key(k), k, v));
+        Self { it, head }
     }
 
-    fn seek(&mut self, symbol: &Symbol) -> Option<V> {
-        while let Some((k, _)) = self.it.peek() {
-            match (*k).cmp(symbol) {
-                std::cmp::Ordering::Less => {
-                    self.it.next();
-                }
-                std::cmp::Ordering::Equal => return self.it.next().map(|(_, v)| v),
-                std::cmp::Ordering::Greater => return None,
+    #[inline(always)]
+    fn advance(&mut self) {
+        self.head = self.it.next().map(|(k, v)| (sym_key(k), k, v));
+    }
+
+    /// The value at `key`, skipping smaller keys; keys must be asked for in ascending order.
+    #[inline]
+    fn seek(&mut self, key: u128) -> Option<&'a V> {
+        while let Some((k, _, v)) = self.head {
+            if k < key {
+                self.advance();
+            } else if k == key {
+                self.advance();
+                return Some(v);
+            } else {
+                return None;
             }
         }
         None
     }
-}
-
-/// One symbol of the universe (targets ∪ positions) with everything known about it.
-struct Row<'a, 'o> {
-    symbol: &'a Symbol,
-    weight: Decimal,
-    position: Option<&'a Position>,
-    open: Option<&'o OpenAgg<'a>>,
-    quote: Option<&'a Quote>,
-    price: Option<Decimal>,
-    adv: Option<Decimal>,
-    last_trade_at: Option<DateTime<Utc>>,
 }
 
 /// Builds the context and the proposed orders (see [`plan`]).
@@ -300,11 +320,24 @@ pub(crate) fn prepare<'a>(input: &PlanInput<'a>, cfg: &'a RiskConfig) -> Prepare
     let snap = input.snapshot;
     let g = &cfg.guards;
     let lot_dp = if cfg.planner.fractional { 4 } else { 0 };
-    let (targets, duplicates) = sorted_targets(&input.targets.targets);
+    let targets = &input.targets.targets;
     let open = group_open_orders(&snap.open_orders);
-    let book = book_totals(snap, &open, &g.buying_power);
+    let mut candidates = Vec::with_capacity(targets.len().max(snap.positions.len()));
+    // Intake sorts the targets, so the walk reads them in place and checks the
+    // order as it goes; only a list out of order (or with duplicates) is
+    // copied, sorted and merged, and walked again.
+    let given = targets.iter().map(|t| (sym_key(&t.symbol), &t.symbol, t.weight));
+    let (book, sorted) = walk(input, given, true, &open, &g.buying_power, &mut candidates);
+    let (book, duplicates) = if sorted {
+        (book, Vec::new())
+    } else {
+        candidates.clear();
+        let (merged, duplicates) = sorted_targets(targets);
+        let (book, _) = walk(input, merged.into_iter(), false, &open, &g.buying_power, &mut candidates);
+        (book, duplicates)
+    };
 
-    let equity = snap.equity.min(book.marked);
+    let equity = fx::min(snap.equity, book.marked);
     let plan_blocks = whole_plan_blocks(input, cfg, equity, &duplicates);
     let ctx = Ctx {
         cfg,
@@ -324,6 +357,7 @@ pub(crate) fn prepare<'a>(input: &PlanInput<'a>, cfg: &'a RiskConfig) -> Prepare
         },
         band: g.no_trade_band.band(equity),
         pricer: num::LimitPricer::new(cfg.planner.limit_offset_bps),
+        quote_window: g.stale_quote.window(input.now),
         account_cooldown: if g.cooldown.enabled {
             g.cooldown.account_active(input.state, input.now)
         } else {
@@ -343,38 +377,8 @@ pub(crate) fn prepare<'a>(input: &PlanInput<'a>, cfg: &'a RiskConfig) -> Prepare
         turnover: Decimal::ZERO,
         orders: 0,
     };
-
-    // The universe is targets ∪ positions, walked once in symbol order; every
-    // other input is sorted too, so each lookup is a cursor step, not a search.
-    let mut candidates = Vec::with_capacity(targets.len().max(snap.positions.len()));
-    let mut ti = targets.iter().peekable();
-    let mut pi = snap.positions.iter().peekable();
-    let mut quotes = Seek::new(snap.quotes.iter());
-    let mut opens = Seek::new(open.iter().map(|a| (a.symbol, a)));
-    let mut advs = Seek::new(input.state.adv.iter());
-    let mut lasts = Seek::new(input.state.last_trade_at.iter());
-    loop {
-        let symbol = match (ti.peek(), pi.peek()) {
-            (Some(t), Some(p)) => t.0.min(p.0),
-            (Some(t), None) => t.0,
-            (None, Some(p)) => p.0,
-            (None, None) => break,
-        };
-        let weight = ti.next_if(|t| same(t.0, symbol)).map(|t| t.1);
-        let position = pi.next_if(|p| same(p.0, symbol)).map(|p| p.1);
-        let quote = quotes.seek(symbol);
-        let row = Row {
-            symbol,
-            weight: weight.unwrap_or_default(),
-            position,
-            open: opens.seek(symbol),
-            quote,
-            price: quote.and_then(num::reference),
-            adv: advs.seek(symbol).copied(),
-            last_trade_at: lasts.seek(symbol).copied(),
-        };
-        candidates.extend(candidate(&row, &ctx));
-    }
+    // Sizing needs the equity, so it is the second pass; symbols with nothing to trade drop out.
+    candidates.retain_mut(|c| size(c, &ctx));
     Prepared {
         ctx,
         candidates,
@@ -403,10 +407,22 @@ struct BookTotals {
     buying_power_unknown: Option<String>,
 }
 
-/// One merge walk over positions ∪ working orders (targets hold no value yet).
-/// Valuation price: reference, else average cost, else the highest working
-/// limit; zero only when nothing at all is known about the symbol.
-fn book_totals(snap: &AccountSnapshot, open: &[OpenAgg<'_>], bp: &guards::BuyingPower) -> BookTotals {
+/// The one merge walk over targets ∪ positions ∪ working orders, in symbol
+/// order. Symbols with a position or working orders add to the book totals
+/// (targets hold no value yet); symbols with a target or a position become
+/// an unsized [`Candidate`] (see [`unsized_candidate`]).
+///
+/// With `strict`, stops and reports `false` at the first target whose symbol
+/// does not follow the previous one (the caller then sorts and walks again).
+fn walk<'a>(
+    input: &PlanInput<'a>,
+    targets: impl Iterator<Item = Weight<'a>>,
+    strict: bool,
+    open: &[OpenAgg<'a>],
+    bp: &guards::BuyingPower,
+    out: &mut Vec<Candidate<'a>>,
+) -> (BookTotals, bool) {
+    let snap: &'a AccountSnapshot = input.snapshot;
     let mut t = BookTotals {
         marked: snap.cash,
         gross: Decimal::ZERO,
@@ -414,53 +430,114 @@ fn book_totals(snap: &AccountSnapshot, open: &[OpenAgg<'_>], bp: &guards::Buying
         open_buy_notional: Decimal::ZERO,
         buying_power_unknown: None,
     };
-    let mut pi = snap.positions.iter().peekable();
+    let mut ti = targets.peekable();
     let mut oi = open.iter().peekable();
-    let mut quotes = Seek::new(snap.quotes.iter());
+    let mut pi = Cursor::new(&snap.positions);
+    let mut quotes = Cursor::new(&snap.quotes);
+    let mut advs = Cursor::new(&input.state.adv);
+    let mut lasts = Cursor::new(&input.state.last_trade_at);
+    let mut last_target = None;
     loop {
-        let symbol = match (pi.peek(), oi.peek()) {
-            (Some(p), Some(o)) => p.0.min(o.symbol),
-            (Some(p), None) => p.0,
-            (None, Some(o)) => o.symbol,
-            (None, None) => break,
-        };
-        let position = pi.next_if(|p| same(p.0, symbol)).map(|p| p.1);
-        let agg = oi.next_if(|o| same(o.symbol, symbol));
-        let price = quotes.seek(symbol).and_then(num::reference);
-        let val_px = price
-            .or_else(|| position.map(|p| p.avg_cost).filter(|c| num::is_positive(*c)))
-            .or_else(|| agg.and_then(|a| a.max_limit))
-            .unwrap_or_default();
-        let held = position.map(|p| p.qty).unwrap_or_default();
-        t.marked = t.marked.saturating_add(mul(held, val_px));
-        let (cb, cs) = agg
-            .map(|a| (a.buy_remaining, a.sell_remaining))
-            .unwrap_or_default();
-        // val_px ≥ 0, so |projected × px| = |projected| × px: one multiplication serves both sums.
-        let value = mul(held.saturating_add(cb).saturating_sub(cs), val_px);
-        t.gross = t.gross.saturating_add(value.abs());
-        t.net = t.net.saturating_add(value);
-        let Some(a) = agg else { continue };
-        t.open_buy_notional = t.open_buy_notional.saturating_add(a.buy_limit_notional);
-        if num::is_positive(a.buy_market_remaining) {
-            match price {
-                Some(p) => {
-                    let px = buffered(p, bp.market_buffer_bps);
-                    t.open_buy_notional = t
-                        .open_buy_notional
-                        .saturating_add(mul(a.buy_market_remaining, px));
-                }
-                None if t.buying_power_unknown.is_none() => {
-                    t.buying_power_unknown = Some(format!(
-                        "working market buy of {} {symbol} has no price; buying power unknown",
-                        a.buy_market_remaining
-                    ));
-                }
-                None => {}
+        // The smallest key at the three heads (u128::MAX never is a symbol key: symbols are ASCII).
+        let tk = ti.peek().map_or(u128::MAX, |t| t.0);
+        if strict && tk != u128::MAX {
+            if last_target.is_some_and(|last| tk <= last) {
+                return (t, false);
             }
         }
+        let pk = pi.head.map_or(u128::MAX, |p| p.0);
+        let ok = oi.peek().map_or(u128::MAX, |o| o.key);
+        let key = tk.min(pk).min(ok);
+        if key == u128::MAX {
+            break;
+        }
+        let target = ti.next_if(|t| t.0 == key);
+        if target.is_some() {
+            last_target = Some(key);
+        }
+        let position = match pi.head {
+            Some((k, _, p)) if k == key => {
+                pi.advance();
+                Some(p)
+            }
+            _ => None,
+        };
+        let agg = oi.next_if(|o| o.key == key);
+        let symbol = match (target, position, agg) {
+            (Some(t), _, _) => t.1,
+            (None, Some(p), _) => &p.symbol,
+            (None, None, Some(a)) => a.symbol,
+            (None, None, None) => break,
+        };
+        let quote = quotes.seek(key);
+        let price = quote.and_then(num::reference);
+        if position.is_some() || agg.is_some() {
+            book_add(&mut t, symbol, position, agg, price, bp);
+        }
+        if target.is_some() || position.is_some() {
+            out.push(unsized_candidate(
+                symbol,
+                target.map(|t| t.2).unwrap_or_default(),
+                position,
+                agg,
+                quote,
+                price,
+                advs.seek(key).copied(),
+                lasts.seek(key).copied(),
+            ));
+        }
     }
-    t
+    (t, true)
+}
+
+/// One symbol's share of the book totals.
+///
+/// Valuation price: reference, else average cost, else the highest working
+/// limit; zero only when nothing at all is known about the symbol.
+#[inline]
+fn book_add(
+    t: &mut BookTotals,
+    symbol: &Symbol,
+    position: Option<&Position>,
+    agg: Option<&OpenAgg<'_>>,
+    price: Option<Decimal>,
+    bp: &guards::BuyingPower,
+) {
+    let val_px = price
+        .or_else(|| position.map(|p| p.avg_cost).filter(|c| num::is_positive(*c)))
+        .or_else(|| agg.and_then(|a| a.max_limit))
+        .unwrap_or_default();
+    let held = position.map(|p| p.qty).unwrap_or_default();
+    let held_value = mul(held, val_px);
+    t.marked = fx::sat_add(t.marked, held_value);
+    // val_px ≥ 0, so |projected × px| = |projected| × px: one multiplication serves both sums.
+    let value = match agg {
+        // Without working orders the projected position is what is held.
+        None => held_value,
+        Some(a) => mul(
+            fx::sat_sub(fx::sat_add(held, a.buy_remaining), a.sell_remaining),
+            val_px,
+        ),
+    };
+    t.gross = fx::sat_add(t.gross, value.abs());
+    t.net = fx::sat_add(t.net, value);
+    let Some(a) = agg else { return };
+    t.open_buy_notional = fx::sat_add(t.open_buy_notional, a.buy_limit_notional);
+    if num::is_positive(a.buy_market_remaining) {
+        match price {
+            Some(p) => {
+                let px = buffered(p, bp.market_buffer_bps);
+                t.open_buy_notional = fx::sat_add(t.open_buy_notional, mul(a.buy_market_remaining, px));
+            }
+            None if t.buying_power_unknown.is_none() => {
+                t.buying_power_unknown = Some(format!(
+                    "working market buy of {} {symbol} has no price; buying power unknown",
+                    a.buy_market_remaining
+                ));
+            }
+            None => {}
+        }
+    }
 }
 
 /// Whole-plan verdicts in precedence order (the first is what each decision records).
@@ -489,7 +566,7 @@ fn whole_plan_blocks(
     } else {
         None
     };
-    let equity_block = if equity <= Decimal::ZERO {
+    let equity_block = if !fx::is_pos(equity) {
         planner(
             ReasonCode::NonPositiveEquity,
             format!(
@@ -519,86 +596,115 @@ fn whole_plan_blocks(
     .collect()
 }
 
-/// Sizes one symbol. `None` when there is nothing to trade.
-fn candidate<'a>(r: &Row<'a, '_>, ctx: &Ctx<'a>) -> Option<Candidate<'a>> {
-    let planner_cfg = &ctx.cfg.planner;
-    let held = r.position.map(|p| p.qty).unwrap_or_default();
-    let (committed_buy, committed_sell) = r
-        .open
+/// One symbol of the universe (targets ∪ positions) with everything known
+/// about it before the equity is: its projected position, or the refusal
+/// when that overflows. [`size`] finishes it.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn unsized_candidate<'a>(
+    symbol: &'a Symbol,
+    weight: Decimal,
+    position: Option<&'a Position>,
+    open: Option<&OpenAgg<'a>>,
+    quote: Option<&'a Quote>,
+    price: Option<Decimal>,
+    adv: Option<Decimal>,
+    last_trade_at: Option<DateTime<Utc>>,
+) -> Candidate<'a> {
+    let held = position.map(|p| p.qty).unwrap_or_default();
+    let (committed_buy, committed_sell) = open
         .map(|a| (a.buy_remaining, a.sell_remaining))
         .unwrap_or_default();
     let mut c = Candidate {
-        symbol: r.symbol,
-        side: if r.weight < Decimal::ZERO {
+        symbol,
+        side: if fx::is_neg(weight) {
             Side::Sell
         } else {
             Side::Buy
         },
         qty: Decimal::ZERO,
         proposed_qty: Decimal::ZERO,
-        weight: r.weight,
+        weight,
         target_qty: None,
         held,
         committed_buy,
         committed_sell,
         position: Decimal::ZERO,
         reducible: Decimal::ZERO,
-        open_counts: r.open.map(|a| (a.buys, a.sells)).unwrap_or_default(),
-        price: r.price,
-        quote_ts: r.quote.map(|q| q.ts),
+        open_counts: open.map(|a| (a.buys, a.sells)).unwrap_or_default(),
+        price,
+        quote_ts: quote.map(|q| q.ts),
         limit_price: None,
-        adv: r.adv,
-        last_trade_at: r.last_trade_at,
+        adv,
+        last_trade_at,
         pre_block: None,
     };
-    let overflow = |mut c: Candidate<'a>, what: &str| {
-        c.pre_block = Some(PreBlock {
-            guard: GuardId::Planner,
-            reason: ReasonCode::ArithmeticOverflow,
-            detail: format!("{what} for {} overflows decimal range", r.symbol),
-        });
-        Some(c)
+    let projected = match open {
+        // Without working orders, held + 0 − 0 is held, unchanged (a zero comes back as
+        // `Decimal::ZERO`, whatever its scale: that is what the decimal sum gives).
+        None => Some(if held.is_zero() { Decimal::ZERO } else { held }),
+        Some(a) if a.overflow => None,
+        Some(_) => fx::checked_add(held, committed_buy).and_then(|p| fx::checked_sub(p, committed_sell)),
     };
-    let position = held
-        .checked_add(committed_buy)
-        .and_then(|p| p.checked_sub(committed_sell));
-    let Some(position) = position.filter(|_| !r.open.is_some_and(|a| a.overflow)) else {
-        return overflow(c, "position plus working orders");
-    };
-    c.position = position;
-    let target = match r.price {
-        Some(px) => match r
-            .weight
-            .checked_mul(ctx.equity)
-            .and_then(|n| num::div_to_lot(n, px, ctx.lot_dp))
-        {
+    match projected {
+        Some(p) => c.position = p,
+        None => c.pre_block = Some(overflow(symbol, "position plus working orders")),
+    }
+    c
+}
+
+/// The planner's refusal of a quantity it cannot compute.
+fn overflow(symbol: &Symbol, what: &str) -> PreBlock {
+    PreBlock {
+        guard: GuardId::Planner,
+        reason: ReasonCode::ArithmeticOverflow,
+        detail: format!("{what} for {symbol} overflows decimal range"),
+    }
+}
+
+/// Sizes one symbol against the equity. `false` when there is nothing to
+/// trade (the candidate is dropped).
+#[inline]
+fn size(c: &mut Candidate<'_>, ctx: &Ctx<'_>) -> bool {
+    if c.pre_block.is_some() {
+        // Its position overflowed: refused as it is, unsized.
+        return true;
+    }
+    let planner_cfg = &ctx.cfg.planner;
+    let position = c.position;
+    let target = match c.price {
+        Some(px) => match fx::checked_mul(c.weight, ctx.equity).and_then(|n| num::div_to_lot(n, px, ctx.lot_dp)) {
             Some(t) => Some(t),
-            None => return overflow(c, "target quantity"),
+            None => {
+                c.pre_block = Some(overflow(c.symbol, "target quantity"));
+                return true;
+            }
         },
         // Without a price only a zero target can be sized; the order is refused below anyway.
-        None if r.weight.is_zero() => Some(Decimal::ZERO),
+        None if c.weight.is_zero() => Some(Decimal::ZERO),
         None => None,
     };
     c.target_qty = target;
     // Unpriced with a non-zero weight keeps qty 0 and the weight's direction, so the audit shows why.
     if let Some(t) = target {
-        let Some(delta) = t.checked_sub(position) else {
-            return overflow(c, "trade quantity");
+        let Some(delta) = fx::checked_sub(t, position) else {
+            c.pre_block = Some(overflow(c.symbol, "trade quantity"));
+            return true;
         };
-        c.side = if delta > Decimal::ZERO {
+        c.side = if fx::is_pos(delta) {
             Side::Buy
         } else {
             Side::Sell
         };
         c.qty = ctx.floor_lot(delta.abs());
         if c.qty.is_zero() {
-            return None;
+            return false;
         }
     }
     c.proposed_qty = c.qty;
     c.reducible = Candidate::reducible_for(c.side, position);
-    match r.price {
-        None => c.pre_block = Some(stale_quote::missing(r.symbol, r.quote.is_some())),
+    match c.price {
+        None => c.pre_block = Some(stale_quote::missing(c.symbol, c.quote_ts.is_some())),
         Some(px) if planner_cfg.order_type == OrderType::Limit => {
             c.limit_price = ctx.pricer.price(c.side, px);
             if c.limit_price.is_none() {
@@ -607,14 +713,14 @@ fn candidate<'a>(r: &Row<'a, '_>, ctx: &Ctx<'a>) -> Option<Candidate<'a>> {
                     reason: ReasonCode::InvalidLimitPrice,
                     detail: format!(
                         "{} limit for {} at {} bps from {px} is not a positive price",
-                        c.side, r.symbol, planner_cfg.limit_offset_bps
+                        c.side, c.symbol, planner_cfg.limit_offset_bps
                     ),
                 });
             }
         }
         Some(_) => {}
     }
-    Some(c)
+    true
 }
 
 #[cfg(test)]

@@ -71,6 +71,27 @@ impl Rng {
     fn dec(&mut self, lo: i64, hi: i64, scale: u32) -> Decimal {
         Decimal::new(self.range(lo, hi), scale)
     }
+    /// Zero at a random scale, sometimes negative (`-Decimal::ZERO`).
+    fn zero(&mut self) -> Decimal {
+        let mut z = Decimal::new(0, self.below(5) as u32);
+        if self.pct(30) {
+            z.set_sign_negative(true);
+        }
+        z
+    }
+    /// The same value with up to three more trailing zeros, now and then.
+    fn pad(&mut self, d: Decimal) -> Decimal {
+        if !self.pct(15) {
+            return d;
+        }
+        let k = 1 + self.below(3) as u32;
+        let m = d.mantissa() * 10i128.pow(k);
+        Decimal::try_from_i128_with_scale(m, d.scale() + k).unwrap_or(d)
+    }
+    fn pdec(&mut self, lo: i64, hi: i64, scale: u32) -> Decimal {
+        let d = self.dec(lo, hi, scale);
+        self.pad(d)
+    }
     fn wild(&mut self) -> Decimal {
         match self.below(9) {
             0 => Decimal::MAX,
@@ -209,7 +230,13 @@ fn random_case(seed: u64) -> Case {
     let wild = r.pct(15);
     let mut snapshot = AccountSnapshot {
         account_id: if trouble == 2 { "other".into() } else { "acct".into() },
-        cash: if trouble == 3 { r.dec(-50_000, 0, 0) } else { r.dec(0, 300_000, 0) },
+        cash: if trouble == 3 {
+            r.dec(-50_000, 0, 0)
+        } else if r.pct(5) {
+            r.zero()
+        } else {
+            r.dec(0, 300_000, 0)
+        },
         equity: Decimal::ZERO,
         buying_power: r.dec(0, 400_000, 0),
         ..Default::default()
@@ -258,12 +285,14 @@ fn random_case(seed: u64) -> Case {
     for (i, name) in names.iter().enumerate() {
         let s = Symbol::new(name).unwrap();
         if r.pct(70) {
-            let weight = match r.below(8) {
+            let weight = match r.below(12) {
                 0 => r.dec(-3000, 5000, 4),
                 1 => r.dec(-30, 50, 2),
                 2 => r.dec(0, 2_000_000, 7),
+                3 => r.zero(),
                 _ => r.dec(0, 3000, 4),
             };
+            let weight = r.pad(weight);
             targets.push(Target {
                 symbol: s.clone(),
                 weight,
@@ -275,7 +304,8 @@ fn random_case(seed: u64) -> Case {
                 1 => r.dec(50, 50_000, 3),
                 _ => r.dec(50, 50_000, 2),
             };
-            let spread = r.dec(0, 30, 2);
+            let px = r.pad(px);
+            let spread = r.pdec(0, 30, 2);
             let (bid, ask) = match r.below(12) {
                 0 => (Decimal::ZERO, px),
                 1 => (px + spread + Decimal::ONE, px),
@@ -303,10 +333,12 @@ fn random_case(seed: u64) -> Case {
             snapshot.quotes.insert(s.clone(), q);
         }
         if r.pct(60) {
-            let qty = match r.below(3) {
-                0 => r.dec(-4000, 15_000, 1),
+            let qty = match r.below(12) {
+                0 | 1 | 2 => r.dec(-4000, 15_000, 1),
+                3 => r.zero(),
                 _ => r.dec(-400, 1500, 0),
             };
+            let qty = r.pad(qty);
             marked = marked.and_then(|m| m.checked_add(qty.checked_mul(reference)?));
             snapshot.positions.insert(
                 s.clone(),
@@ -326,15 +358,15 @@ fn random_case(seed: u64) -> Case {
                 client_order_id: format!("old-{i}-{j}"),
                 symbol: s.clone(),
                 side: if r.pct(50) { Side::Buy } else { Side::Sell },
-                qty: r.dec(0, 300, 0),
-                filled_qty: r.dec(0, 100, 0),
+                qty: r.pdec(0, 300, 0),
+                filled_qty: if r.pct(10) { r.zero() } else { r.pdec(0, 100, 0) },
                 order_type: if limit.is_some() { OrderType::Limit } else { OrderType::Market },
                 limit_price: limit,
                 submitted_at: now - Duration::minutes(3),
             });
         }
         if r.pct(70) {
-            let adv = if r.pct(10) { Decimal::ZERO } else { r.dec(0, 200_000, 0) };
+            let adv = if r.pct(10) { r.zero() } else { r.pdec(0, 200_000, 0) };
             state.adv.insert(s.clone(), adv);
         }
         if r.pct(30) {
@@ -351,7 +383,8 @@ fn random_case(seed: u64) -> Case {
     };
     if trouble == 6 && !targets.is_empty() {
         let k = r.below(targets.len() as u64) as usize;
-        let dup = targets[k].clone();
+        let mut dup = targets[k].clone();
+        dup.weight = r.pad(dup.weight);
         targets.push(dup);
     }
     if r.pct(70) {

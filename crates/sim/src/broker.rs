@@ -268,7 +268,9 @@ impl Broker for SimBroker {
         if matches!(gate, Gate::Before | Gate::Dead) {
             return Err(dead("broker.submit"));
         }
+        let t0 = std::time::Instant::now();
         let r = self.count(self.inner.submit(order).await);
+        self.crash.timed("broker.submit", t0);
         let outcome = match (&r, gate) {
             (Err(BrokerError::Retryable { .. } | BrokerError::Other(_)), _) => None,
             (_, Gate::After) => Some("answer lost (crash)".to_string()),

@@ -8,7 +8,9 @@
 //! drops it and starts a new one from the persisted store, as a restart after
 //! `kill -9` would.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// What a wrapped call must do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,20 +35,36 @@ struct State {
     after: bool,
     /// Where it died, once it has.
     died: Option<String>,
-    /// Calls by name (profiling).
-    pub by_name: std::collections::BTreeMap<String, u64>,
-    /// Wall time by name (profiling).
-    pub time_by_name: std::collections::BTreeMap<String, std::time::Duration>,
+    /// Calls and wall time by call name, with `KEEL_SIM_PROFILE` (reporting only).
+    profile: BTreeMap<String, (u64, Duration)>,
 }
 
-/// The shared crash trigger of one worker incarnation.
-#[derive(Debug, Default)]
-pub(crate) struct CrashSwitch(Mutex<State>);
+/// The shared crash trigger of the worker (reset for each incarnation).
+#[derive(Debug)]
+pub(crate) struct CrashSwitch {
+    state: Mutex<State>,
+    /// `KEEL_SIM_PROFILE` set: count and time every call.
+    profiling: bool,
+}
+
+impl Default for CrashSwitch {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            profiling: std::env::var_os("KEEL_SIM_PROFILE").is_some(),
+        }
+    }
+}
+
+/// The call name without its detail (`store.append order_intent` -> `store.append`).
+fn name(what: &str) -> &str {
+    what.split(' ').next().unwrap_or(what)
+}
 
 impl CrashSwitch {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // A poisoned lock means a panic elsewhere; the counters are still usable.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Arms a crash at the `at`-th call from now.
@@ -65,27 +83,11 @@ impl CrashSwitch {
     /// Back to life (a new incarnation after restart).
     pub fn reset(&self) {
         let mut s = self.state();
-        let by_name = std::mem::take(&mut s.by_name);
-        let time_by_name = std::mem::take(&mut s.time_by_name);
-        *s = State::default();
-        s.by_name = by_name;
-        s.time_by_name = time_by_name;
-    }
-
-    /// Adds the wall time of a call (profiling).
-    pub fn timed(&self, what: &str, since: std::time::Instant) {
-        let key = what.split(' ').next().unwrap_or(what).to_string();
-        *self.state().time_by_name.entry(key).or_default() += since.elapsed();
-    }
-
-    /// Wall time by call name so far (profiling).
-    pub fn time_by_name(&self) -> std::collections::BTreeMap<String, std::time::Duration> {
-        self.state().time_by_name.clone()
-    }
-
-    /// Calls by name so far (profiling).
-    pub fn calls_by_name(&self) -> std::collections::BTreeMap<String, u64> {
-        self.state().by_name.clone()
+        let profile = std::mem::take(&mut s.profile);
+        *s = State {
+            profile,
+            ..State::default()
+        };
     }
 
     /// Where the worker died, if it has.
@@ -97,10 +99,6 @@ impl CrashSwitch {
     /// can die after taking effect, reads only before.
     pub fn enter(&self, what: &str, mutating: bool) -> Gate {
         let mut s = self.state();
-        if std::env::var_os("KEEL_SIM_PROFILE").is_some() {
-            let key = what.split(' ').next().unwrap_or(what).to_string();
-            *s.by_name.entry(key).or_default() += 1;
-        }
         if s.died.is_some() {
             return Gate::Dead;
         }
@@ -120,6 +118,22 @@ impl CrashSwitch {
         } else {
             Gate::Before
         }
+    }
+
+    /// Records a completed call's wall time (profiling only).
+    pub fn timed(&self, what: &str, since: Instant) {
+        if self.profiling {
+            let e = since.elapsed();
+            let mut s = self.state();
+            let p = s.profile.entry(name(what).to_string()).or_default();
+            p.0 += 1;
+            p.1 += e;
+        }
+    }
+
+    /// Calls and wall time by call name so far (profiling only).
+    pub fn profile(&self) -> BTreeMap<String, (u64, Duration)> {
+        self.state().profile.clone()
     }
 }
 

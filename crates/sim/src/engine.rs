@@ -873,11 +873,9 @@ impl Sim {
             for (k, v) in &self.phases {
                 eprintln!("profile seed {}: {k:>20} {:>8.3}s", self.seed, v.as_secs_f64());
             }
-            let times = self.crash.time_by_name();
-            for (k, v) in self.crash.calls_by_name() {
-                let t = times.get(&k).copied().unwrap_or_default();
+            for (k, (n, t)) in self.crash.profile() {
                 eprintln!(
-                    "calls seed {}: {k:>30} {v:>6} {:>8.3}s",
+                    "calls seed {}: {k:>30} {n:>6} {:>8.3}s",
                     self.seed,
                     t.as_secs_f64()
                 );

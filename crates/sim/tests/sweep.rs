@@ -39,6 +39,8 @@ const KINDS: &[&str] = &[
     "vol_spike",
     "vol_data_outage",
     "operator_kill",
+    "reject_storm",
+    "timeout_storm",
 ];
 
 #[test]
@@ -63,6 +65,10 @@ fn ci_sweep_200_days_all_faults_zero_violations() {
         );
     }
     assert!(r.crashes >= 20, "only {} crashes landed", r.crashes);
+    // Both kinds of kill happened and the operator released them.
+    for k in ["engaged_automatic", "engaged_cli", "released"] {
+        assert!(r.kill_switch.get(k).copied().unwrap_or(0) > 0, "no {k}: {:?}", r.kill_switch);
+    }
     assert!(r.orders >= 500, "only {} orders reached the venue", r.orders);
     // Hostile target sets were written and intake refused some of them.
     for k in ["refused_at_intake", "queued", "replay", "large_turnover"] {
@@ -150,4 +156,19 @@ fn planted_bugs_are_found_and_reproduce_from_the_seed() {
         let clean = block_on(run(&SimConfig::new(v.seed, v.day, FaultProfile::All)));
         assert!(clean.ok(), "seed {} fails without the bug:\n{clean}", v.seed);
     }
+}
+
+/// Known gap, found by the simulator: when keel is down from the close until
+/// after midnight UTC, `Worker::maybe_eod` (which only looks at today's UTC
+/// date) never writes that session's EOD snapshot. Ignored until the worker
+/// is fixed; `cargo test -p keel-sim -- --ignored` shows it.
+#[test]
+#[ignore = "known worker gap: EOD of a session keel was down for is never written"]
+fn evening_outage_keeps_eod_exactly_once() {
+    let cfg = SimConfig {
+        outages: true,
+        ..SimConfig::new(9, 5, FaultProfile::All)
+    };
+    let r = block_on(run(&cfg));
+    assert!(r.ok(), "{r}");
 }

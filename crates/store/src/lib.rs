@@ -9,6 +9,13 @@
 //!    whose hash covers the previous row's hash (see [`chain_hash`]), and
 //! 3. applies the event to the projection tables (positions, cash, orders, …).
 //!
+//! A batch ([`Store::append_batch`]) is one transaction and one durable
+//! commit, and costs about ten statements whatever its size: one duplicate
+//! check, one multi-row audit insert, and per projection table one load and
+//! one multi-row write-back (see `apply.rs`). Writers in one process are
+//! serialised by a lock around the cached chain head; a writer in another
+//! process is caught by the `seq` primary key and the append retries.
+//!
 //! So the projections are always a function of the log, can be rebuilt from
 //! it ([`Store::rebuild_projections`]), and [`Store::verify_chain`] names the
 //! first edited, removed or reordered row (invariant 6). Commits are durable

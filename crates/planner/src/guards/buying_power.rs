@@ -4,6 +4,7 @@
 //! because a buy can fill before the sell that was meant to pay for it.
 
 use super::{cap_at, Guard, Verdict};
+use crate::fx;
 use crate::context::{Candidate, Ctx, CycleAccumulator};
 use crate::num::{mul, shares_for, BPS};
 use crate::output::{GuardId, ReasonCode};
@@ -56,8 +57,8 @@ pub(crate) fn sell_price(c: &Candidate<'_>, cfg: &BuyingPower) -> Decimal {
 
 /// `price × (1 + bps / 10000)`, saturating; never negative.
 pub(crate) fn buffered(price: Decimal, bps: Decimal) -> Decimal {
-    let factor = Decimal::ONE.saturating_add(bps.checked_div(BPS).unwrap_or_default());
-    mul(price, factor).max(Decimal::ZERO)
+    let factor = fx::sat_add(Decimal::ONE, bps.checked_div(BPS).unwrap_or_default());
+    fx::max(mul(price, factor), Decimal::ZERO)
 }
 
 impl Guard for BuyingPower {

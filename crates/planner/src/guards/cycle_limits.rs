@@ -3,6 +3,7 @@
 //! generates orders cannot generate unboundedly many.
 
 use super::{cap_at, Guard, Verdict};
+use crate::fx;
 use crate::context::{Candidate, Ctx, CycleAccumulator};
 use crate::num::{pct, shares_for};
 use crate::output::{GuardId, ReasonCode};
@@ -58,7 +59,7 @@ impl Guard for CycleLimits {
         }
         let px = c.price.unwrap_or_default();
         let limit = ctx.of_equity(self.max_turnover);
-        let room = limit.saturating_sub(acc.turnover);
+        let room = fx::sat_sub(limit, acc.turnover);
         if super::fits(c.qty, px, room) {
             return Verdict::Pass;
         }

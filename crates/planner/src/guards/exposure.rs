@@ -8,6 +8,7 @@
 //! next cycle's replan are the backstop.
 
 use super::{cap_increase, Guard, Verdict};
+use crate::fx;
 use crate::context::{Candidate, Ctx, CycleAccumulator};
 use crate::num::{mul, pct, shares_for};
 use crate::output::{GuardId, ReasonCode};
@@ -53,14 +54,14 @@ impl Guard for ExposureLimits {
         let px = c.price.unwrap_or_default();
         let reducing = mul(c.reducing_qty(), px);
         // After the reducing part: the symbol's gross shrinks by it, net moves by it.
-        let gross_mid = acc.gross.saturating_sub(reducing);
-        let net_mid = acc.net.saturating_add(mul(c.sign(), reducing));
+        let gross_mid = fx::sat_sub(acc.gross, reducing);
+        let net_mid = fx::sat_add(acc.net, mul(c.sign(), reducing));
         let gross_limit = ctx.of_equity(self.max_gross);
         let net_limit = ctx.of_equity(self.max_net);
-        let gross_room = gross_limit.saturating_sub(gross_mid);
+        let gross_room = fx::sat_sub(gross_limit, gross_mid);
         let net_room = match c.side {
-            Side::Buy => net_limit.saturating_sub(net_mid),
-            Side::Sell => net_limit.saturating_add(net_mid),
+            Side::Buy => fx::sat_sub(net_limit, net_mid),
+            Side::Sell => fx::sat_add(net_limit, net_mid),
         };
         let increase = c.increasing_qty();
         if super::fits(increase, px, gross_room) && super::fits(increase, px, net_room) {
@@ -68,7 +69,7 @@ impl Guard for ExposureLimits {
         }
         let by_gross = shares_for(gross_room, px);
         let by_net = shares_for(net_room, px);
-        let (max_increase, reason, which, limit, now) = if by_gross <= by_net {
+        let (max_increase, reason, which, limit, now) = if fx::le(by_gross, by_net) {
             (
                 by_gross,
                 ReasonCode::MaxGrossExposure,

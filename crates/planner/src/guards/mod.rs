@@ -121,6 +121,28 @@ pub(crate) fn per_order(g: &GuardsConfig) -> [&dyn Guard; 15] {
     ]
 }
 
+/// An enabled guard with the facts the pipeline asks of it on every order,
+/// read once per plan (they depend on the config only).
+#[derive(Clone, Copy)]
+pub(crate) struct Active<'g> {
+    guard: &'g dyn Guard,
+    id: GuardId,
+    exempt: bool,
+}
+
+/// The enabled per-order guards, in pipeline order.
+pub(crate) fn active(g: &GuardsConfig) -> Vec<Active<'_>> {
+    per_order(g)
+        .into_iter()
+        .filter(|g| g.enabled())
+        .map(|guard| Active {
+            guard,
+            id: guard.id(),
+            exempt: guard.exempts_risk_reducing(),
+        })
+        .collect()
+}
+
 /// A blocked order's final reason.
 pub(crate) struct Blocked {
     pub guard: GuardId,
@@ -148,7 +170,7 @@ pub(crate) fn evaluate(
     c: &mut Candidate<'_>,
     ctx: &Ctx<'_>,
     acc: &CycleAccumulator,
-    guards: &[&dyn Guard],
+    guards: &[Active<'_>],
     steps: &mut Vec<GuardStep>,
 ) -> Option<Blocked> {
     let pre = ctx.plan_block.as_ref().or(c.pre_block.as_ref());
@@ -156,14 +178,11 @@ pub(crate) fn evaluate(
         return Some(Blocked::new(b.guard, b.reason, b.detail.clone()));
     }
     for g in guards {
-        if !g.enabled() {
-            continue;
-        }
-        let exempt = g.exempts_risk_reducing();
+        let exempt = g.exempt;
         if exempt && c.is_risk_reducing() {
             continue;
         }
-        let (cap, reason, detail) = match g.check(c, ctx, acc) {
+        let (cap, reason, detail) = match g.guard.check(c, ctx, acc) {
             Verdict::Pass => continue,
             Verdict::Cap { qty, reason, detail } => (qty, reason, detail),
             Verdict::Block { reason, detail } => (Decimal::ZERO, reason, detail),
@@ -173,15 +192,15 @@ pub(crate) fn evaluate(
         } else {
             Decimal::ZERO
         };
-        let qty = ctx.floor_lot(cap.min(c.qty)).max(floor);
-        if qty >= c.qty {
+        let qty = fx::max(ctx.floor_lot(fx::min(cap, c.qty)), floor);
+        if fx::ge(qty, c.qty) {
             continue;
         }
-        if qty <= Decimal::ZERO {
-            return Some(Blocked::new(g.id(), reason, detail));
+        if !fx::is_pos(qty) {
+            return Some(Blocked::new(g.id, reason, detail));
         }
         steps.push(GuardStep {
-            guard: g.id(),
+            guard: g.id,
             from: c.qty,
             to: qty,
             reason,
@@ -189,7 +208,7 @@ pub(crate) fn evaluate(
         });
         c.qty = qty;
     }
-    if c.qty <= Decimal::ZERO {
+    if !fx::is_pos(c.qty) {
         // Only unpriced candidates start at zero and they carry a pre-block;
         // kept so that no path can ever emit a zero-quantity order.
         return Some(Blocked::new(
@@ -232,7 +251,7 @@ pub(crate) fn cap_increase(
     reason: ReasonCode,
     detail: impl FnOnce(Decimal) -> String,
 ) -> Verdict {
-    let allowed = fx::sat_add(c.reducing_qty(), max_increase.max(Decimal::ZERO));
+    let allowed = fx::sat_add(c.reducing_qty(), fx::max(max_increase, Decimal::ZERO));
     cap_at(c, ctx, allowed, reason, detail)
 }
 

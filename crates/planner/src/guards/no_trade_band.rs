@@ -2,6 +2,7 @@
 //! price drift don't turn into a stream of tiny orders that only pay spread.
 
 use super::{Guard, Verdict};
+use crate::fx;
 use crate::context::{Candidate, Ctx, CycleAccumulator};
 use crate::num::{mul, pct};
 use crate::output::{GuardId, ReasonCode};
@@ -76,7 +77,7 @@ impl Guard for NoTradeBand {
     /// Runs before any resizing guard, so it judges the planner's proposal.
     fn check(&self, c: &Candidate<'_>, ctx: &Ctx<'_>, _acc: &CycleAccumulator) -> Verdict {
         // Flattens the position exactly: the whole order reduces, down to zero.
-        let full_exit = c.target_qty == Some(Decimal::ZERO) && c.qty == c.reducible;
+        let full_exit = c.target_qty.is_some_and(|t| t.is_zero()) && fx::eq(c.qty, c.reducible);
         if self.exempt_full_exit && full_exit {
             return Verdict::Pass;
         }
@@ -90,13 +91,13 @@ impl Guard for NoTradeBand {
             own = self.band(ctx.equity);
             &own
         };
-        if notional < band.threshold {
+        if fx::lt(notional, band.threshold) {
             return Verdict::Block {
                 reason: ReasonCode::BelowNoTradeBand,
                 detail: band.detail.clone(),
             };
         }
-        if c.qty < self.min_shares {
+        if fx::lt(c.qty, self.min_shares) {
             return Verdict::Block {
                 reason: ReasonCode::BelowNoTradeBand,
                 detail: format!(

@@ -3,6 +3,7 @@
 //! enabled (`planner.allow_short`).
 
 use super::{Guard, Verdict};
+use crate::fx;
 use crate::context::{Candidate, Ctx, CycleAccumulator};
 use crate::output::{GuardId, ReasonCode};
 use keel_domain::Side;
@@ -31,7 +32,7 @@ impl Guard for PositionExistence {
         if c.side != Side::Sell || ctx.cfg.planner.allow_short {
             return Verdict::Pass;
         }
-        let available = c.held.checked_sub(c.committed_sell).unwrap_or(Decimal::ZERO);
+        let available = fx::checked_sub(c.held, c.committed_sell).unwrap_or(Decimal::ZERO);
         let detail = |q| {
             format!(
                 "sell of {} {} exceeds held {} minus committed sells {} (shorting disabled); allowed {q}",
