@@ -25,6 +25,10 @@ pub struct Common {
     /// replays, tests and the simulator.
     #[arg(long, global = true)]
     pub at: Option<String>,
+    /// Which `[[accounts]]` entry to act on (required when the config lists
+    /// more than one; `keel run` without it runs them all).
+    #[arg(long, global = true)]
+    pub account: Option<String>,
 }
 
 /// The verbs.
@@ -130,6 +134,28 @@ pub enum Command {
         /// Last date (YYYY-MM-DD), inclusive.
         #[arg(long)]
         to: String,
+    },
+    /// Apply pending schema migrations to the configured store(s) and exit.
+    Migrate {
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Copy an account's audit log (and so its state) to another store,
+    /// verbatim: the target's hash chain is the source's and verifies, and its
+    /// projections equal the source's. Re-running resumes / is a no-op.
+    Export {
+        /// Target: `sqlite:PATH`, `jsonl:PATH` or a `postgres://` URL (the
+        /// account's schema there is `<store.schema_prefix><account id>`).
+        #[arg(long)]
+        to: String,
+        /// Source instead of the configured store: `sqlite:PATH`, `jsonl:PATH`
+        /// or a `postgres://` URL.
+        #[arg(long)]
+        from: Option<String>,
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
     },
     /// Write a commented example keel.toml.
     Init {

@@ -7,7 +7,7 @@ use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use keel_broker::{PaperBroker, PaperConfig};
 use keel_domain::{AccountSnapshot, Clock, FixedClock, KillSource, SystemClock};
-use keel_store::{SqliteStore, Store};
+use keel_store::{Lease, Store};
 use keel_worker::{SubmitOutcome, Worker};
 use std::io::Write;
 use std::path::Path;
@@ -35,8 +35,16 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             block_on(serve(env))
         }
         Command::Run { common } => {
+            let envs = Env::load_accounts(&common)?;
+            block_on(crate::runner::run(envs))
+        }
+        Command::Migrate { common } => {
+            let envs = Env::load_accounts(&common)?;
+            block_on(crate::export::migrate(envs))
+        }
+        Command::Export { to, from, common } => {
             let env = Env::load(&common)?;
-            block_on(crate::live::run(env))
+            block_on(crate::export::export(env, from.as_deref(), &to))
         }
         Command::Submit { file, id, common } => {
             let env = Env::load(&common)?;
@@ -95,8 +103,51 @@ pub struct Env {
 }
 
 impl Env {
-    /// Loads config and clock from the shared options.
+    /// Loads config and clock from the shared options, for the one account
+    /// the command acts on: `--account`, or the only one configured.
     pub fn load(common: &Common) -> Result<Self, CliError> {
+        let mut envs = Self::load_accounts(common)?;
+        if envs.len() > 1 {
+            let ids: Vec<&str> = envs.iter().map(|e| e.cfg.account_id.as_str()).collect();
+            return Err(input(format!(
+                "the config lists {} accounts ({}): pass --account ID",
+                envs.len(),
+                ids.join(", ")
+            )));
+        }
+        Ok(envs.remove(0))
+    }
+
+    /// One environment per configured account (just `--account` when given),
+    /// sharing the clock.
+    pub fn load_accounts(common: &Common) -> Result<Vec<Self>, CliError> {
+        let base = Self::load_file(common)?;
+        let all = base.cfg.account_configs().map_err(input)?;
+        let chosen: Vec<_> = match &common.account {
+            None => all,
+            Some(id) => {
+                let ids: Vec<String> = all.iter().map(|c| c.account_id.clone()).collect();
+                let one: Vec<_> = all.into_iter().filter(|c| &c.account_id == id).collect();
+                if one.is_empty() {
+                    return Err(input(format!(
+                        "--account = {id:?}: not configured (accounts: {})",
+                        ids.join(", ")
+                    )));
+                }
+                one
+            }
+        };
+        Ok(chosen
+            .into_iter()
+            .map(|cfg| Env {
+                cfg,
+                clock: base.clock.clone(),
+            })
+            .collect())
+    }
+
+    /// The config file as written (top level plus `[[accounts]]`) and the clock.
+    fn load_file(common: &Common) -> Result<Self, CliError> {
         // A data directory carries its own keel.toml (written by `keel demo`), so
         // `--data-dir D` alone sees the same account, seed and limits that created D.
         let implied = common
@@ -115,15 +166,10 @@ impl Env {
         Ok(Self { cfg, clock })
     }
 
-    /// Opens the store (creating the data directory).
+    /// Opens the store (creating the data directory): SQLite, or the
+    /// account's PostgreSQL schema when `store.url` is set.
     pub async fn store(&self) -> Result<Arc<dyn Store>, CliError> {
-        std::fs::create_dir_all(&self.cfg.data_dir)
-            .with_context(|| format!("creating data directory {}", self.cfg.data_dir.display()))?;
-        let path = self.cfg.store_path();
-        let store = SqliteStore::open(&path)
-            .await
-            .with_context(|| format!("opening store {}", path.display()))?;
-        Ok(Arc::new(store))
+        Ok(crate::stores::open(&self.cfg).await?.store())
     }
 
     /// The paper broker's settings, under this config's account id.
@@ -137,6 +183,19 @@ impl Env {
     /// Opens the store and the paper broker and builds a worker over them.
     pub async fn worker(&self) -> Result<Worker, CliError> {
         let store = self.store().await?;
+        self.worker_over(store).await
+    }
+
+    /// A worker that trades under `lease`: every append carries its fencing
+    /// token (the database refuses a stale holder's writes) and nothing is
+    /// sent to the broker once the lease is no longer held. The paper venue
+    /// is opened afresh, so it starts from what the previous holder left.
+    pub async fn leased_worker(&self, lease: &Arc<Lease>) -> Result<Worker, CliError> {
+        let store: Arc<dyn Store> = Arc::new(lease.fenced_store());
+        Ok(self.worker_over(store).await?.with_lease(lease.clone()))
+    }
+
+    async fn worker_over(&self, store: Arc<dyn Store>) -> Result<Worker, CliError> {
         let path = self.cfg.paper_path();
         let broker = PaperBroker::open(&path, self.paper_config(), self.clock.clone())
             .await
@@ -320,9 +379,23 @@ async fn submit(env: Env, file: &Path, id: Option<&str>) -> Result<(), CliError>
 }
 
 async fn cycle(env: Env) -> Result<(), CliError> {
-    let worker = env.worker().await?;
-    let outcome = worker.cycle().await.context("cycle")?;
-    let eod = worker.maybe_eod().await.context("end-of-day snapshot")?;
+    // One cycle under the account's lease: waits (up to one TTL) for a
+    // holder to go away, renews while the cycle runs, releases at the end.
+    let backend = crate::stores::open(&env.cfg).await?;
+    let lease = crate::runner::acquire_for_command(&env, &backend).await?;
+    let renewer = crate::runner::spawn_renewal(lease.clone(), env.cfg.lease.renew_every());
+    let result = async {
+        let worker = env.leased_worker(&lease).await?;
+        let outcome = worker.cycle().await.context("cycle")?;
+        let eod = worker.maybe_eod().await.context("end-of-day snapshot")?;
+        Ok::<_, CliError>((outcome, eod))
+    }
+    .await;
+    renewer.abort();
+    if let Err(e) = lease.release().await {
+        tracing::warn!(error = %e, "releasing the lease failed; it expires by itself");
+    }
+    let (outcome, eod) = result?;
     println!(
         "{}",
         serde_json::to_string(&outcome).context("rendering the outcome")?
@@ -358,7 +431,7 @@ async fn kill(env: Env, reason: &str, engage: bool) -> Result<(), CliError> {
 
 async fn audit_verify(env: Env) -> Result<(), CliError> {
     let path = env.cfg.store_path();
-    if !path.exists() {
+    if crate::stores::missing(&env.cfg) {
         return Err(input(format!(
             "{}: no store here (run a command that writes first)",
             path.display()

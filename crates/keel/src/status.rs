@@ -39,7 +39,7 @@ struct Status {
 /// Prints the status of the configured account.
 pub async fn print(env: Env, json: bool) -> Result<(), CliError> {
     let path = env.cfg.store_path();
-    if !path.exists() {
+    if crate::stores::missing(&env.cfg) {
         return Err(input(format!(
             "{}: no keel state here yet (try `keel demo` or `keel submit`)",
             path.display()

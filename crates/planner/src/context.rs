@@ -53,6 +53,8 @@ pub(crate) struct Candidate<'a> {
     pub open_counts: (u32, u32),
     /// Positive reference price, `None` when unusable.
     pub price: Option<Decimal>,
+    /// The same price unpacked, when it fits (for the fast paths).
+    pub price64: Option<fx::D64>,
     /// When the quote was observed.
     pub quote_ts: Option<DateTime<Utc>>,
     /// Limit price for limit orders.
@@ -122,6 +124,8 @@ pub(crate) struct Ctx<'a> {
     pub now: DateTime<Utc>,
     /// Equity weights are applied to (min of broker and marked).
     pub equity: Decimal,
+    /// The same equity unpacked, when it fits (for the fast paths).
+    pub equity64: Option<fx::D64>,
     /// Decimal places of a lot (0 whole shares, 4 fractional).
     pub lot_dp: u32,
     /// The effective volatility scale and its explanation.

@@ -55,21 +55,14 @@ pub(crate) fn unpack(d: Decimal) -> (i128, u32) {
 /// by the first tier below), and the scale.
 #[inline(always)]
 pub(crate) fn small(d: Decimal) -> Option<(i64, u32)> {
-    // The documented 16-byte layout: flags, then the 96-bit mantissa lo, mid, hi.
-    let b = d.serialize();
-    let flags = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    let lo = u64::from_le_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
-    let hi = u32::from_le_bytes([b[12], b[13], b[14], b[15]]);
-    if hi != 0 || lo > i64::MAX as u64 {
+    let u = d.unpack();
+    let lo = u64::from(u.mid) << 32 | u64::from(u.lo);
+    if u.hi != 0 || lo > i64::MAX as u64 {
         return None;
     }
     let m = lo as i64;
-    let m = if flags & SIGN_BIT != 0 { -m } else { m };
-    Some((m, (flags >> 16) & 0xff))
+    Some((if u.negative { -m } else { m }, u.scale))
 }
-
-/// The sign bit of the serialized flags.
-const SIGN_BIT: u32 = 0x8000_0000;
 
 /// `m × 10^-s` as a `Decimal`, or `None` when it does not fit.
 #[inline(always)]
@@ -402,6 +395,210 @@ pub(crate) fn trunc_positive(x: Decimal, dp: u32) -> Option<Decimal> {
     pack(divrem_pow10(m, s - dp).0, dp)
 }
 
+/// A `Decimal` whose mantissa fits in an `i64`, unpacked once so that a
+/// chain of operations runs on registers: the same mantissa and scale the
+/// `Decimal` has (trailing zeros included), never a negative zero.
+///
+/// Every operation returns what the named `Decimal` operation returns, bit
+/// for bit once converted back with [`D64::dec`], or `None` when the result
+/// would leave this representation; callers then take the `Decimal` path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct D64 {
+    m: i64,
+    s: u32,
+}
+
+impl D64 {
+    /// `Decimal::ZERO`.
+    pub(crate) const ZERO: D64 = D64 { m: 0, s: 0 };
+
+    /// The unpacked form of `d`, if its mantissa fits and it is not a negative zero.
+    #[inline(always)]
+    pub(crate) fn of(d: Decimal) -> Option<D64> {
+        let u = d.unpack();
+        let lo = u64::from(u.mid) << 32 | u64::from(u.lo);
+        if u.hi != 0 || lo > i64::MAX as u64 || (lo == 0 && u.negative) {
+            return None;
+        }
+        let m = lo as i64;
+        Some(D64 {
+            m: if u.negative { -m } else { m },
+            s: u.scale,
+        })
+    }
+
+    /// Back to a `Decimal` (always representable).
+    #[inline(always)]
+    pub(crate) fn dec(self) -> Decimal {
+        // The scale came from a Decimal or was checked against MAX_SCALE.
+        Decimal::try_new(self.m, self.s).unwrap_or_default()
+    }
+
+    /// `x.is_zero()`.
+    #[inline(always)]
+    pub(crate) fn is_zero(self) -> bool {
+        self.m == 0
+    }
+
+    /// `x > 0`.
+    #[inline(always)]
+    pub(crate) fn is_pos(self) -> bool {
+        self.m > 0
+    }
+
+    /// `Decimal::abs`.
+    #[inline(always)]
+    pub(crate) fn abs(self) -> Option<D64> {
+        Some(D64 {
+            m: self.m.checked_abs()?,
+            s: self.s,
+        })
+    }
+
+    /// `-x` (of a non-zero value).
+    #[inline(always)]
+    fn neg(self) -> Option<D64> {
+        Some(D64 {
+            m: self.m.checked_neg()?,
+            s: self.s,
+        })
+    }
+
+    /// `Decimal::checked_add`.
+    #[inline(always)]
+    pub(crate) fn add(self, b: D64) -> Option<D64> {
+        if self.m == 0 {
+            return Some(b);
+        }
+        if b.m == 0 {
+            return Some(self);
+        }
+        let (x, y, s) = align64(self.m, self.s, b.m, b.s)?;
+        Some(D64 { m: x.checked_add(y)?, s })
+    }
+
+    /// `Decimal::checked_sub`.
+    #[inline(always)]
+    pub(crate) fn sub(self, b: D64) -> Option<D64> {
+        if self.m == 0 {
+            return if b.m == 0 { Some(b) } else { b.neg() };
+        }
+        if b.m == 0 {
+            return Some(self);
+        }
+        let (x, y, s) = align64(self.m, self.s, b.m, b.s)?;
+        Some(D64 { m: x.checked_sub(y)?, s })
+    }
+
+    /// `Decimal::checked_mul`.
+    #[inline(always)]
+    pub(crate) fn mul(self, b: D64) -> Option<D64> {
+        if self.m == 0 || b.m == 0 {
+            return Some(D64::ZERO);
+        }
+        let s = self.s + b.s;
+        if s > Decimal::MAX_SCALE {
+            return None;
+        }
+        Some(D64 {
+            m: self.m.checked_mul(b.m)?,
+            s,
+        })
+    }
+
+    /// `Decimal::cmp`.
+    #[inline(always)]
+    pub(crate) fn cmp(self, b: D64) -> Option<Ordering> {
+        let (x, y, _) = align64(self.m, self.s, b.m, b.s)?;
+        Some(x.cmp(&y))
+    }
+
+    /// `x.round_dp_with_strategy(dp, ToZero)` of a positive `x`, or `None`.
+    #[inline(always)]
+    pub(crate) fn trunc_pos(self, dp: u32) -> Option<D64> {
+        if self.m <= 0 {
+            return None;
+        }
+        if self.s <= dp {
+            return Some(self);
+        }
+        let p = *POW10_64.get((self.s - dp) as usize)?;
+        Some(D64 { m: self.m / p, s: dp })
+    }
+
+    /// [`crate::num::floor_lot`]: rounded toward zero to `dp` places, `Decimal::ZERO` unless positive.
+    #[inline(always)]
+    pub(crate) fn floor_lot(self, dp: u32) -> Option<D64> {
+        if self.m <= 0 {
+            Some(D64::ZERO)
+        } else {
+            self.trunc_pos(dp)
+        }
+    }
+
+    /// [`crate::num::div_to_lot`]'s exact quotient `n / d` truncated to `dp` places.
+    #[inline(always)]
+    pub(crate) fn div_to_lot(self, d: D64, dp: u32) -> Option<D64> {
+        if d.m == 0 {
+            return None;
+        }
+        let up = d.s + dp;
+        let p = *POW10_64.get(up.abs_diff(self.s) as usize)?;
+        let (num, den) = if up >= self.s {
+            (self.m.checked_mul(p)?, d.m)
+        } else {
+            (self.m, d.m.checked_mul(p)?)
+        };
+        Some(D64 {
+            m: num.checked_div(den)?,
+            s: dp,
+        })
+    }
+
+    /// [`crate::num`]'s exact half: an even mantissa halves, an odd one gains a digit.
+    #[inline(always)]
+    pub(crate) fn half(self) -> Option<D64> {
+        if self.m % 2 == 0 {
+            Some(D64 {
+                m: self.m / 2,
+                s: self.s,
+            })
+        } else if self.s < Decimal::MAX_SCALE {
+            Some(D64 {
+                m: self.m.checked_mul(5)?,
+                s: self.s + 1,
+            })
+        } else {
+            None
+        }
+    }
+
+    /// `x ≥ 1` for a positive `x`.
+    #[inline(always)]
+    pub(crate) fn at_least_one(self) -> bool {
+        match POW10_64.get(self.s as usize) {
+            Some(p) => self.m >= *p,
+            // 10^s beyond i64: the mantissa is smaller.
+            None => false,
+        }
+    }
+
+    /// A positive price rounded to `dp` places: toward zero, or up when `up`
+    /// (`ToNegativeInfinity` / `ToPositiveInfinity` on a positive value).
+    #[inline(always)]
+    pub(crate) fn round_pos(self, dp: u32, up: bool) -> Option<D64> {
+        if self.s <= dp {
+            return Some(self);
+        }
+        let p = *POW10_64.get((self.s - dp) as usize)?;
+        let (q, r) = (self.m / p, self.m % p);
+        Some(D64 {
+            m: if up && r != 0 { q + 1 } else { q },
+            s: dp,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -497,6 +694,53 @@ mod tests {
         }
         // The generator must exercise the fast paths, not only the fallbacks.
         assert!(fast_add > n / 2 && fast_mul > n / 4, "{fast_add} {fast_mul}");
+    }
+
+    #[test]
+    fn d64_matches_rust_decimal_bit_for_bit() {
+        use rust_decimal::RoundingStrategy::{ToNegativeInfinity, ToPositiveInfinity, ToZero};
+        let mut r = Rng(11);
+        let n = if cfg!(debug_assertions) { 300_000 } else { 3_000_000 };
+        let (mut seen, mut fast) = (0, 0);
+        for _ in 0..n {
+            let (a, b) = (any(&mut r), any(&mut r));
+            let b = if r.below(8) == 0 { a.round_dp(r.below(29) as u32) } else { b };
+            let (Some(x), Some(y)) = (D64::of(a), D64::of(b)) else {
+                assert!(D64::of(a).is_none_or(|x| same(x.dec(), a)));
+                continue;
+            };
+            seen += 1;
+            assert!(same(x.dec(), a), "{a:?}");
+            let check = |what: &str, got: Option<D64>, want: Option<Decimal>| {
+                if let Some(g) = got {
+                    let w = want.unwrap_or_else(|| panic!("{what} {a:?} {b:?}: fast {g:?}, decimal none"));
+                    assert!(same(g.dec(), w), "{what} {a:?} {b:?}: {:?} vs {w:?}", g.dec());
+                }
+            };
+            check("add", x.add(y), a.checked_add(b));
+            check("sub", x.sub(y), a.checked_sub(b));
+            check("mul", x.mul(y), a.checked_mul(b));
+            check("abs", x.abs(), Some(a.abs()));
+            if let Some(o) = x.cmp(y) {
+                fast += 1;
+                assert_eq!(o, a.cmp(&b), "{a:?} {b:?}");
+            }
+            assert_eq!(x.is_pos(), a > Decimal::ZERO);
+            assert_eq!(x.is_zero(), a.is_zero());
+            let dp = r.below(6) as u32;
+            check("trunc", x.trunc_pos(dp), (a > Decimal::ZERO).then(|| a.round_dp_with_strategy(dp, ToZero)));
+            check("floor_lot", x.floor_lot(dp), Some(crate::num::floor_lot(a, dp)));
+            if !b.is_zero() {
+                check("div_to_lot", x.div_to_lot(y, dp), crate::num::div_to_lot(a, b, dp));
+            }
+            if a > Decimal::ZERO {
+                assert_eq!(x.at_least_one(), a >= Decimal::ONE, "{a:?}");
+                check("round down", x.round_pos(dp, false), Some(a.round_dp_with_strategy(dp, ToNegativeInfinity)));
+                check("round up", x.round_pos(dp, true), Some(a.round_dp_with_strategy(dp, ToPositiveInfinity)));
+            }
+            check("half", x.half(), crate::num::half(a));
+        }
+        assert!(seen > n / 2 && fast > n / 4, "{seen} {fast}");
     }
 
     #[test]

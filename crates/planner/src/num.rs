@@ -6,7 +6,7 @@
 //! Saturation is used only where a huge value fails closed (an exposure or a
 //! spend that saturates at `Decimal::MAX` exceeds every limit).
 
-use crate::fx::{self, POW10};
+use crate::fx::{self, D64, POW10};
 use chrono::{DateTime, Utc};
 use keel_domain::{Quote, Side};
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -106,6 +106,34 @@ pub(crate) fn reference(q: &Quote) -> Option<Decimal> {
     is_positive(px).then_some(px)
 }
 
+/// [`reference`], and the same price unpacked when it fits: computed on the
+/// unpacked bid, ask and last when they fit (the common case), else by
+/// [`reference`] itself.
+#[inline]
+pub(crate) fn reference_fast(q: &Quote) -> (Option<Decimal>, Option<D64>) {
+    if let Some(px) = reference64(q) {
+        return if px.is_pos() {
+            (Some(px.dec()), Some(px))
+        } else {
+            (None, None)
+        };
+    }
+    let px = reference(q);
+    (px, px.and_then(D64::of))
+}
+
+/// [`reference`]'s price before its positivity test, when every step fits.
+#[inline(always)]
+fn reference64(q: &Quote) -> Option<D64> {
+    let bid = D64::of(q.bid)?;
+    let ask = D64::of(q.ask)?;
+    if bid.is_pos() && ask.cmp(bid)? != std::cmp::Ordering::Less {
+        bid.add(ask)?.half()
+    } else {
+        D64::of(q.last)
+    }
+}
+
 /// `x > 0` from the sign and zero bits, without a full decimal comparison
 /// (this runs several times per symbol).
 #[inline]
@@ -117,7 +145,7 @@ pub(crate) fn is_positive(x: Decimal) -> bool {
 /// mantissa halves at the same scale, an odd one gains one digit. (Division
 /// can pad an extra zero, `10.0150` where this gives `10.015`: same value.)
 #[inline]
-fn half(x: Decimal) -> Option<Decimal> {
+pub(crate) fn half(x: Decimal) -> Option<Decimal> {
     let (m, s) = (x.mantissa(), x.scale());
     let (m, s) = if m % 2 == 0 {
         (m / 2, s)
@@ -140,15 +168,36 @@ fn half(x: Decimal) -> Option<Decimal> {
 pub(crate) struct LimitPricer {
     buy: Option<Decimal>,
     sell: Option<Decimal>,
+    /// The factors unpacked, when positive and representable.
+    buy64: Option<D64>,
+    sell64: Option<D64>,
 }
 
 impl LimitPricer {
     pub(crate) fn new(bps: Decimal) -> Self {
         let offset = bps.checked_div(BPS);
+        let buy = offset.and_then(|o| Decimal::ONE.checked_add(o));
+        let sell = offset.and_then(|o| Decimal::ONE.checked_sub(o));
+        let unpacked = |f: Option<Decimal>| f.and_then(D64::of).filter(|f| f.is_pos());
         Self {
-            buy: offset.and_then(|o| Decimal::ONE.checked_add(o)),
-            sell: offset.and_then(|o| Decimal::ONE.checked_sub(o)),
+            buy,
+            sell,
+            buy64: unpacked(buy),
+            sell64: unpacked(sell),
         }
+    }
+
+    /// [`LimitPricer::price`] of a positive unpacked reference, when it is a
+    /// positive price and every step fits; `None` means "ask `price`".
+    #[inline(always)]
+    pub(crate) fn price64(&self, side: Side, reference: D64) -> Option<D64> {
+        let factor = match side {
+            Side::Buy => self.buy64?,
+            Side::Sell => self.sell64?,
+        };
+        let raw = reference.mul(factor)?;
+        let dp = if raw.at_least_one() { 2 } else { 4 };
+        raw.round_pos(dp, side == Side::Sell).filter(|px| px.is_pos())
     }
 
     /// The limit for `side`; `None` when it overflows or is not positive.

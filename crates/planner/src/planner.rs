@@ -24,7 +24,7 @@
 
 use crate::config::RiskConfig;
 use crate::context::{Candidate, Ctx, CycleAccumulator, PreBlock};
-use crate::fx;
+use crate::fx::{self, D64};
 use crate::guards::{self, buying_power::buffered, stale_quote, Blocked};
 use crate::input::PlanInput;
 use crate::num::{self, mul};
@@ -343,6 +343,7 @@ pub(crate) fn prepare<'a>(input: &PlanInput<'a>, cfg: &'a RiskConfig) -> Prepare
         cfg,
         now: input.now,
         equity,
+        equity64: D64::of(equity),
         lot_dp,
         vol: g.volatility_brake.scale(input.state),
         plan_block: plan_blocks.first().map(|b| PreBlock {
@@ -393,6 +394,69 @@ pub(crate) fn prepare<'a>(input: &PlanInput<'a>, cfg: &'a RiskConfig) -> Prepare
     }
 }
 
+/// A running `Decimal` sum (`acc = acc.saturating_add(x)`, one term at a
+/// time), kept unpacked while every partial sum fits: the same value and
+/// representation as the `Decimal` chain, which it continues from the first
+/// term that does not fit.
+#[derive(Debug, Clone, Copy)]
+enum Sum {
+    Fast(D64),
+    Slow(Decimal),
+}
+
+impl Sum {
+    fn new(d: Decimal) -> Self {
+        D64::of(d).map_or(Sum::Slow(d), Sum::Fast)
+    }
+
+    #[inline(always)]
+    fn add64(&mut self, x: D64) {
+        *self = match *self {
+            Sum::Fast(a) => match a.add(x) {
+                Some(s) => Sum::Fast(s),
+                None => Sum::Slow(fx::sat_add(a.dec(), x.dec())),
+            },
+            Sum::Slow(a) => Sum::Slow(fx::sat_add(a, x.dec())),
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, x: Decimal) {
+        match D64::of(x) {
+            Some(x) => self.add64(x),
+            None => *self = Sum::Slow(fx::sat_add(self.dec(), x)),
+        }
+    }
+
+    fn dec(self) -> Decimal {
+        match self {
+            Sum::Fast(a) => a.dec(),
+            Sum::Slow(a) => a,
+        }
+    }
+}
+
+/// Account-wide figures from positions and working orders (see [`book_add`]).
+struct Book {
+    marked: Sum,
+    gross: Sum,
+    net: Sum,
+    open_buy_notional: Decimal,
+    buying_power_unknown: Option<String>,
+}
+
+impl Book {
+    fn totals(self) -> BookTotals {
+        BookTotals {
+            marked: self.marked.dec(),
+            gross: self.gross.dec(),
+            net: self.net.dec(),
+            open_buy_notional: self.open_buy_notional,
+            buying_power_unknown: self.buying_power_unknown,
+        }
+    }
+}
+
 /// Account-wide figures from positions and working orders.
 struct BookTotals {
     /// Cash + positions at valuation prices.
@@ -423,10 +487,10 @@ fn walk<'a>(
     out: &mut Vec<Candidate<'a>>,
 ) -> (BookTotals, bool) {
     let snap: &'a AccountSnapshot = input.snapshot;
-    let mut t = BookTotals {
-        marked: snap.cash,
-        gross: Decimal::ZERO,
-        net: Decimal::ZERO,
+    let mut t = Book {
+        marked: Sum::new(snap.cash),
+        gross: Sum::new(Decimal::ZERO),
+        net: Sum::new(Decimal::ZERO),
         open_buy_notional: Decimal::ZERO,
         buying_power_unknown: None,
     };
@@ -442,7 +506,7 @@ fn walk<'a>(
         let tk = ti.peek().map_or(u128::MAX, |t| t.0);
         if strict && tk != u128::MAX {
             if last_target.is_some_and(|last| tk <= last) {
-                return (t, false);
+                return (t.totals(), false);
             }
         }
         let pk = pi.head.map_or(u128::MAX, |p| p.0);
@@ -470,9 +534,12 @@ fn walk<'a>(
             (None, None, None) => break,
         };
         let quote = quotes.seek(key);
-        let price = quote.and_then(num::reference);
+        let (price, price64) = match quote {
+            Some(q) => num::reference_fast(q),
+            None => (None, None),
+        };
         if position.is_some() || agg.is_some() {
-            book_add(&mut t, symbol, position, agg, price, bp);
+            book_add(&mut t, symbol, position, agg, price, price64, bp);
         }
         if target.is_some() || position.is_some() {
             out.push(unsized_candidate(
@@ -482,12 +549,13 @@ fn walk<'a>(
                 agg,
                 quote,
                 price,
+                price64,
                 advs.seek(key).copied(),
                 lasts.seek(key).copied(),
             ));
         }
     }
-    (t, true)
+    (t.totals(), true)
 }
 
 /// One symbol's share of the book totals.
@@ -496,20 +564,32 @@ fn walk<'a>(
 /// limit; zero only when nothing at all is known about the symbol.
 #[inline]
 fn book_add(
-    t: &mut BookTotals,
+    t: &mut Book,
     symbol: &Symbol,
     position: Option<&Position>,
     agg: Option<&OpenAgg<'_>>,
     price: Option<Decimal>,
+    price64: Option<D64>,
     bp: &guards::BuyingPower,
 ) {
+    // The common case, a position without working orders valued at its quote, unpacked.
+    if let (Some(p), None, Some(px)) = (position, agg, price64) {
+        if let Some(value) = D64::of(p.qty).and_then(|held| held.mul(px)) {
+            if let Some(abs) = value.abs() {
+                t.marked.add64(value);
+                t.gross.add64(abs);
+                t.net.add64(value);
+                return;
+            }
+        }
+    }
     let val_px = price
         .or_else(|| position.map(|p| p.avg_cost).filter(|c| num::is_positive(*c)))
         .or_else(|| agg.and_then(|a| a.max_limit))
         .unwrap_or_default();
     let held = position.map(|p| p.qty).unwrap_or_default();
     let held_value = mul(held, val_px);
-    t.marked = fx::sat_add(t.marked, held_value);
+    t.marked.add(held_value);
     // val_px ≥ 0, so |projected × px| = |projected| × px: one multiplication serves both sums.
     let value = match agg {
         // Without working orders the projected position is what is held.
@@ -519,8 +599,8 @@ fn book_add(
             val_px,
         ),
     };
-    t.gross = fx::sat_add(t.gross, value.abs());
-    t.net = fx::sat_add(t.net, value);
+    t.gross.add(value.abs());
+    t.net.add(value);
     let Some(a) = agg else { return };
     t.open_buy_notional = fx::sat_add(t.open_buy_notional, a.buy_limit_notional);
     if num::is_positive(a.buy_market_remaining) {
@@ -608,6 +688,7 @@ fn unsized_candidate<'a>(
     open: Option<&OpenAgg<'a>>,
     quote: Option<&'a Quote>,
     price: Option<Decimal>,
+    price64: Option<D64>,
     adv: Option<Decimal>,
     last_trade_at: Option<DateTime<Utc>>,
 ) -> Candidate<'a> {
@@ -633,6 +714,7 @@ fn unsized_candidate<'a>(
         reducible: Decimal::ZERO,
         open_counts: open.map(|a| (a.buys, a.sells)).unwrap_or_default(),
         price,
+        price64,
         quote_ts: quote.map(|q| q.ts),
         limit_price: None,
         adv,
@@ -670,6 +752,44 @@ fn size(c: &mut Candidate<'_>, ctx: &Ctx<'_>) -> bool {
         // Its position overflowed: refused as it is, unsized.
         return true;
     }
+    match size_fast(c, ctx) {
+        Some(keep) => keep,
+        None => size_general(c, ctx),
+    }
+}
+
+/// [`size_general`] on unpacked numbers, for a priced symbol whose every
+/// step fits (the common case). `None` leaves the candidate untouched for
+/// the general path: anything unusual (an unpriced symbol, an overflow, a
+/// limit that is not a positive price) is its business.
+#[inline(always)]
+fn size_fast(c: &mut Candidate<'_>, ctx: &Ctx<'_>) -> Option<bool> {
+    let px = c.price64?;
+    let lot = ctx.lot_dp;
+    let target = D64::of(c.weight)?.mul(ctx.equity64?)?.div_to_lot(px, lot)?;
+    let delta = target.sub(D64::of(c.position)?)?;
+    let side = if delta.is_pos() { Side::Buy } else { Side::Sell };
+    let qty = delta.abs()?.floor_lot(lot)?;
+    if qty.is_zero() {
+        return Some(false);
+    }
+    let limit = if ctx.cfg.planner.order_type == OrderType::Limit {
+        Some(ctx.pricer.price64(side, px)?)
+    } else {
+        None
+    };
+    c.target_qty = Some(target.dec());
+    c.side = side;
+    c.qty = qty.dec();
+    c.proposed_qty = c.qty;
+    c.reducible = Candidate::reducible_for(side, c.position);
+    c.limit_price = limit.map(D64::dec);
+    Some(true)
+}
+
+/// Sizes one symbol against the equity, in `Decimal`. `false` when there is
+/// nothing to trade.
+fn size_general(c: &mut Candidate<'_>, ctx: &Ctx<'_>) -> bool {
     let planner_cfg = &ctx.cfg.planner;
     let position = c.position;
     let target = match c.price {

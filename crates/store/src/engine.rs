@@ -4,6 +4,7 @@ use crate::apply::{apply_batch, insert_sql, placeholders, rows_per_statement, PR
 use crate::codec::{self, chain_hash, fmt_date, fmt_time, GENESIS_HASH};
 use crate::conn::{exec, fetch, fetch_one, Conn, Rd, Val};
 use crate::error::StoreError;
+use crate::lease::{check_fence, Fence};
 use crate::rows::*;
 use crate::tables::{
     account_row, cols, cycle_row, fill_row, order_row, ACCOUNT_COLS, CYCLE_COLS, FILL_COLS, ORDER_COLS,
@@ -84,7 +85,7 @@ where
     }
 
     /// Starts a write transaction.
-    async fn begin(&self, context: &str) -> Result<sqlx::Transaction<'static, DB>, StoreError> {
+    pub(crate) async fn begin(&self, context: &str) -> Result<sqlx::Transaction<'static, DB>, StoreError> {
         self.pool
             .begin_with(self.begin_sql)
             .await
@@ -127,9 +128,60 @@ where
             .map_err(StoreError::db("acquiring a connection"))
     }
 
-    /// One append attempt: a single transaction for the whole batch.
-    async fn try_append(&self, head: &Head, evs: &[Event], enc: &[Encoded]) -> Result<Attempt, StoreError> {
+    /// [`Store::append_batch`], optionally fenced by a single-writer lease
+    /// (see [`crate::FencedStore`]): with `Some(fence)`, the batch commits
+    /// only if the lease row still carries `fence.token` and has not expired
+    /// by the database's clock, checked inside the append's transaction;
+    /// otherwise nothing is written and the error is [`StoreError::Fenced`].
+    pub(crate) async fn append_batch_with(
+        &self,
+        evs: &[Event],
+        fence: Option<&Fence>,
+    ) -> Result<Vec<Option<u64>>, StoreError> {
+        if evs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Serialising needs no ordering, so it happens before taking the lock.
+        let enc = evs.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
+        let mut head = self.head.lock().await;
+        for _ in 0..HEAD_RETRIES {
+            match self.try_append(&head, evs, &enc, fence).await {
+                Ok(Attempt::Done(results, new_head)) => {
+                    // Only a committed transaction moves the head.
+                    *head = new_head;
+                    return Ok(results);
+                }
+                Ok(Attempt::StaleHead) => *head = read_head(&self.pool).await?,
+                Err(e) => {
+                    // If the commit's fate is unknown (I/O error mid-commit),
+                    // the database, not our cache, says where the chain ends.
+                    if let Ok(h) = read_head(&self.pool).await {
+                        *head = h;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Err(StoreError::Refused {
+            event_id: enc[0].event_id.clone(),
+            why: format!("the audit head kept moving under {HEAD_RETRIES} attempts (another writer?)"),
+        })
+    }
+
+    /// One append attempt: a single transaction for the whole batch. With a
+    /// `fence`, the lease row is checked (and locked) first, in the same
+    /// transaction, so a writer that lost its lease writes nothing.
+    async fn try_append(
+        &self,
+        head: &Head,
+        evs: &[Event],
+        enc: &[Encoded],
+        fence: Option<&Fence>,
+    ) -> Result<Attempt, StoreError> {
         let mut tx = self.begin("beginning append").await?;
+        if let Some(f) = fence {
+            check_fence::<DB, _>(&mut *tx, f).await?;
+        }
         let existing = existing_ids(&mut *tx, enc).await?;
         let mut seen = HashSet::with_capacity(enc.len());
         let mut seq = head.seq;
@@ -187,7 +239,7 @@ where
 }
 
 /// Columns of `audit`, in insert order.
-const AUDIT_COLS: &[&str] = &["seq", "at", "kind", "event_id", "payload", "prev_hash", "hash"];
+pub(crate) const AUDIT_COLS: &[&str] = &["seq", "at", "kind", "event_id", "payload", "prev_hash", "hash"];
 
 /// Which of the batch's event ids are already in the log (one indexed query per 500 ids).
 async fn existing_ids<C: Conn + ?Sized>(c: &mut C, enc: &[Encoded]) -> Result<HashSet<String>, StoreError> {
@@ -208,7 +260,7 @@ async fn existing_ids<C: Conn + ?Sized>(c: &mut C, enc: &[Encoded]) -> Result<Ha
 }
 
 /// Reads the chain head from the last audit row (genesis for an empty log).
-async fn read_head<DB>(pool: &Pool<DB>) -> Result<Head, StoreError>
+pub(crate) async fn read_head<DB>(pool: &Pool<DB>) -> Result<Head, StoreError>
 where
     DB: Database,
     DB::Connection: Conn,
@@ -238,7 +290,7 @@ where
 }
 
 /// `seq` as the database's signed integer.
-fn seq_i64(seq: u64) -> Result<i64, StoreError> {
+pub(crate) fn seq_i64(seq: u64) -> Result<i64, StoreError> {
     i64::try_from(seq).map_err(|_| StoreError::Corrupt {
         table: "audit",
         column: "seq",
@@ -263,7 +315,7 @@ fn encode(ev: &Event) -> Result<Encoded, StoreError> {
 }
 
 /// Decodes an `audit` row selected as `seq, at, kind, event_id, payload, prev_hash, hash`.
-fn audit_row(r: &Rd) -> Result<AuditRow, StoreError> {
+pub(crate) fn audit_row(r: &Rd) -> Result<AuditRow, StoreError> {
     Ok(AuditRow {
         seq: r.uint(0, "seq")?,
         at: r.text(1, "at")?,
@@ -324,34 +376,7 @@ where
     }
 
     async fn append_batch(&self, evs: &[Event]) -> Result<Vec<Option<u64>>, StoreError> {
-        if evs.is_empty() {
-            return Ok(Vec::new());
-        }
-        // Serialising needs no ordering, so it happens before taking the lock.
-        let enc = evs.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
-        let mut head = self.head.lock().await;
-        for _ in 0..HEAD_RETRIES {
-            match self.try_append(&head, evs, &enc).await {
-                Ok(Attempt::Done(results, new_head)) => {
-                    // Only a committed transaction moves the head.
-                    *head = new_head;
-                    return Ok(results);
-                }
-                Ok(Attempt::StaleHead) => *head = read_head(&self.pool).await?,
-                Err(e) => {
-                    // If the commit's fate is unknown (I/O error mid-commit),
-                    // the database, not our cache, says where the chain ends.
-                    if let Ok(h) = read_head(&self.pool).await {
-                        *head = h;
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        Err(StoreError::Refused {
-            event_id: enc[0].event_id.clone(),
-            why: format!("the audit head kept moving under {HEAD_RETRIES} attempts (another writer?)"),
-        })
+        self.append_batch_with(evs, None).await
     }
 
     async fn account(&self) -> Result<Option<AccountRow>, StoreError> {

@@ -70,6 +70,35 @@ pub enum StoreError {
         detail: String,
     },
 
+    /// The database refused a write made under a single-writer lease: the
+    /// lease row no longer carries this writer's fencing token (another
+    /// process took the account over) or it expired. Nothing was written;
+    /// the writer must stop and re-acquire the lease before writing again.
+    #[error("write for account {account_id} fenced off (token {token}): {why}")]
+    Fenced {
+        /// The account whose lease was checked.
+        account_id: String,
+        /// The fencing token the writer presented.
+        token: i64,
+        /// What the database holds instead.
+        why: String,
+    },
+
+    /// This process no longer holds the account's lease by its own count: its
+    /// local deadline (monotonic clock, minus a safety margin) passed without
+    /// a renewal, or the database refused a renewal or a write. Checked before
+    /// every broker submit, so a paused or partitioned worker stops sending
+    /// before another can take over.
+    #[error("lease for account {account_id} (token {token}) is no longer held: {why}")]
+    LeaseLost {
+        /// The account.
+        account_id: String,
+        /// The token of the lost lease.
+        token: i64,
+        /// Why it counts as lost.
+        why: String,
+    },
+
     /// The event contradicts the store's state and was refused (nothing was written).
     #[error("event {event_id} refused: {why}")]
     Refused {
@@ -81,6 +110,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// True when this process must stop writing for the account: the
+    /// database refused a write or renewal under its lease
+    /// ([`StoreError::Fenced`]), or the lease is no longer held locally
+    /// ([`StoreError::LeaseLost`]).
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, StoreError::Fenced { .. } | StoreError::LeaseLost { .. })
+    }
+
     /// Wraps a driver error with what the store was doing.
     /// Allocates only on failure: it sits on every statement of the hot append path.
     pub(crate) fn db(context: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {

@@ -32,16 +32,23 @@ mod codec;
 mod conn;
 mod engine;
 mod error;
+mod lease;
 mod pg;
 mod rows;
+mod schema;
 mod sqlite;
 mod tables;
+mod transfer;
 
 pub use codec::{chain_hash, fmt_time, GENESIS_HASH};
 pub use conn::{Conn, Val};
 pub use engine::SqlStore;
 pub use error::StoreError;
+pub use lease::{
+    holder_id, holder_is_dead_here, Fence, FencedStore, Lease, LeaseAttempt, LeaseRow, LeaseStore, LeaseTerms,
+};
 pub use pg::PgStore;
+pub use schema::check_schema_name;
 pub use rows::{
     AccountRow, AuditRow, ChainReport, CycleRow, EodRow, FillFilter, FillRow, KillState, OrderFilter,
     OrderRow, PositionRow, ReconciliationRow,

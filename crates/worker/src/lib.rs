@@ -21,7 +21,7 @@ use keel_domain::{
     AccountSnapshot, Clock, Decimal, Event, KillSource, Order, OrderStatus, Symbol, TargetSet,
 };
 use keel_planner::{GuardState, PlanInput, RiskConfig};
-use keel_store::{Store, StoreError};
+use keel_store::{Lease, Store, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -85,6 +85,8 @@ pub struct Worker {
     risk: RiskConfig,
     cfg: WorkerConfig,
     kill_cfg: KillSwitchConfig,
+    /// The single-writer lease this worker trades under, if any.
+    lease: Option<Arc<Lease>>,
 }
 
 impl Worker {
@@ -106,6 +108,33 @@ impl Worker {
             risk,
             cfg,
             kill_cfg,
+            lease: None,
+        }
+    }
+
+    /// Trades only while `lease` is held: its local deadline is checked before
+    /// every cycle, order sync, end-of-day snapshot and before every broker
+    /// submit and cancel, so a worker that lost the lease (paused process,
+    /// partitioned network) stops talking to the broker before another worker
+    /// can take over. Pair it with a store that fences writes with the same
+    /// lease ([`keel_store::Lease::fenced_store`]), so the database refuses
+    /// whatever a stale worker still tries to write.
+    pub fn with_lease(mut self, lease: Arc<Lease>) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// The lease this worker trades under, if any.
+    pub fn lease(&self) -> Option<&Arc<Lease>> {
+        self.lease.as_ref()
+    }
+
+    /// `Err` (fail closed, nothing sent) when trading under a lease that is no
+    /// longer held.
+    fn lease_held(&self) -> Result<(), WorkerError> {
+        match &self.lease {
+            Some(l) => Ok(l.check()?),
+            None => Ok(()),
         }
     }
 
@@ -144,6 +173,7 @@ impl Worker {
     /// the broker has never seen is closed: it was never sent, so it can
     /// never fill, and the next cycle re-plans from the broker's positions.
     pub async fn sync_orders(&self) -> Result<(), WorkerError> {
+        self.lease_held()?;
         for row in self.store.open_orders().await? {
             match self.broker.order_by_client_id(&row.client_order_id).await? {
                 Some(bo) => self.adopt(&bo).await?,
@@ -292,6 +322,7 @@ impl Worker {
             if !which(&row) {
                 continue;
             }
+            self.lease_held()?;
             match self.broker.cancel(&row.client_order_id).await {
                 Ok(()) => metrics::counter!(m::ORDERS_CANCELED, m::LABEL_REASON => why).increment(1),
                 Err(e) => {
@@ -330,6 +361,7 @@ impl Worker {
     }
 
     async fn cycle_inner(&self) -> Result<CycleOutcome, WorkerError> {
+        self.lease_held()?;
         self.recover().await?;
         if self.flag_file_present() {
             self.engage_kill("flag file present", KillSource::FlagFile)
@@ -615,6 +647,11 @@ impl Worker {
                     at: self.now(),
                 })
                 .await?;
+            // The last look before the order leaves the process: a worker that
+            // lost its lease must not send, even with its intent recorded (the
+            // next holder finds the intent, sees the broker never got it, and
+            // closes it).
+            self.lease_held()?;
             match self.submit_one(order, &mut tally).await? {
                 Sent::Accepted => {
                     tally.sent += 1;
@@ -637,6 +674,8 @@ impl Worker {
     async fn submit_one(&self, order: &Order, tally: &mut Tally) -> Result<Sent, WorkerError> {
         let mut tries = 0;
         loop {
+            // Every send, resends included, happens under a held lease.
+            self.lease_held()?;
             match self.broker.submit(order).await {
                 Ok(bo) => {
                     self.adopt(&bo).await?;
@@ -691,6 +730,7 @@ impl Worker {
     /// Records the end-of-day snapshot for the session that closed most recently
     /// at or before now, exactly once per date.
     pub async fn maybe_eod(&self) -> Result<Option<NaiveDate>, WorkerError> {
+        self.lease_held()?;
         let now = self.now();
         let today = now.date_naive();
         let Some(session) = keel_calendar::session(today) else {
