@@ -126,6 +126,8 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Deterministic simulation: seeded days with injected faults and crashes, invariants checked every step.
+    Sim(keel_sim::cli::SimArgs),
     /// Print NYSE sessions as CSV: date,open_utc,close_utc.
     Calendar {
         /// First date (YYYY-MM-DD), inclusive.

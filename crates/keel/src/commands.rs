@@ -17,6 +17,10 @@ use std::sync::Arc;
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Calendar { from, to } => calendar(&from, &to),
+        Command::Sim(args) => keel_sim::cli::main(&args).map_err(|e| match e {
+            keel_sim::cli::SimFailure::Usage(m) => input(m),
+            other => CliError::Runtime(anyhow::anyhow!("{other}")),
+        }),
         Command::Init { path } => init(&path),
         Command::Plan {
             targets,

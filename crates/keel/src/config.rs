@@ -171,9 +171,14 @@ const MAX_ACCOUNT_ID: usize = 48;
 
 fn check_account_id(what: &str, id: &str) -> Result<(), String> {
     if id.is_empty() || id.len() > MAX_ACCOUNT_ID {
-        return Err(format!("{what} = {id:?}: must be 1 to {MAX_ACCOUNT_ID} characters"));
+        return Err(format!(
+            "{what} = {id:?}: must be 1 to {MAX_ACCOUNT_ID} characters"
+        ));
     }
-    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
         return Err(format!(
             "{what} = {id:?}: only ASCII letters, digits, '_' and '-' (it names a directory and a schema)"
         ));
@@ -295,14 +300,18 @@ impl KeelConfig {
             return Ok(vec![self.clone()]);
         }
         if self.store.path.is_some() {
-            return Err("store.path: with [[accounts]] every account has its own SQLite file \
+            return Err(
+                "store.path: with [[accounts]] every account has its own SQLite file \
                  (<its data_dir>/keel.db); remove store.path"
-                .into());
+                    .into(),
+            );
         }
         if self.schedule.inbox.is_some() {
-            return Err("schedule.inbox: with [[accounts]] every account has its own inbox; \
+            return Err(
+                "schedule.inbox: with [[accounts]] every account has its own inbox; \
                  set `inbox` per account instead"
-                .into());
+                    .into(),
+            );
         }
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();

@@ -323,6 +323,30 @@ pub const DOCS: &[(&str, &str)] = &[
         "schedule.cycle_every_secs",
         "Seconds between cycles while the market is open (keel run).",
     ),
+    (
+        "server.bind",
+        "Dashboard listen address (keel serve / keel run); anything but loopback is logged as a warning.",
+    ),
+    (
+        "server.refresh_secs",
+        "Dashboard auto-refresh period in seconds.",
+    ),
+    (
+        "store.schema_prefix",
+        "With store.url: each account's tables live in PostgreSQL schema <prefix><account id>.",
+    ),
+    (
+        "lease.ttl_ms",
+        "Single-writer lease: validity of each acquisition/renewal (database clock); a dead holder's lease is free after this.",
+    ),
+    (
+        "lease.renew_ms",
+        "How often the holder renews (and a standby tries to acquire); keep well inside ttl_ms.",
+    ),
+    (
+        "lease.margin_ms",
+        "The holder stops sending this long before its lease could expire (renew_ms + margin_ms < ttl_ms).",
+    ),
 ];
 
 /// Keys that are absent by default, shown commented out under their table.
@@ -332,6 +356,10 @@ pub const OPTIONAL: &[(&str, &str)] = &[
         "# path = \"keel-data/keel.db\"   # SQLite file; default <data_dir>/keel.db",
     ),
     (
+        "store",
+        "# url = \"postgres://keel@db.internal:5432/keel\"   # PostgreSQL instead of SQLite (keep passwords out of shared files)",
+    ),
+    (
         "kill_switch",
         "# flag_file = \"/var/run/keel/STOP\"   # engage the kill switch whenever this file exists",
     ),
@@ -339,7 +367,26 @@ pub const OPTIONAL: &[(&str, &str)] = &[
         "schedule",
         "# inbox = \"keel-data/inbox\"   # watched for target files; default <data_dir>/inbox",
     ),
+    (
+        "server",
+        "# control_token_file = \"/etc/keel/control-token\"   # enables the control API (KEEL_CONTROL_TOKEN wins)",
+    ),
 ];
+
+/// Appended to the example: several accounts in one file.
+const ACCOUNTS_EXAMPLE: &str = "
+# Several accounts: one [[accounts]] entry each. Every account gets its own
+# store (SQLite <data_dir>/<id>/keel.db, or PostgreSQL schema <schema_prefix><id>),
+# paper venue and inbox; `keel run` trades them all, one leased worker each;
+# other verbs take --account ID. Unset keys come from the top level, and
+# paper / guards / kill_switch tables are merged over it key by key.
+# [[accounts]]
+# id = \"growth\"
+# data_dir = \"keel-data/growth\"      # default <data_dir>/<id>
+# inbox = \"keel-data/growth/inbox\"   # default <its data_dir>/inbox
+# paper = { seed = 7, initial_cash = \"250000\" }
+# guards = { max_order_size = { max_notional = \"20000\" } }
+";
 
 fn doc(key: &str) -> Option<&'static str> {
     DOCS.iter().find(|(k, _)| *k == key).map(|(_, d)| *d)
@@ -382,6 +429,7 @@ pub fn render() -> Result<String, Vec<String>> {
         out.push_str(line);
         out.push('\n');
     }
+    out.push_str(ACCOUNTS_EXAMPLE);
     if missing.is_empty() {
         Ok(out)
     } else {

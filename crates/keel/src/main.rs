@@ -8,10 +8,13 @@ mod config;
 mod config_doc;
 mod demo;
 mod error;
+mod export;
 mod live;
 mod report;
+mod runner;
 mod serve;
 mod status;
+mod stores;
 
 use clap::Parser;
 use std::process::ExitCode;

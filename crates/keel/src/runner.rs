@@ -104,7 +104,13 @@ async fn nap(rx: &watch::Receiver<bool>, d: Duration) {
 }
 
 /// Stands by for the account's lease, trades while holding it, repeats.
-async fn account_loop(env: Env, backend: Backend, holder: String, stop: watch::Receiver<bool>, slot: Option<Slot>) {
+async fn account_loop(
+    env: Env,
+    backend: Backend,
+    holder: String,
+    stop: watch::Receiver<bool>,
+    slot: Option<Slot>,
+) {
     let account = env.cfg.account_id.clone();
     let terms = env.cfg.lease.terms();
     let every = env.cfg.lease.renew_every();
@@ -146,7 +152,9 @@ async fn account_loop(env: Env, backend: Backend, holder: String, stop: watch::R
         if stopped(&stop) {
             match lease.release().await {
                 Ok(_) => tracing::info!(account = %account, token = lease.token(), "lease released"),
-                Err(e) => tracing::warn!(account = %account, error = %e, "releasing the lease failed; it expires by itself"),
+                Err(e) => {
+                    tracing::warn!(account = %account, error = %e, "releasing the lease failed; it expires by itself")
+                }
             }
             break;
         }
@@ -162,7 +170,12 @@ async fn account_loop(env: Env, backend: Backend, holder: String, stop: watch::R
 }
 
 /// Trades the account for as long as `lease` is held (or until stopped).
-async fn tenure(env: &Env, lease: &Arc<Lease>, stop: &watch::Receiver<bool>, slot: Option<&Slot>) -> Result<(), CliError> {
+async fn tenure(
+    env: &Env,
+    lease: &Arc<Lease>,
+    stop: &watch::Receiver<bool>,
+    slot: Option<&Slot>,
+) -> Result<(), CliError> {
     let worker = Arc::new(env.leased_worker(lease).await?);
     if let Err(e) = worker.recover().await {
         // The cycle recovers again before anything is sent; keep going.
@@ -206,7 +219,9 @@ pub fn spawn_renewal(lease: Arc<Lease>, every: Duration) -> tokio::task::JoinHan
                     tracing::warn!(account = %lease.account_id(), error = %e, "lease not renewed");
                     break;
                 }
-                Err(e) => tracing::warn!(account = %lease.account_id(), error = %e, "lease renewal failed; retrying"),
+                Err(e) => {
+                    tracing::warn!(account = %lease.account_id(), error = %e, "lease renewal failed; retrying")
+                }
             }
         }
     })
@@ -299,7 +314,11 @@ impl ControlPort for RunControl {
         Ok(true)
     }
 
-    async fn submit_target_set(&self, body: &[u8], content_type: Option<&str>) -> Result<String, ControlError> {
+    async fn submit_target_set(
+        &self,
+        body: &[u8],
+        content_type: Option<&str>,
+    ) -> Result<String, ControlError> {
         if content_type.is_some_and(|c| c.contains("csv")) {
             return Err(ControlError::bad_request(
                 "CSV needs an id: send the JSON target-set format over HTTP",

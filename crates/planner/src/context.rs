@@ -12,7 +12,7 @@ use crate::guards::volatility_brake::VolScale;
 use crate::num::{self, mul};
 use crate::output::{GuardId, ReasonCode};
 use chrono::{DateTime, Utc};
-use keel_domain::{Side, Symbol};
+use keel_domain::{Position, Quote, Side, Symbol};
 use rust_decimal::Decimal;
 
 /// A verdict prepared before the guards run (whole-plan blocks, or a
@@ -24,7 +24,21 @@ pub(crate) struct PreBlock {
     pub detail: String,
 }
 
-/// One proposed order as it moves through the pipeline.
+/// Working orders of one symbol (rare, so boxed to keep [`Candidate`] small).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Working {
+    /// Open buy shares still working.
+    pub buy: Decimal,
+    /// Open sell shares still working.
+    pub sell: Decimal,
+    /// Working buy orders.
+    pub buys: u32,
+    /// Working sell orders.
+    pub sells: u32,
+}
+
+/// One proposed order as it moves through the pipeline. Kept small: a large
+/// plan holds thousands while buys wait for the sells.
 #[derive(Debug, Clone)]
 pub(crate) struct Candidate<'a> {
     pub symbol: &'a Symbol,
@@ -37,49 +51,82 @@ pub(crate) struct Candidate<'a> {
     pub weight: Decimal,
     /// Desired position, rounded toward zero; `None` when unpriced.
     pub target_qty: Option<Decimal>,
-    /// Shares held (signed).
-    pub held: Decimal,
-    /// Open buy shares still working.
-    pub committed_buy: Decimal,
-    /// Open sell shares still working.
-    pub committed_sell: Decimal,
-    /// held + committed_buy − committed_sell: where the position ends if working orders fill.
+    /// held + committed buys − committed sells: where the position ends if working orders fill.
     pub position: Decimal,
-    /// How much of an order on `side` can reduce |position| without crossing
-    /// zero (|position| when the side opposes it, else 0). Cached because
-    /// most guards ask whether the order is risk-reducing.
-    pub reducible: Decimal,
-    /// Working orders on this symbol: (buys, sells).
-    pub open_counts: (u32, u32),
     /// Positive reference price, `None` when unusable.
     pub price: Option<Decimal>,
     /// The same price unpacked, when it fits (for the fast paths).
     pub price64: Option<fx::D64>,
-    /// When the quote was observed.
-    pub quote_ts: Option<DateTime<Utc>>,
     /// Limit price for limit orders.
     pub limit_price: Option<Decimal>,
+    /// The position held, if any.
+    pub holding: Option<&'a Position>,
+    /// Working orders on the symbol, if any.
+    pub working: Option<Box<Working>>,
+    /// The quote, if any.
+    pub quote: Option<&'a Quote>,
     /// Average daily volume, shares.
-    pub adv: Option<Decimal>,
+    pub adv: Option<&'a Decimal>,
     /// Last trade time for the cooldown.
-    pub last_trade_at: Option<DateTime<Utc>>,
+    pub last_trade_at: Option<&'a DateTime<Utc>>,
     /// Set when the planner itself refuses the candidate (overflow, bad limit).
-    pub pre_block: Option<PreBlock>,
+    pub pre_block: Option<Box<PreBlock>>,
 }
 
 impl Candidate<'_> {
+    /// Shares held (signed).
+    #[inline]
+    pub fn held(&self) -> Decimal {
+        self.holding.map(|p| p.qty).unwrap_or_default()
+    }
+
+    /// Open buy shares still working.
+    #[inline]
+    pub fn committed_buy(&self) -> Decimal {
+        self.working.as_ref().map(|w| w.buy).unwrap_or_default()
+    }
+
+    /// Open sell shares still working.
+    #[inline]
+    pub fn committed_sell(&self) -> Decimal {
+        self.working.as_ref().map(|w| w.sell).unwrap_or_default()
+    }
+
+    /// Working orders on this symbol: (buys, sells).
+    #[inline]
+    pub fn open_counts(&self) -> (u32, u32) {
+        self.working
+            .as_ref()
+            .map(|w| (w.buys, w.sells))
+            .unwrap_or_default()
+    }
+
+    /// When the quote was observed.
+    #[inline]
+    pub fn quote_ts(&self) -> Option<DateTime<Utc>> {
+        self.quote.map(|q| q.ts)
+    }
+
+    /// How much of an order on `side` can reduce |position| without crossing
+    /// zero (|position| when the side opposes it, else 0).
+    #[inline]
+    pub fn reducible(&self) -> Decimal {
+        Self::reducible_for(self.side, self.position)
+    }
+
     /// The part of the current quantity that moves |position| toward zero
     /// without crossing it.
     #[inline]
     pub fn reducing_qty(&self) -> Decimal {
-        fx::min(self.qty, self.reducible)
+        fx::min(self.qty, self.reducible())
     }
 
     /// The part of the current quantity that grows |position| (beyond zero).
     #[inline]
     pub fn increasing_qty(&self) -> Decimal {
-        if fx::gt(self.qty, self.reducible) {
-            fx::sat_sub(self.qty, self.reducible)
+        let reducible = self.reducible();
+        if fx::gt(self.qty, reducible) {
+            fx::sat_sub(self.qty, reducible)
         } else {
             Decimal::ZERO
         }
@@ -88,7 +135,7 @@ impl Candidate<'_> {
     /// True when the order at its current quantity only reduces risk.
     #[inline]
     pub fn is_risk_reducing(&self) -> bool {
-        fx::le(self.qty, self.reducible)
+        fx::le(self.qty, self.reducible())
     }
 
     /// |position| when an order on `side` would reduce it, else 0.

@@ -474,7 +474,10 @@ impl D64 {
             return Some(self);
         }
         let (x, y, s) = align64(self.m, self.s, b.m, b.s)?;
-        Some(D64 { m: x.checked_add(y)?, s })
+        Some(D64 {
+            m: x.checked_add(y)?,
+            s,
+        })
     }
 
     /// `Decimal::checked_sub`.
@@ -487,7 +490,10 @@ impl D64 {
             return Some(self);
         }
         let (x, y, s) = align64(self.m, self.s, b.m, b.s)?;
-        Some(D64 { m: x.checked_sub(y)?, s })
+        Some(D64 {
+            m: x.checked_sub(y)?,
+            s,
+        })
     }
 
     /// `Decimal::checked_mul`.
@@ -599,6 +605,48 @@ impl D64 {
     }
 }
 
+/// A running `Decimal` sum (`acc = acc.saturating_add(x)`, one term at a
+/// time), kept unpacked while every partial sum fits: the same value and
+/// representation as the `Decimal` chain, which it continues from the first
+/// term that does not fit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Sum {
+    Fast(D64),
+    Slow(Decimal),
+}
+
+impl Sum {
+    pub(crate) fn new(d: Decimal) -> Self {
+        D64::of(d).map_or(Sum::Slow(d), Sum::Fast)
+    }
+
+    #[inline(always)]
+    pub(crate) fn add64(&mut self, x: D64) {
+        *self = match *self {
+            Sum::Fast(a) => match a.add(x) {
+                Some(s) => Sum::Fast(s),
+                None => Sum::Slow(sat_add(a.dec(), x.dec())),
+            },
+            Sum::Slow(a) => Sum::Slow(sat_add(a, x.dec())),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn add(&mut self, x: Decimal) {
+        match D64::of(x) {
+            Some(x) => self.add64(x),
+            None => *self = Sum::Slow(sat_add(self.dec(), x)),
+        }
+    }
+
+    pub(crate) fn dec(self) -> Decimal {
+        match self {
+            Sum::Fast(a) => a.dec(),
+            Sum::Slow(a) => a,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -654,11 +702,19 @@ mod tests {
     #[test]
     fn fast_paths_match_rust_decimal_bit_for_bit() {
         let mut r = Rng(7);
-        let n = if cfg!(debug_assertions) { 300_000 } else { 3_000_000 };
+        let n = if cfg!(debug_assertions) {
+            300_000
+        } else {
+            3_000_000
+        };
         let (mut fast_add, mut fast_mul) = (0, 0);
         for _ in 0..n {
             let (a, b) = (any(&mut r), any(&mut r));
-            let b = if r.below(8) == 0 { a.round_dp(r.below(29) as u32) } else { b };
+            let b = if r.below(8) == 0 {
+                a.round_dp(r.below(29) as u32)
+            } else {
+                b
+            };
             if let Some(x) = try_add(a, b) {
                 fast_add += 1;
                 let y = a.checked_add(b).expect("fast add where rust_decimal overflows");
@@ -676,9 +732,18 @@ mod tests {
             assert!(same(sat_add(a, b), a.saturating_add(b)));
             assert!(same(sat_sub(a, b), a.saturating_sub(b)));
             assert!(same(sat_mul(a, b), a.saturating_mul(b)));
-            assert_eq!(checked_add(a, b).map(|x| x.serialize()), a.checked_add(b).map(|x| x.serialize()));
-            assert_eq!(checked_sub(a, b).map(|x| x.serialize()), a.checked_sub(b).map(|x| x.serialize()));
-            assert_eq!(checked_mul(a, b).map(|x| x.serialize()), a.checked_mul(b).map(|x| x.serialize()));
+            assert_eq!(
+                checked_add(a, b).map(|x| x.serialize()),
+                a.checked_add(b).map(|x| x.serialize())
+            );
+            assert_eq!(
+                checked_sub(a, b).map(|x| x.serialize()),
+                a.checked_sub(b).map(|x| x.serialize())
+            );
+            assert_eq!(
+                checked_mul(a, b).map(|x| x.serialize()),
+                a.checked_mul(b).map(|x| x.serialize())
+            );
             assert_eq!(cmp(a, b), a.cmp(&b), "{a:?} vs {b:?}");
             assert!(same(min(a, b), a.min(b)), "min {a:?} {b:?}");
             assert!(same(max(a, b), a.max(b)), "max {a:?} {b:?}");
@@ -687,7 +752,10 @@ mod tests {
             let dp = r.below(6) as u32;
             if let Some(x) = trunc_positive(a, dp) {
                 assert!(a > Decimal::ZERO);
-                assert!(same(x, a.round_dp_with_strategy(dp, RoundingStrategy::ToZero)), "{a:?} {dp}");
+                assert!(
+                    same(x, a.round_dp_with_strategy(dp, RoundingStrategy::ToZero)),
+                    "{a:?} {dp}"
+                );
             } else {
                 assert!(a <= Decimal::ZERO);
             }
@@ -700,11 +768,19 @@ mod tests {
     fn d64_matches_rust_decimal_bit_for_bit() {
         use rust_decimal::RoundingStrategy::{ToNegativeInfinity, ToPositiveInfinity, ToZero};
         let mut r = Rng(11);
-        let n = if cfg!(debug_assertions) { 300_000 } else { 3_000_000 };
+        let n = if cfg!(debug_assertions) {
+            300_000
+        } else {
+            3_000_000
+        };
         let (mut seen, mut fast) = (0, 0);
         for _ in 0..n {
             let (a, b) = (any(&mut r), any(&mut r));
-            let b = if r.below(8) == 0 { a.round_dp(r.below(29) as u32) } else { b };
+            let b = if r.below(8) == 0 {
+                a.round_dp(r.below(29) as u32)
+            } else {
+                b
+            };
             let (Some(x), Some(y)) = (D64::of(a), D64::of(b)) else {
                 assert!(D64::of(a).is_none_or(|x| same(x.dec(), a)));
                 continue;
@@ -728,19 +804,59 @@ mod tests {
             assert_eq!(x.is_pos(), a > Decimal::ZERO);
             assert_eq!(x.is_zero(), a.is_zero());
             let dp = r.below(6) as u32;
-            check("trunc", x.trunc_pos(dp), (a > Decimal::ZERO).then(|| a.round_dp_with_strategy(dp, ToZero)));
+            check(
+                "trunc",
+                x.trunc_pos(dp),
+                (a > Decimal::ZERO).then(|| a.round_dp_with_strategy(dp, ToZero)),
+            );
             check("floor_lot", x.floor_lot(dp), Some(crate::num::floor_lot(a, dp)));
             if !b.is_zero() {
-                check("div_to_lot", x.div_to_lot(y, dp), crate::num::div_to_lot(a, b, dp));
+                check(
+                    "div_to_lot",
+                    x.div_to_lot(y, dp),
+                    crate::num::div_to_lot(a, b, dp),
+                );
             }
             if a > Decimal::ZERO {
                 assert_eq!(x.at_least_one(), a >= Decimal::ONE, "{a:?}");
-                check("round down", x.round_pos(dp, false), Some(a.round_dp_with_strategy(dp, ToNegativeInfinity)));
-                check("round up", x.round_pos(dp, true), Some(a.round_dp_with_strategy(dp, ToPositiveInfinity)));
+                check(
+                    "round down",
+                    x.round_pos(dp, false),
+                    Some(a.round_dp_with_strategy(dp, ToNegativeInfinity)),
+                );
+                check(
+                    "round up",
+                    x.round_pos(dp, true),
+                    Some(a.round_dp_with_strategy(dp, ToPositiveInfinity)),
+                );
             }
             check("half", x.half(), crate::num::half(a));
         }
         assert!(seen > n / 2 && fast > n / 4, "{seen} {fast}");
+    }
+
+    #[test]
+    fn sum_matches_a_saturating_decimal_chain() {
+        let mut r = Rng(13);
+        for _ in 0..20_000 {
+            let start = any(&mut r);
+            let mut sum = Sum::new(start);
+            let mut chain = start;
+            for _ in 0..r.below(40) {
+                let x = match r.below(4) {
+                    0 => any(&mut r),
+                    1 => Decimal::new(r.below(2_000_000) as i64 - 1_000_000, r.below(5) as u32),
+                    2 => Decimal::new(0, r.below(4) as u32),
+                    _ => Decimal::new(r.next() as i64 >> r.below(40), r.below(8) as u32),
+                };
+                chain = chain.saturating_add(x);
+                match D64::of(x) {
+                    Some(x64) if r.below(2) == 0 => sum.add64(x64),
+                    _ => sum.add(x),
+                }
+                assert!(same(sum.dec(), chain), "{:?} vs {chain:?}", sum.dec());
+            }
+        }
     }
 
     #[test]

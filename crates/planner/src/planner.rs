@@ -23,14 +23,16 @@
 //! (O(n) when the targets arrive sorted) with no per-symbol scans.
 
 use crate::config::RiskConfig;
-use crate::context::{Candidate, Ctx, CycleAccumulator, PreBlock};
-use crate::fx::{self, D64};
-use crate::guards::{self, buying_power::buffered, stale_quote, Blocked};
+use crate::context::{Candidate, Ctx, CycleAccumulator, PreBlock, Working};
+use crate::fx::{self, Sum, D64};
+use crate::guards::{self, buying_power::buffered, stale_quote, Active, Blocked};
 use crate::input::PlanInput;
 use crate::num::{self, mul};
 use crate::output::{Decision, Exposure, GuardId, GuardStep, Outcome, Plan, PlanBlock, ReasonCode};
 use chrono::{DateTime, Utc};
-use keel_domain::{client_order_id, AccountSnapshot, OpenOrder, Order, OrderType, Position, Quote, Side, Symbol, Target};
+use keel_domain::{
+    client_order_id, AccountSnapshot, OpenOrder, Order, OrderType, Position, Quote, Side, Symbol, Target,
+};
 use rust_decimal::Decimal;
 use std::collections::btree_map;
 
@@ -40,79 +42,94 @@ use std::collections::btree_map;
 ///
 /// Pure and total: no clock, no I/O, no panics; the same input and config
 /// give the same plan, byte for byte once serialised.
+///
+/// Sells go through the pipeline first, in symbol order, then buys, so the
+/// cumulative guards (exposure, buying power) see the room sells free. Only
+/// the guards that read those running totals ([`guards::Guard::reads_cycle`])
+/// need that order: the earlier ones judge each order on its own, so each
+/// sized order meets them at once, and a buy that passes them waits for the
+/// rest until every sell is done. Most orders of a large, steady book stop at
+/// the no-trade band, so they never need to be kept around.
 pub fn plan(input: &PlanInput<'_>, cfg: &RiskConfig) -> Plan {
-    let Prepared {
+    let open = group_open_orders(&input.snapshot.open_orders);
+    let setup = setup(input, cfg, &open);
+    let Setup {
         ctx,
-        mut candidates,
         mut acc,
         plan_blocks,
         exposure_before,
-    } = prepare(input, cfg);
+        merged,
+        universe,
+        last_sell,
+    } = setup;
     let guards = guards::active(&cfg.guards);
-    let mut decisions = Vec::with_capacity(candidates.len());
-    let mut orders = Vec::new();
-    // Sells first so the cumulative guards (exposure, buying power) see the room they free;
-    // candidates are already in symbol order within each side.
-    for side in [Side::Sell, Side::Buy] {
-        for c in candidates.iter_mut().filter(|c| c.side == side) {
-            let risk_reducing = c.is_risk_reducing();
-            let mut steps: Vec<GuardStep> = Vec::new();
-            let blocked = guards::evaluate(c, &ctx, &acc, &guards, &mut steps);
-            let (outcome, client_order_id) = match blocked {
-                Some(Blocked {
-                    guard,
-                    reason,
-                    detail,
-                }) => (
-                    Outcome::Block {
-                        guard,
-                        reason,
-                        detail,
-                    },
-                    None,
-                ),
-                None => {
-                    let id = client_order_id(
-                        input.account_id,
-                        &input.targets.id,
-                        c.symbol,
-                        c.side,
-                        input.attempt,
-                    );
-                    acc.commit(c, c.qty, &ctx);
-                    orders.push(Order {
-                        client_order_id: id.clone(),
-                        symbol: c.symbol.clone(),
-                        side: c.side,
-                        qty: c.qty,
-                        order_type: cfg.planner.order_type,
-                        limit_price: c.limit_price,
-                        time_in_force: cfg.planner.time_in_force,
-                    });
-                    (final_outcome(&steps, c.qty), Some(id))
+    let split = guards.iter().position(|g| g.cumulative).unwrap_or(guards.len());
+    let (early, late) = guards.split_at(split);
+    let mut run = Run {
+        input,
+        cfg,
+        ctx: &ctx,
+        late,
+        orders: Vec::new(),
+    };
+    // Sell decisions in symbol order, then (appended at the end) buy decisions in symbol order.
+    // At most one decision per symbol of the universe: the vector that ends up
+    // holding them all is reserved once. That is `sells`, which takes the buys
+    // at the end, unless nothing can be sold: then the buys are the decisions.
+    let (mut sells, mut buys): (Vec<Decision>, Vec<Decision>) = match last_sell {
+        Some(_) => (Vec::with_capacity(universe), Vec::new()),
+        None => (Vec::new(), Vec::with_capacity(universe)),
+    };
+    // Buys that passed the early guards: (index in `buys`, the order, its steps so far).
+    let mut waiting: Vec<(usize, Candidate<'_>, Vec<GuardStep>)> = Vec::new();
+    candidates(input, merged.as_deref(), &open, &ctx, |key, mut c| {
+        // Past the last symbol that might be sold every sell is done: waiting buys
+        // go now, and later ones need not wait.
+        let sells_done = last_sell.is_none_or(|l| key > l);
+        if sells_done && !waiting.is_empty() {
+            for (i, mut w, steps) in waiting.drain(..) {
+                if let Some(d) = buys.get_mut(i) {
+                    run.finish(&mut w, &mut acc, steps, d);
                 }
-            };
-            decisions.push(Decision {
-                symbol: c.symbol.clone(),
-                side: c.side,
-                risk_reducing,
-                target_weight: c.weight,
-                position: c.position,
-                target_qty: c.target_qty,
-                reference_price: c.price,
-                limit_price: c.limit_price,
-                proposed_qty: c.proposed_qty,
-                final_qty: if client_order_id.is_some() {
-                    c.qty
+            }
+        }
+        let risk_reducing = c.is_risk_reducing();
+        let mut steps = Vec::new();
+        let blocked =
+            guards::pre_blocked(&c, &ctx).or_else(|| guards::run(&mut c, &ctx, &acc, early, &mut steps));
+        match (blocked, c.side) {
+            (Some(b), Side::Sell) => sells.push(blocked_decision(&c, risk_reducing, steps, b)),
+            (Some(b), Side::Buy) => buys.push(blocked_decision(&c, risk_reducing, steps, b)),
+            (None, Side::Sell) => {
+                let mut d = new_decision(&c, risk_reducing);
+                run.finish(&mut c, &mut acc, steps, &mut d);
+                sells.push(d);
+            }
+            (None, Side::Buy) => {
+                let mut d = new_decision(&c, risk_reducing);
+                if sells_done {
+                    run.finish(&mut c, &mut acc, steps, &mut d);
+                    buys.push(d);
                 } else {
-                    Decimal::ZERO
-                },
-                client_order_id,
-                steps,
-                outcome,
-            });
+                    // Its place among the buys is kept; the decision is completed after the sells.
+                    buys.push(d);
+                    waiting.push((buys.len() - 1, c, steps));
+                }
+            }
+        }
+    });
+    for (i, mut c, steps) in waiting {
+        if let Some(d) = buys.get_mut(i) {
+            run.finish(&mut c, &mut acc, steps, d);
         }
     }
+    let orders = run.orders;
+    let decisions = if sells.is_empty() {
+        buys
+    } else {
+        sells.append(&mut buys);
+        sells
+    };
     Plan {
         orders,
         decisions,
@@ -124,6 +141,108 @@ pub fn plan(input: &PlanInput<'_>, cfg: &RiskConfig) -> Plan {
             ..exposure_before
         },
         plan_blocks,
+    }
+}
+
+/// The part of [`plan`] that finishes orders: the guards after the first
+/// cumulative one, then the order itself.
+struct Run<'r, 'a> {
+    input: &'r PlanInput<'a>,
+    cfg: &'r RiskConfig,
+    ctx: &'r Ctx<'a>,
+    late: &'r [Active<'r>],
+    orders: Vec<Order>,
+}
+
+impl Run<'_, '_> {
+    /// Runs the late guards on an order that passed the early ones and
+    /// completes its decision `d` (made by [`new_decision`]); a passing order is
+    /// committed and sent.
+    fn finish(
+        &mut self,
+        c: &mut Candidate<'_>,
+        acc: &mut CycleAccumulator,
+        mut steps: Vec<GuardStep>,
+        d: &mut Decision,
+    ) {
+        let blocked =
+            guards::run(c, self.ctx, acc, self.late, &mut steps).or_else(|| guards::nothing_sized(c));
+        if let Some(b) = blocked {
+            d.steps = steps;
+            d.outcome = block_outcome(b);
+            return;
+        }
+        let input = self.input;
+        let id = client_order_id(
+            input.account_id,
+            &input.targets.id,
+            c.symbol,
+            c.side,
+            input.attempt,
+        );
+        acc.commit(c, c.qty, self.ctx);
+        self.orders.push(Order {
+            client_order_id: id.clone(),
+            symbol: c.symbol.clone(),
+            side: c.side,
+            qty: c.qty,
+            order_type: self.cfg.planner.order_type,
+            limit_price: c.limit_price,
+            time_in_force: self.cfg.planner.time_in_force,
+        });
+        d.outcome = final_outcome(&steps, c.qty);
+        d.final_qty = c.qty;
+        d.client_order_id = Some(id);
+        d.steps = steps;
+    }
+}
+
+/// The decision for a blocked order.
+#[inline]
+fn blocked_decision(c: &Candidate<'_>, risk_reducing: bool, steps: Vec<GuardStep>, b: Blocked) -> Decision {
+    Decision {
+        symbol: c.symbol.clone(),
+        side: c.side,
+        risk_reducing,
+        target_weight: c.weight,
+        position: c.position,
+        target_qty: c.target_qty,
+        reference_price: c.price,
+        limit_price: c.limit_price,
+        proposed_qty: c.proposed_qty,
+        final_qty: Decimal::ZERO,
+        client_order_id: None,
+        steps,
+        outcome: block_outcome(b),
+    }
+}
+
+fn block_outcome(b: Blocked) -> Outcome {
+    Outcome::Block {
+        guard: b.guard,
+        reason: b.reason,
+        detail: b.detail,
+    }
+}
+
+/// The decision on `c` before its verdict: nothing sent, no steps, `Pass`
+/// until the pipeline says otherwise.
+#[inline]
+fn new_decision(c: &Candidate<'_>, risk_reducing: bool) -> Decision {
+    Decision {
+        symbol: c.symbol.clone(),
+        side: c.side,
+        risk_reducing,
+        target_weight: c.weight,
+        position: c.position,
+        target_qty: c.target_qty,
+        reference_price: c.price,
+        limit_price: c.limit_price,
+        proposed_qty: c.proposed_qty,
+        final_qty: Decimal::ZERO,
+        client_order_id: None,
+        steps: Vec::new(),
+        outcome: Outcome::Pass,
     }
 }
 
@@ -140,15 +259,126 @@ fn final_outcome(steps: &[GuardStep], qty: Decimal) -> Outcome {
     }
 }
 
-/// Everything the pipeline needs, before any guard runs.
+/// Everything the pipeline needs before any order is sized.
+struct Setup<'a> {
+    ctx: Ctx<'a>,
+    /// Totals before this cycle's orders.
+    acc: CycleAccumulator,
+    plan_blocks: Vec<PlanBlock>,
+    exposure_before: Exposure,
+    /// The targets sorted and merged, when the input was not strictly sorted.
+    merged: Option<Vec<Weight<'a>>>,
+    /// How many symbols targets ∪ positions holds.
+    universe: usize,
+    /// The key of the last symbol that might be sold.
+    last_sell: Option<u128>,
+}
+
+/// The book totals, the equity, the whole-plan verdicts and the context.
+fn setup<'a>(input: &PlanInput<'a>, cfg: &'a RiskConfig, open: &[OpenAgg<'a>]) -> Setup<'a> {
+    let snap = input.snapshot;
+    let g = &cfg.guards;
+    let targets = &input.targets.targets;
+    // Intake sorts the targets: then they are walked in place (the walk checks
+    // the order as it goes), else sorted and merged once, and walked again.
+    let given = targets.iter().map(|t| (sym_key(&t.symbol), &t.symbol, t.weight));
+    let census_given = census(input, given, true, open, &g.buying_power);
+    let (
+        Census {
+            book,
+            universe,
+            last_sell,
+            ..
+        },
+        merged,
+        duplicates,
+    ) = if census_given.sorted {
+        (census_given, None, Vec::new())
+    } else {
+        let (merged, duplicates) = sorted_targets(targets);
+        let c = census(input, merged.iter().copied(), false, open, &g.buying_power);
+        (c, Some(merged), duplicates)
+    };
+    let equity = fx::min(snap.equity, book.marked);
+    let plan_blocks = whole_plan_blocks(input, cfg, equity, &duplicates);
+    let ctx = Ctx {
+        cfg,
+        now: input.now,
+        equity,
+        equity64: D64::of(equity),
+        lot_dp: if cfg.planner.fractional { 4 } else { 0 },
+        vol: g.volatility_brake.scale(input.state),
+        plan_block: plan_blocks.first().map(|b| PreBlock {
+            guard: b.guard,
+            reason: b.reason,
+            detail: b.detail.clone(),
+        }),
+        recent_orders: if g.order_rate.enabled {
+            g.order_rate.recent(input.state, input.now)
+        } else {
+            0
+        },
+        band: g.no_trade_band.band(equity),
+        pricer: num::LimitPricer::new(cfg.planner.limit_offset_bps),
+        quote_window: g.stale_quote.window(input.now),
+        account_cooldown: if g.cooldown.enabled {
+            g.cooldown.account_active(input.state, input.now)
+        } else {
+            None
+        },
+    };
+    let subtract = g.buying_power.subtract_open_buys;
+    let acc = CycleAccumulator {
+        gross: book.gross,
+        net: book.net,
+        buying_power: if subtract {
+            snap.buying_power.saturating_sub(book.open_buy_notional)
+        } else {
+            snap.buying_power
+        },
+        buying_power_unknown: if subtract { book.buying_power_unknown } else { None },
+        turnover: Decimal::ZERO,
+        orders: 0,
+    };
+    Setup {
+        ctx,
+        acc,
+        plan_blocks,
+        exposure_before: Exposure {
+            gross_before: book.gross,
+            net_before: book.net,
+            gross_after: book.gross,
+            net_after: book.net,
+        },
+        merged,
+        universe,
+        last_sell,
+    }
+}
+
+/// Everything the pipeline needs, before any guard runs (for the tests of
+/// single guards).
+#[cfg(test)]
 pub(crate) struct Prepared<'a> {
     pub ctx: Ctx<'a>,
     /// Proposed orders in symbol order.
     pub candidates: Vec<Candidate<'a>>,
     /// Totals before this cycle's orders.
     pub acc: CycleAccumulator,
-    pub plan_blocks: Vec<PlanBlock>,
-    pub exposure_before: Exposure,
+}
+
+/// The context and the proposed orders, as [`plan`] builds them.
+#[cfg(test)]
+pub(crate) fn prepare<'a>(input: &PlanInput<'a>, cfg: &'a RiskConfig) -> Prepared<'a> {
+    let open = group_open_orders(&input.snapshot.open_orders);
+    let Setup { ctx, acc, merged, .. } = setup(input, cfg, &open);
+    let mut out = Vec::new();
+    candidates(input, merged.as_deref(), &open, &ctx, |_, c| out.push(c));
+    Prepared {
+        ctx,
+        candidates: out,
+        acc,
+    }
 }
 
 // Symbols are at most 12 characters of `A-Z0-9.-` (validated by every
@@ -231,7 +461,9 @@ fn group_open_orders(orders: &[OpenOrder]) -> Vec<OpenAgg<'_>> {
                 agg.buys = agg.buys.saturating_add(1);
                 sum(&mut agg.buy_remaining, remaining, &mut agg.overflow);
                 match limit {
-                    Some(l) => agg.buy_limit_notional = fx::sat_add(agg.buy_limit_notional, mul(remaining, l)),
+                    Some(l) => {
+                        agg.buy_limit_notional = fx::sat_add(agg.buy_limit_notional, mul(remaining, l))
+                    }
                     None => agg.buy_market_remaining = fx::sat_add(agg.buy_market_remaining, remaining),
                 }
             }
@@ -315,127 +547,6 @@ impl<'a, V> Cursor<'a, V> {
     }
 }
 
-/// Builds the context and the proposed orders (see [`plan`]).
-pub(crate) fn prepare<'a>(input: &PlanInput<'a>, cfg: &'a RiskConfig) -> Prepared<'a> {
-    let snap = input.snapshot;
-    let g = &cfg.guards;
-    let lot_dp = if cfg.planner.fractional { 4 } else { 0 };
-    let targets = &input.targets.targets;
-    let open = group_open_orders(&snap.open_orders);
-    let mut candidates = Vec::with_capacity(targets.len().max(snap.positions.len()));
-    // Intake sorts the targets, so the walk reads them in place and checks the
-    // order as it goes; only a list out of order (or with duplicates) is
-    // copied, sorted and merged, and walked again.
-    let given = targets.iter().map(|t| (sym_key(&t.symbol), &t.symbol, t.weight));
-    let (book, sorted) = walk(input, given, true, &open, &g.buying_power, &mut candidates);
-    let (book, duplicates) = if sorted {
-        (book, Vec::new())
-    } else {
-        candidates.clear();
-        let (merged, duplicates) = sorted_targets(targets);
-        let (book, _) = walk(input, merged.into_iter(), false, &open, &g.buying_power, &mut candidates);
-        (book, duplicates)
-    };
-
-    let equity = fx::min(snap.equity, book.marked);
-    let plan_blocks = whole_plan_blocks(input, cfg, equity, &duplicates);
-    let ctx = Ctx {
-        cfg,
-        now: input.now,
-        equity,
-        equity64: D64::of(equity),
-        lot_dp,
-        vol: g.volatility_brake.scale(input.state),
-        plan_block: plan_blocks.first().map(|b| PreBlock {
-            guard: b.guard,
-            reason: b.reason,
-            detail: b.detail.clone(),
-        }),
-        recent_orders: if g.order_rate.enabled {
-            g.order_rate.recent(input.state, input.now)
-        } else {
-            0
-        },
-        band: g.no_trade_band.band(equity),
-        pricer: num::LimitPricer::new(cfg.planner.limit_offset_bps),
-        quote_window: g.stale_quote.window(input.now),
-        account_cooldown: if g.cooldown.enabled {
-            g.cooldown.account_active(input.state, input.now)
-        } else {
-            None
-        },
-    };
-    let subtract = g.buying_power.subtract_open_buys;
-    let acc = CycleAccumulator {
-        gross: book.gross,
-        net: book.net,
-        buying_power: if subtract {
-            snap.buying_power.saturating_sub(book.open_buy_notional)
-        } else {
-            snap.buying_power
-        },
-        buying_power_unknown: if subtract { book.buying_power_unknown } else { None },
-        turnover: Decimal::ZERO,
-        orders: 0,
-    };
-    // Sizing needs the equity, so it is the second pass; symbols with nothing to trade drop out.
-    candidates.retain_mut(|c| size(c, &ctx));
-    Prepared {
-        ctx,
-        candidates,
-        acc,
-        plan_blocks,
-        exposure_before: Exposure {
-            gross_before: book.gross,
-            net_before: book.net,
-            gross_after: book.gross,
-            net_after: book.net,
-        },
-    }
-}
-
-/// A running `Decimal` sum (`acc = acc.saturating_add(x)`, one term at a
-/// time), kept unpacked while every partial sum fits: the same value and
-/// representation as the `Decimal` chain, which it continues from the first
-/// term that does not fit.
-#[derive(Debug, Clone, Copy)]
-enum Sum {
-    Fast(D64),
-    Slow(Decimal),
-}
-
-impl Sum {
-    fn new(d: Decimal) -> Self {
-        D64::of(d).map_or(Sum::Slow(d), Sum::Fast)
-    }
-
-    #[inline(always)]
-    fn add64(&mut self, x: D64) {
-        *self = match *self {
-            Sum::Fast(a) => match a.add(x) {
-                Some(s) => Sum::Fast(s),
-                None => Sum::Slow(fx::sat_add(a.dec(), x.dec())),
-            },
-            Sum::Slow(a) => Sum::Slow(fx::sat_add(a, x.dec())),
-        }
-    }
-
-    #[inline]
-    fn add(&mut self, x: Decimal) {
-        match D64::of(x) {
-            Some(x) => self.add64(x),
-            None => *self = Sum::Slow(fx::sat_add(self.dec(), x)),
-        }
-    }
-
-    fn dec(self) -> Decimal {
-        match self {
-            Sum::Fast(a) => a.dec(),
-            Sum::Slow(a) => a,
-        }
-    }
-}
-
 /// Account-wide figures from positions and working orders (see [`book_add`]).
 struct Book {
     marked: Sum,
@@ -471,22 +582,41 @@ struct BookTotals {
     buying_power_unknown: Option<String>,
 }
 
-/// The one merge walk over targets ∪ positions ∪ working orders, in symbol
-/// order. Symbols with a position or working orders add to the book totals
-/// (targets hold no value yet); symbols with a target or a position become
-/// an unsized [`Candidate`] (see [`unsized_candidate`]).
-///
-/// With `strict`, stops and reports `false` at the first target whose symbol
-/// does not follow the previous one (the caller then sorts and walks again).
-fn walk<'a>(
+/// What the first merge walk learns (see [`census`]).
+struct Census {
+    book: BookTotals,
+    /// How many symbols targets ∪ positions holds: at most one decision each.
+    universe: usize,
+    /// The targets were in strictly ascending symbol order (else the walk stopped early).
+    sorted: bool,
+    /// The key of the last symbol that might be sold (see [`might_sell`]).
+    last_sell: Option<u128>,
+}
+
+/// Whether a symbol might become a sell that reaches the cumulative guards.
+/// A sell is a target below the projected position. With positive equity
+/// (otherwise the whole plan is blocked and no order gets that far), a
+/// target is negative only for a negative weight, and a projected position
+/// is positive only with shares held or working orders; a symbol with none
+/// of the three is never sold.
+fn might_sell(weight: Option<Decimal>, position: Option<&Position>, working: bool) -> bool {
+    weight.is_some_and(|w| !fx::is_pos(w) && !w.is_zero())
+        || position.is_some_and(|p| !p.qty.is_zero() && !p.qty.is_sign_negative())
+        || working
+}
+
+/// The first merge walk, over targets ∪ positions ∪ working orders in
+/// symbol order: the book totals from positions and working orders (targets
+/// hold no value yet), and the size of the universe. With `strict`, stops at
+/// the first target that does not follow the previous one.
+fn census<'a>(
     input: &PlanInput<'a>,
     targets: impl Iterator<Item = Weight<'a>>,
     strict: bool,
-    open: &[OpenAgg<'a>],
+    open: &[OpenAgg<'_>],
     bp: &guards::BuyingPower,
-    out: &mut Vec<Candidate<'a>>,
-) -> (BookTotals, bool) {
-    let snap: &'a AccountSnapshot = input.snapshot;
+) -> Census {
+    let snap = input.snapshot;
     let mut t = Book {
         marked: Sum::new(snap.cash),
         gross: Sum::new(Decimal::ZERO),
@@ -494,20 +624,23 @@ fn walk<'a>(
         open_buy_notional: Decimal::ZERO,
         buying_power_unknown: None,
     };
+    let mut universe = 0;
     let mut ti = targets.peekable();
     let mut oi = open.iter().peekable();
     let mut pi = Cursor::new(&snap.positions);
     let mut quotes = Cursor::new(&snap.quotes);
-    let mut advs = Cursor::new(&input.state.adv);
-    let mut lasts = Cursor::new(&input.state.last_trade_at);
     let mut last_target = None;
+    let mut last_sell = None;
     loop {
-        // The smallest key at the three heads (u128::MAX never is a symbol key: symbols are ASCII).
+        // The smallest key at the heads (u128::MAX never is a symbol key: symbols are ASCII).
         let tk = ti.peek().map_or(u128::MAX, |t| t.0);
-        if strict && tk != u128::MAX {
-            if last_target.is_some_and(|last| tk <= last) {
-                return (t.totals(), false);
-            }
+        if strict && tk != u128::MAX && last_target.is_some_and(|last| tk <= last) {
+            return Census {
+                book: t.totals(),
+                universe,
+                sorted: false,
+                last_sell,
+            };
         }
         let pk = pi.head.map_or(u128::MAX, |p| p.0);
         let ok = oi.peek().map_or(u128::MAX, |o| o.key);
@@ -515,8 +648,9 @@ fn walk<'a>(
         if key == u128::MAX {
             break;
         }
-        let target = ti.next_if(|t| t.0 == key);
-        if target.is_some() {
+        let weight = ti.next_if(|t| t.0 == key).map(|t| t.2);
+        let target = weight.is_some();
+        if target {
             last_target = Some(key);
         }
         let position = match pi.head {
@@ -526,36 +660,111 @@ fn walk<'a>(
             }
             _ => None,
         };
+        universe += usize::from(target || position.is_some());
         let agg = oi.next_if(|o| o.key == key);
-        let symbol = match (target, position, agg) {
-            (Some(t), _, _) => t.1,
-            (None, Some(p), _) => &p.symbol,
-            (None, None, Some(a)) => a.symbol,
-            (None, None, None) => break,
+        if might_sell(weight, position, agg.is_some()) {
+            last_sell = Some(key);
+        }
+        let symbol = match (position, agg) {
+            (Some(p), _) => &p.symbol,
+            (None, Some(a)) => a.symbol,
+            // A target alone holds no value.
+            (None, None) => continue,
         };
+        let (price, price64) = match quotes.seek(key) {
+            Some(q) => num::reference_fast(q),
+            None => (None, None),
+        };
+        book_add(&mut t, symbol, position, agg, price, price64, bp);
+    }
+    Census {
+        book: t.totals(),
+        universe,
+        sorted: true,
+        last_sell,
+    }
+}
+
+/// The second merge walk, over targets ∪ positions in symbol order: sizes
+/// each symbol against the equity and hands every order to `f`, in symbol
+/// order (symbols with nothing to trade are skipped). `merged` replaces the
+/// input targets when they were not strictly sorted.
+fn candidates<'a>(
+    input: &PlanInput<'a>,
+    merged: Option<&[Weight<'a>]>,
+    open: &[OpenAgg<'a>],
+    ctx: &Ctx<'_>,
+    mut f: impl FnMut(u128, Candidate<'a>),
+) {
+    match merged {
+        None => {
+            let given = input
+                .targets
+                .targets
+                .iter()
+                .map(|t| (sym_key(&t.symbol), &t.symbol, t.weight));
+            walk(input, given, open, ctx, &mut f)
+        }
+        Some(m) => walk(input, m.iter().copied(), open, ctx, &mut f),
+    }
+}
+
+fn walk<'a>(
+    input: &PlanInput<'a>,
+    targets: impl Iterator<Item = Weight<'a>>,
+    open: &[OpenAgg<'a>],
+    ctx: &Ctx<'_>,
+    f: &mut impl FnMut(u128, Candidate<'a>),
+) {
+    let snap: &'a AccountSnapshot = input.snapshot;
+    let mut ti = targets.peekable();
+    let mut oi = open.iter().peekable();
+    let mut pi = Cursor::new(&snap.positions);
+    let mut quotes = Cursor::new(&snap.quotes);
+    let mut advs = Cursor::new(&input.state.adv);
+    let mut lasts = Cursor::new(&input.state.last_trade_at);
+    loop {
+        let tk = ti.peek().map_or(u128::MAX, |t| t.0);
+        let pk = pi.head.map_or(u128::MAX, |p| p.0);
+        let key = tk.min(pk);
+        if key == u128::MAX {
+            break;
+        }
+        let target = ti.next_if(|t| t.0 == key);
+        let position = match pi.head {
+            Some((k, _, p)) if k == key => {
+                pi.advance();
+                Some(p)
+            }
+            _ => None,
+        };
+        let symbol = match (target, position) {
+            (Some(t), _) => t.1,
+            (None, Some(p)) => &p.symbol,
+            (None, None) => break,
+        };
+        while oi.next_if(|o| o.key < key).is_some() {}
+        let agg = oi.next_if(|o| o.key == key);
         let quote = quotes.seek(key);
         let (price, price64) = match quote {
             Some(q) => num::reference_fast(q),
             None => (None, None),
         };
-        if position.is_some() || agg.is_some() {
-            book_add(&mut t, symbol, position, agg, price, price64, bp);
-        }
-        if target.is_some() || position.is_some() {
-            out.push(unsized_candidate(
-                symbol,
-                target.map(|t| t.2).unwrap_or_default(),
-                position,
-                agg,
-                quote,
-                price,
-                price64,
-                advs.seek(key).copied(),
-                lasts.seek(key).copied(),
-            ));
+        let mut c = unsized_candidate(
+            symbol,
+            target.map(|t| t.2).unwrap_or_default(),
+            position,
+            agg,
+            quote,
+            price,
+            price64,
+            advs.seek(key),
+            lasts.seek(key),
+        );
+        if size(&mut c, ctx) {
+            f(key, c);
         }
     }
-    (t.totals(), true)
 }
 
 /// One symbol's share of the book totals.
@@ -680,59 +889,63 @@ fn whole_plan_blocks(
 /// about it before the equity is: its projected position, or the refusal
 /// when that overflows. [`size`] finishes it.
 #[allow(clippy::too_many_arguments)]
-#[inline]
+#[inline(always)]
 fn unsized_candidate<'a>(
     symbol: &'a Symbol,
     weight: Decimal,
-    position: Option<&'a Position>,
+    holding: Option<&'a Position>,
     open: Option<&OpenAgg<'a>>,
     quote: Option<&'a Quote>,
     price: Option<Decimal>,
     price64: Option<D64>,
-    adv: Option<Decimal>,
-    last_trade_at: Option<DateTime<Utc>>,
+    adv: Option<&'a Decimal>,
+    last_trade_at: Option<&'a DateTime<Utc>>,
 ) -> Candidate<'a> {
-    let held = position.map(|p| p.qty).unwrap_or_default();
-    let (committed_buy, committed_sell) = open
-        .map(|a| (a.buy_remaining, a.sell_remaining))
-        .unwrap_or_default();
-    let mut c = Candidate {
+    let held = holding.map(|p| p.qty).unwrap_or_default();
+    let (position, pre_block) = match open {
+        // Without working orders, held + 0 − 0 is held, unchanged (a zero comes back as
+        // `Decimal::ZERO`, whatever its scale: that is what the decimal sum gives).
+        None => (if held.is_zero() { Decimal::ZERO } else { held }, None),
+        Some(a) => {
+            let projected = if a.overflow {
+                None
+            } else {
+                fx::checked_add(held, a.buy_remaining).and_then(|p| fx::checked_sub(p, a.sell_remaining))
+            };
+            match projected {
+                Some(p) => (p, None),
+                None => (
+                    Decimal::ZERO,
+                    Some(Box::new(overflow(symbol, "position plus working orders"))),
+                ),
+            }
+        }
+    };
+    Candidate {
         symbol,
-        side: if fx::is_neg(weight) {
-            Side::Sell
-        } else {
-            Side::Buy
-        },
+        side: if fx::is_neg(weight) { Side::Sell } else { Side::Buy },
         qty: Decimal::ZERO,
         proposed_qty: Decimal::ZERO,
         weight,
         target_qty: None,
-        held,
-        committed_buy,
-        committed_sell,
-        position: Decimal::ZERO,
-        reducible: Decimal::ZERO,
-        open_counts: open.map(|a| (a.buys, a.sells)).unwrap_or_default(),
+        position,
         price,
         price64,
-        quote_ts: quote.map(|q| q.ts),
         limit_price: None,
+        holding,
+        working: open.map(|a| {
+            Box::new(Working {
+                buy: a.buy_remaining,
+                sell: a.sell_remaining,
+                buys: a.buys,
+                sells: a.sells,
+            })
+        }),
+        quote,
         adv,
         last_trade_at,
-        pre_block: None,
-    };
-    let projected = match open {
-        // Without working orders, held + 0 − 0 is held, unchanged (a zero comes back as
-        // `Decimal::ZERO`, whatever its scale: that is what the decimal sum gives).
-        None => Some(if held.is_zero() { Decimal::ZERO } else { held }),
-        Some(a) if a.overflow => None,
-        Some(_) => fx::checked_add(held, committed_buy).and_then(|p| fx::checked_sub(p, committed_sell)),
-    };
-    match projected {
-        Some(p) => c.position = p,
-        None => c.pre_block = Some(overflow(symbol, "position plus working orders")),
+        pre_block,
     }
-    c
 }
 
 /// The planner's refusal of a quantity it cannot compute.
@@ -782,7 +995,6 @@ fn size_fast(c: &mut Candidate<'_>, ctx: &Ctx<'_>) -> Option<bool> {
     c.side = side;
     c.qty = qty.dec();
     c.proposed_qty = c.qty;
-    c.reducible = Candidate::reducible_for(side, c.position);
     c.limit_price = limit.map(D64::dec);
     Some(true)
 }
@@ -793,13 +1005,15 @@ fn size_general(c: &mut Candidate<'_>, ctx: &Ctx<'_>) -> bool {
     let planner_cfg = &ctx.cfg.planner;
     let position = c.position;
     let target = match c.price {
-        Some(px) => match fx::checked_mul(c.weight, ctx.equity).and_then(|n| num::div_to_lot(n, px, ctx.lot_dp)) {
-            Some(t) => Some(t),
-            None => {
-                c.pre_block = Some(overflow(c.symbol, "target quantity"));
-                return true;
+        Some(px) => {
+            match fx::checked_mul(c.weight, ctx.equity).and_then(|n| num::div_to_lot(n, px, ctx.lot_dp)) {
+                Some(t) => Some(t),
+                None => {
+                    c.pre_block = Some(Box::new(overflow(c.symbol, "target quantity")));
+                    return true;
+                }
             }
-        },
+        }
         // Without a price only a zero target can be sized; the order is refused below anyway.
         None if c.weight.is_zero() => Some(Decimal::ZERO),
         None => None,
@@ -808,34 +1022,29 @@ fn size_general(c: &mut Candidate<'_>, ctx: &Ctx<'_>) -> bool {
     // Unpriced with a non-zero weight keeps qty 0 and the weight's direction, so the audit shows why.
     if let Some(t) = target {
         let Some(delta) = fx::checked_sub(t, position) else {
-            c.pre_block = Some(overflow(c.symbol, "trade quantity"));
+            c.pre_block = Some(Box::new(overflow(c.symbol, "trade quantity")));
             return true;
         };
-        c.side = if fx::is_pos(delta) {
-            Side::Buy
-        } else {
-            Side::Sell
-        };
+        c.side = if fx::is_pos(delta) { Side::Buy } else { Side::Sell };
         c.qty = ctx.floor_lot(delta.abs());
         if c.qty.is_zero() {
             return false;
         }
     }
     c.proposed_qty = c.qty;
-    c.reducible = Candidate::reducible_for(c.side, position);
     match c.price {
-        None => c.pre_block = Some(stale_quote::missing(c.symbol, c.quote_ts.is_some())),
+        None => c.pre_block = Some(Box::new(stale_quote::missing(c.symbol, c.quote.is_some()))),
         Some(px) if planner_cfg.order_type == OrderType::Limit => {
             c.limit_price = ctx.pricer.price(c.side, px);
             if c.limit_price.is_none() {
-                c.pre_block = Some(PreBlock {
+                c.pre_block = Some(Box::new(PreBlock {
                     guard: GuardId::Planner,
                     reason: ReasonCode::InvalidLimitPrice,
                     detail: format!(
                         "{} limit for {} at {} bps from {px} is not a positive price",
                         c.side, c.symbol, planner_cfg.limit_offset_bps
                     ),
-                });
+                }));
             }
         }
         Some(_) => {}

@@ -111,8 +111,8 @@ impl Rng {
 }
 
 const POOL: [&str; 16] = [
-    "A", "AA", "AAPL", "AMZN", "B.C", "BRK-B", "C", "GOOGL", "IBM", "MSFT", "NVDA", "QQQ", "SPY", "T",
-    "XOM", "Z9",
+    "A", "AA", "AAPL", "AMZN", "B.C", "BRK-B", "C", "GOOGL", "IBM", "MSFT", "NVDA", "QQQ", "SPY", "T", "XOM",
+    "Z9",
 ];
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -148,7 +148,11 @@ fn random_config(r: &mut Rng) -> RiskConfig {
     let mut cfg = RiskConfig::default();
     let p = &mut cfg.planner;
     p.fractional = r.pct(30);
-    p.order_type = if r.pct(75) { OrderType::Limit } else { OrderType::Market };
+    p.order_type = if r.pct(75) {
+        OrderType::Limit
+    } else {
+        OrderType::Market
+    };
     p.allow_short = r.pct(25);
     p.limit_offset_bps = match r.below(6) {
         0 => Decimal::ZERO,
@@ -157,7 +161,11 @@ fn random_config(r: &mut Rng) -> RiskConfig {
         3 => r.dec(-50, 50, 0),
         _ => Decimal::TEN,
     };
-    p.time_in_force = if r.pct(80) { TimeInForce::Day } else { TimeInForce::Ioc };
+    p.time_in_force = if r.pct(80) {
+        TimeInForce::Day
+    } else {
+        TimeInForce::Ioc
+    };
     let g = &mut cfg.guards;
     g.exposure.enabled = r.pct(90);
     g.exposure.max_gross = r.dec(1, 30, 1);
@@ -192,7 +200,11 @@ fn random_config(r: &mut Rng) -> RiskConfig {
     g.stale_quote.max_age_secs = 30 + r.below(90);
     g.stale_quote.max_future_secs = r.below(10);
     g.price_collar.enabled = r.pct(90);
-    g.price_collar.max_bps = if r.pct(15) { r.dec(0, 12, 0) } else { r.dec(20, 100, 0) };
+    g.price_collar.max_bps = if r.pct(15) {
+        r.dec(0, 12, 0)
+    } else {
+        r.dec(20, 100, 0)
+    };
     g.market_hours.enabled = r.pct(70);
     g.open_orders.block_opposite_side = r.pct(50);
     g.stale_targets.enabled = r.pct(90);
@@ -220,7 +232,11 @@ fn random_case(seed: u64) -> Case {
     // replayed set, kill switch, wrong account, ...); the rest reach the guards.
     let trouble = if r.pct(25) { r.below(9) } else { 99 };
     let now = t(match trouble {
-        0 => ["2026-11-24T14:32:00Z", "2026-11-24T20:57:00Z", "2026-11-28T17:00:00Z"][r.below(3) as usize],
+        0 => [
+            "2026-11-24T14:32:00Z",
+            "2026-11-24T20:57:00Z",
+            "2026-11-28T17:00:00Z",
+        ][r.below(3) as usize],
         1 => "2026-11-27T17:58:00Z",
         _ if r.pct(50) => "2026-11-24T19:30:00Z",
         _ => "2026-11-24T17:00:00Z",
@@ -229,7 +245,11 @@ fn random_case(seed: u64) -> Case {
     cfg.guards.market_hours.enabled = trouble <= 1 || r.pct(90);
     let wild = r.pct(15);
     let mut snapshot = AccountSnapshot {
-        account_id: if trouble == 2 { "other".into() } else { "acct".into() },
+        account_id: if trouble == 2 {
+            "other".into()
+        } else {
+            "acct".into()
+        },
         cash: if trouble == 3 {
             r.dec(-50_000, 0, 0)
         } else if r.pct(5) {
@@ -316,7 +336,12 @@ fn random_case(seed: u64) -> Case {
                 bid,
                 ask,
                 last: if r.pct(5) { Decimal::ZERO } else { px },
-                ts: now - Duration::seconds(if r.pct(15) { r.range(-12, 150) } else { r.range(0, 30) }),
+                ts: now
+                    - Duration::seconds(if r.pct(15) {
+                        r.range(-12, 150)
+                    } else {
+                        r.range(0, 30)
+                    }),
             }
         });
         let reference = quote
@@ -345,7 +370,11 @@ fn random_case(seed: u64) -> Case {
                 Position {
                     symbol: s.clone(),
                     qty,
-                    avg_cost: if r.pct(10) { Decimal::ZERO } else { r.dec(100, 30_000, 2) },
+                    avg_cost: if r.pct(10) {
+                        Decimal::ZERO
+                    } else {
+                        r.dec(100, 30_000, 2)
+                    },
                 },
             );
         }
@@ -360,13 +389,21 @@ fn random_case(seed: u64) -> Case {
                 side: if r.pct(50) { Side::Buy } else { Side::Sell },
                 qty: r.pdec(0, 300, 0),
                 filled_qty: if r.pct(10) { r.zero() } else { r.pdec(0, 100, 0) },
-                order_type: if limit.is_some() { OrderType::Limit } else { OrderType::Market },
+                order_type: if limit.is_some() {
+                    OrderType::Limit
+                } else {
+                    OrderType::Market
+                },
                 limit_price: limit,
                 submitted_at: now - Duration::minutes(3),
             });
         }
         if r.pct(70) {
-            let adv = if r.pct(10) { r.zero() } else { r.pdec(0, 200_000, 0) };
+            let adv = if r.pct(10) {
+                r.zero()
+            } else {
+                r.pdec(0, 200_000, 0)
+            };
             state.adv.insert(s.clone(), adv);
         }
         if r.pct(30) {

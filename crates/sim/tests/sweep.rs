@@ -67,7 +67,11 @@ fn ci_sweep_200_days_all_faults_zero_violations() {
     assert!(r.crashes >= 20, "only {} crashes landed", r.crashes);
     // Both kinds of kill happened and the operator released them.
     for k in ["engaged_automatic", "engaged_cli", "released"] {
-        assert!(r.kill_switch.get(k).copied().unwrap_or(0) > 0, "no {k}: {:?}", r.kill_switch);
+        assert!(
+            r.kill_switch.get(k).copied().unwrap_or(0) > 0,
+            "no {k}: {:?}",
+            r.kill_switch
+        );
     }
     assert!(r.orders >= 500, "only {} orders reached the venue", r.orders);
     // Hostile target sets were written and intake refused some of them.

@@ -92,12 +92,17 @@ fn now_ms_sql<DB: Database>() -> &'static str {
 /// has not expired. It changes nothing but takes the row's lock, which orders
 /// the append before any concurrent take-over (PostgreSQL); SQLite's write
 /// lock already serialises everything.
-pub(crate) async fn check_fence<DB: Database, C: Conn + ?Sized>(c: &mut C, f: &Fence) -> Result<(), StoreError> {
+pub(crate) async fn check_fence<DB: Database, C: Conn + ?Sized>(
+    c: &mut C,
+    f: &Fence,
+) -> Result<(), StoreError> {
     let now = now_ms_sql::<DB>();
     let n = exec(
         c,
         "checking the lease's fencing token",
-        &format!("UPDATE leases SET token = token WHERE account_id = $1 AND token = $2 AND expires_at > {now}"),
+        &format!(
+            "UPDATE leases SET token = token WHERE account_id = $1 AND token = $2 AND expires_at > {now}"
+        ),
         &[Val::t(&f.account_id), Val::i(f.token)],
     )
     .await?;
@@ -127,7 +132,10 @@ fn refusal(token: i64, row: Option<&LeaseRow>) -> String {
     }
 }
 
-async fn lease_row<DB: Database, C: Conn + ?Sized>(c: &mut C, account_id: &str) -> Result<Option<LeaseRow>, StoreError> {
+async fn lease_row<DB: Database, C: Conn + ?Sized>(
+    c: &mut C,
+    account_id: &str,
+) -> Result<Option<LeaseRow>, StoreError> {
     let now = now_ms_sql::<DB>();
     let row = fetch_one(
         c,
@@ -155,7 +163,12 @@ pub trait LeaseStore: Store {
     /// One acquisition attempt: `Some(token)` when granted for `ttl_ms` (no
     /// row yet, the row expired, or `holder` holds it already; the token is
     /// incremented either way), `None` when someone else holds it.
-    async fn try_acquire_lease(&self, account_id: &str, holder: &str, ttl_ms: i64) -> Result<Option<i64>, StoreError>;
+    async fn try_acquire_lease(
+        &self,
+        account_id: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<i64>, StoreError>;
 
     /// Takes the lease over from `from` (a holder known to be dead) if the row
     /// still shows exactly that holder and token: `Some(new token)`, or `None`
@@ -182,7 +195,8 @@ pub trait LeaseStore: Store {
     /// [`Store::append_batch`] under a lease: commits only if the lease row
     /// carries `fence.token` and has not expired (checked in the same
     /// transaction); [`StoreError::Fenced`] otherwise, with nothing written.
-    async fn append_batch_fenced(&self, evs: &[Event], fence: &Fence) -> Result<Vec<Option<u64>>, StoreError>;
+    async fn append_batch_fenced(&self, evs: &[Event], fence: &Fence)
+        -> Result<Vec<Option<u64>>, StoreError>;
 }
 
 #[async_trait]
@@ -191,7 +205,12 @@ where
     DB: Database,
     DB::Connection: Conn,
 {
-    async fn try_acquire_lease(&self, account_id: &str, holder: &str, ttl_ms: i64) -> Result<Option<i64>, StoreError> {
+    async fn try_acquire_lease(
+        &self,
+        account_id: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
         let now = now_ms_sql::<DB>();
         let sql = format!(
             "INSERT INTO leases (account_id, holder, token, acquired_at, expires_at) \
@@ -284,7 +303,11 @@ where
         lease_row::<DB, _>(&mut *c, account_id).await
     }
 
-    async fn append_batch_fenced(&self, evs: &[Event], fence: &Fence) -> Result<Vec<Option<u64>>, StoreError> {
+    async fn append_batch_fenced(
+        &self,
+        evs: &[Event],
+        fence: &Fence,
+    ) -> Result<Vec<Option<u64>>, StoreError> {
         self.append_batch_with(evs, Some(fence)).await
     }
 }
@@ -392,7 +415,9 @@ impl Lease {
         // database's expiry is computed later, so it is never earlier.
         let sent = Instant::now();
         if let Some(token) = store.try_acquire_lease(account_id, holder, ttl).await? {
-            return Ok(LeaseAttempt::Acquired(Self::granted(store, account_id, holder, terms, token, sent)));
+            return Ok(LeaseAttempt::Acquired(Self::granted(
+                store, account_id, holder, terms, token, sent,
+            )));
         }
         let Some(current) = store.lease(account_id).await? else {
             // Rows are never deleted; only a concurrent schema change gets here.
@@ -405,7 +430,9 @@ impl Lease {
         if current.holder != holder && holder_is_dead_here(&current.holder) {
             let sent = Instant::now();
             if let Some(token) = store.take_over_lease(account_id, holder, ttl, &current).await? {
-                return Ok(LeaseAttempt::Acquired(Self::granted(store, account_id, holder, terms, token, sent)));
+                return Ok(LeaseAttempt::Acquired(Self::granted(
+                    store, account_id, holder, terms, token, sent,
+                )));
             }
             if let Some(now) = store.lease(account_id).await? {
                 return Ok(LeaseAttempt::Busy(now));
@@ -537,7 +564,10 @@ impl Lease {
             return Ok(());
         }
         let row = self.store.lease(&self.fence.account_id).await.ok().flatten();
-        let why = format!("renewal refused by the database: {}", refusal(self.fence.token, row.as_ref()));
+        let why = format!(
+            "renewal refused by the database: {}",
+            refusal(self.fence.token, row.as_ref())
+        );
         self.mark_lost(why.clone());
         Err(StoreError::Fenced {
             account_id: self.fence.account_id.clone(),
@@ -679,7 +709,10 @@ fn local_identity() -> Option<(String, String, String)> {
     let boot = read("/proc/sys/kernel/random/boot_id")?;
     let ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
     let ns = ns.to_string_lossy().into_owned();
-    if [&host, &boot, &ns].iter().any(|s| s.is_empty() || s.contains('|')) {
+    if [&host, &boot, &ns]
+        .iter()
+        .any(|s| s.is_empty() || s.contains('|'))
+    {
         return None;
     }
     Some((host, boot, ns))

@@ -48,11 +48,11 @@ pub use lease::{
     holder_id, holder_is_dead_here, Fence, FencedStore, Lease, LeaseAttempt, LeaseRow, LeaseStore, LeaseTerms,
 };
 pub use pg::PgStore;
-pub use schema::check_schema_name;
 pub use rows::{
     AccountRow, AuditRow, ChainReport, CycleRow, EodRow, FillFilter, FillRow, KillState, OrderFilter,
     OrderRow, PositionRow, ReconciliationRow,
 };
+pub use schema::check_schema_name;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;

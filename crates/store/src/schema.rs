@@ -47,14 +47,10 @@ impl SqlStore<Postgres> {
         })?;
         let quoted = format!("\"{schema}\"");
         {
-            let mut c = opts
-                .clone()
-                .connect()
-                .await
-                .map_err(|source| StoreError::Open {
-                    location: location.clone(),
-                    source,
-                })?;
+            let mut c = opts.clone().connect().await.map_err(|source| StoreError::Open {
+                location: location.clone(),
+                source,
+            })?;
             let created = sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {quoted}"))
                 .execute(&mut c)
                 .await;

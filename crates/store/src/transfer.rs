@@ -86,17 +86,26 @@ where
         let mut fresh: Vec<(&AuditRow, Event)> = Vec::new();
         for r in rows.iter().filter(|r| r.seq > head.seq) {
             if r.seq != seq + 1 {
-                return Err(refuse(r, format!("expected sequence number {} (gap or disorder)", seq + 1)));
+                return Err(refuse(
+                    r,
+                    format!("expected sequence number {} (gap or disorder)", seq + 1),
+                ));
             }
             if r.prev_hash != prev {
                 return Err(refuse(
                     r,
-                    format!("prev_hash {} does not link to the previous row's hash {prev}", r.prev_hash),
+                    format!(
+                        "prev_hash {} does not link to the previous row's hash {prev}",
+                        r.prev_hash
+                    ),
                 ));
             }
             let h = chain_hash(&r.prev_hash, r.seq, &r.at, &r.kind, &r.event_id, &r.payload);
             if h != r.hash {
-                return Err(refuse(r, format!("stored hash {} but the row hashes to {h} (edited)", r.hash)));
+                return Err(refuse(
+                    r,
+                    format!("stored hash {} but the row hashes to {h} (edited)", r.hash),
+                ));
             }
             let ev: Event = r
                 .event()

@@ -138,11 +138,21 @@ async fn check_dead_holder(a: Arc<dyn LeaseStore>, b: Arc<dyn LeaseStore>) {
     assert!(keel_store::holder_is_dead_here(&dead));
     assert!(!keel_store::holder_is_dead_here(&me), "we are alive");
     let long = terms(600_000, 1_000);
-    assert!(a.try_acquire_lease(ACCT, &dead, 600_000).await.expect("fake").is_some());
+    assert!(a
+        .try_acquire_lease(ACCT, &dead, 600_000)
+        .await
+        .expect("fake")
+        .is_some());
     let lb = acquire(&b, &me, long).await;
     assert_eq!(lb.token(), 2, "taken over from the dead holder without waiting");
     // A live holder (us) is not taken over by anyone.
-    let other_live = format!("{}|{}|{}|{}|cafe", parts[0], parts[1], parts[2], std::process::id());
+    let other_live = format!(
+        "{}|{}|{}|{}|cafe",
+        parts[0],
+        parts[1],
+        parts[2],
+        std::process::id()
+    );
     busy(&a, &other_live, long).await;
 }
 

@@ -4,8 +4,8 @@
 //! because a buy can fill before the sell that was meant to pay for it.
 
 use super::{cap_at, Guard, Verdict};
-use crate::fx;
 use crate::context::{Candidate, Ctx, CycleAccumulator};
+use crate::fx;
 use crate::num::{mul, shares_for, BPS};
 use crate::output::{GuardId, ReasonCode};
 use keel_domain::Side;
@@ -68,6 +68,10 @@ impl Guard for BuyingPower {
 
     fn enabled(&self) -> bool {
         self.enabled
+    }
+
+    fn reads_cycle(&self) -> bool {
+        true
     }
 
     fn exempts_risk_reducing(&self) -> bool {

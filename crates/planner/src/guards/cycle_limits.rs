@@ -3,8 +3,8 @@
 //! generates orders cannot generate unboundedly many.
 
 use super::{cap_at, Guard, Verdict};
-use crate::fx;
 use crate::context::{Candidate, Ctx, CycleAccumulator};
+use crate::fx;
 use crate::num::{pct, shares_for};
 use crate::output::{GuardId, ReasonCode};
 use rust_decimal::Decimal;
@@ -42,6 +42,10 @@ impl Guard for CycleLimits {
 
     fn enabled(&self) -> bool {
         self.enabled
+    }
+
+    fn reads_cycle(&self) -> bool {
+        true
     }
 
     fn exempts_risk_reducing(&self) -> bool {

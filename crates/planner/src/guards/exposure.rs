@@ -8,8 +8,8 @@
 //! next cycle's replan are the backstop.
 
 use super::{cap_increase, Guard, Verdict};
-use crate::fx;
 use crate::context::{Candidate, Ctx, CycleAccumulator};
+use crate::fx;
 use crate::num::{mul, pct, shares_for};
 use crate::output::{GuardId, ReasonCode};
 use keel_domain::Side;
@@ -45,6 +45,10 @@ impl Guard for ExposureLimits {
 
     fn enabled(&self) -> bool {
         self.enabled
+    }
+
+    fn reads_cycle(&self) -> bool {
+        true
     }
 
     /// Risk-reducing orders always pass (even if they move net the wrong

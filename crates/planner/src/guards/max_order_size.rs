@@ -3,8 +3,8 @@
 //! quote cannot become one enormous order.
 
 use super::{cap_at, Guard, Verdict};
-use crate::fx;
 use crate::context::{Candidate, Ctx, CycleAccumulator};
+use crate::fx;
 use crate::num::shares_for;
 use crate::output::{GuardId, ReasonCode};
 use rust_decimal::Decimal;

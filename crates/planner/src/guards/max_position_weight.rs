@@ -3,8 +3,8 @@
 //! classic percent-vs-fraction units error).
 
 use super::{base_after_reducing, cap_increase, Guard, Verdict};
-use crate::fx;
 use crate::context::{Candidate, Ctx, CycleAccumulator};
+use crate::fx;
 use crate::num::{pct, shares_for};
 use crate::output::{GuardId, ReasonCode};
 use rust_decimal::Decimal;

@@ -92,6 +92,13 @@ pub(crate) trait Guard {
     fn exempts_risk_reducing(&self) -> bool {
         false
     }
+    /// True when the check reads the [`CycleAccumulator`], so its verdict
+    /// depends on the orders accepted before this one. The planner runs the
+    /// guards before the first such guard as soon as an order is sized, and
+    /// the rest in pipeline order (sells, then buys).
+    fn reads_cycle(&self) -> bool {
+        false
+    }
     /// Judges `c` given the run's facts and what the cycle has accepted so far.
     /// Details are only formatted when the guard acts, to keep passes cheap.
     fn check(&self, c: &Candidate<'_>, ctx: &Ctx<'_>, acc: &CycleAccumulator) -> Verdict;
@@ -128,6 +135,8 @@ pub(crate) struct Active<'g> {
     guard: &'g dyn Guard,
     id: GuardId,
     exempt: bool,
+    /// [`Guard::reads_cycle`].
+    pub cumulative: bool,
 }
 
 /// The enabled per-order guards, in pipeline order.
@@ -139,6 +148,7 @@ pub(crate) fn active(g: &GuardsConfig) -> Vec<Active<'_>> {
             guard,
             id: guard.id(),
             exempt: guard.exempts_risk_reducing(),
+            cumulative: guard.reads_cycle(),
         })
         .collect()
 }
@@ -160,23 +170,31 @@ impl Blocked {
     }
 }
 
-/// Runs the pipeline on `c`, shrinking `c.qty` in place and recording every
-/// resize in `steps`. Returns the block, if any.
+/// The pipeline on one order is [`pre_blocked`], then [`run`] over every
+/// guard, then [`nothing_sized`]; the planner calls the parts separately to
+/// run the guards that do not read the accumulator early (see
+/// [`Guard::reads_cycle`]).
 ///
 /// The pipeline, not the guards, enforces the two rules every guard must
 /// obey: quantities only ever go down (so the final quantity is at most the
 /// proposed one), and exempt guards never take away the reducing part.
-pub(crate) fn evaluate(
+/// A whole-plan block, or the planner's own refusal of `c`.
+#[inline]
+pub(crate) fn pre_blocked(c: &Candidate<'_>, ctx: &Ctx<'_>) -> Option<Blocked> {
+    let pre = ctx.plan_block.as_ref().or(c.pre_block.as_deref());
+    pre.map(|b| Blocked::new(b.guard, b.reason, b.detail.clone()))
+}
+
+/// Runs `guards` in order on `c`, shrinking `c.qty` in place and recording
+/// every resize in `steps`. Returns the block, if any.
+#[inline]
+pub(crate) fn run(
     c: &mut Candidate<'_>,
     ctx: &Ctx<'_>,
     acc: &CycleAccumulator,
     guards: &[Active<'_>],
     steps: &mut Vec<GuardStep>,
 ) -> Option<Blocked> {
-    let pre = ctx.plan_block.as_ref().or(c.pre_block.as_ref());
-    if let Some(b) = pre {
-        return Some(Blocked::new(b.guard, b.reason, b.detail.clone()));
-    }
     for g in guards {
         let exempt = g.exempt;
         if exempt && c.is_risk_reducing() {
@@ -208,6 +226,12 @@ pub(crate) fn evaluate(
         });
         c.qty = qty;
     }
+    None
+}
+
+/// The last check after every guard passed.
+#[inline]
+pub(crate) fn nothing_sized(c: &Candidate<'_>) -> Option<Blocked> {
     if !fx::is_pos(c.qty) {
         // Only unpriced candidates start at zero and they carry a pre-block;
         // kept so that no path can ever emit a zero-quantity order.

@@ -3,8 +3,8 @@
 //! refused rather than corrected.
 
 use super::{Guard, Verdict};
-use crate::fx;
 use crate::context::{Candidate, Ctx, CycleAccumulator};
+use crate::fx;
 use crate::num::BPS;
 use crate::output::{GuardId, ReasonCode};
 use rust_decimal::Decimal;

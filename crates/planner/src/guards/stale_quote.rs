@@ -102,13 +102,16 @@ impl Guard for StaleQuote {
     /// Blocks every order (risk-reducing ones too: their limit price comes
     /// from the same stale quote) whose quote is too old or from the future.
     fn check(&self, c: &Candidate<'_>, ctx: &Ctx<'_>, _acc: &CycleAccumulator) -> Verdict {
-        let Some(ts) = c.quote_ts else {
+        let Some(ts) = c.quote_ts() else {
             return Verdict::Pass;
         };
         // The configured guard checks against the plan's precomputed window (another
         // instance, in tests, takes the general path); a quote outside it, or a leap
         // second, gets the general check below, which also words the detail.
-        if let Some(w) = ctx.quote_window.filter(|_| std::ptr::eq(self, &ctx.cfg.guards.stale_quote)) {
+        if let Some(w) = ctx
+            .quote_window
+            .filter(|_| std::ptr::eq(self, &ctx.cfg.guards.stale_quote))
+        {
             let fresh = w.stale_upto.is_none_or(|t| ts > t) && w.future_from.is_none_or(|t| ts < t);
             if fresh && !leap(ts) {
                 return Verdict::Pass;
@@ -230,13 +233,19 @@ mod tests {
                     offsets.extend([(e - 1) * 1_000_000 + 1, (e + 1) * 1_000_000 - 1]);
                 }
             }
-            for ns in offsets.iter().map(|o| if o.abs() < 100_000 { o * 1_000_000 } else { *o }) {
+            for ns in offsets
+                .iter()
+                .map(|o| if o.abs() < 100_000 { o * 1_000_000 } else { *o })
+            {
                 let ts = now - TimeDelta::nanoseconds(ns);
                 let age_ms = ms_between(ts, now);
-                let fresh = !(age_ms > secs_to_ms(max_age) || age_ms.saturating_neg() > secs_to_ms(max_future));
-                let by_window =
-                    w.stale_upto.is_none_or(|b| ts > b) && w.future_from.is_none_or(|b| ts < b);
-                assert_eq!(by_window, fresh, "max {max_age}/{max_future}, ts {ts}, age {age_ms} ms");
+                let fresh =
+                    !(age_ms > secs_to_ms(max_age) || age_ms.saturating_neg() > secs_to_ms(max_future));
+                let by_window = w.stale_upto.is_none_or(|b| ts > b) && w.future_from.is_none_or(|b| ts < b);
+                assert_eq!(
+                    by_window, fresh,
+                    "max {max_age}/{max_future}, ts {ts}, age {age_ms} ms"
+                );
             }
         }
     }

@@ -9,8 +9,8 @@
 //! not an automatic liquidation triggered by a market data glitch.
 
 use super::{base_after_reducing, cap_increase, Guard, Verdict};
-use crate::fx;
 use crate::context::{Candidate, Ctx, CycleAccumulator};
+use crate::fx;
 use crate::input::GuardState;
 use crate::output::{GuardId, ReasonCode};
 use rust_decimal::{Decimal, RoundingStrategy};
