@@ -14,6 +14,14 @@ fuzz_target!(|data: &[u8]| {
     };
     assert_eq!(set.as_of, now);
     assert!(!set.liquidate && set.valid_until.is_none());
-    assert!(set.targets.windows(2).all(|w| w[0].symbol < w[1].symbol), "{:?}", set.targets);
-    assert!(set.gross() <= cfg.max_gross && set.gross() >= cfg.liquidate_floor, "{}", set.gross());
+    assert!(
+        set.targets.windows(2).all(|w| w[0].symbol < w[1].symbol),
+        "{:?}",
+        set.targets
+    );
+    assert!(
+        set.gross() <= cfg.max_gross && set.gross() >= cfg.liquidate_floor,
+        "{}",
+        set.gross()
+    );
 });

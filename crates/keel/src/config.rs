@@ -341,6 +341,23 @@ impl KeelConfig {
             })?;
             out.push(c);
         }
+        // One store, venue and inbox per account: a shared file would mix two
+        // accounts' events into one audit chain.
+        let mut paths = BTreeSet::new();
+        for c in &out {
+            let mut mine = vec![c.paper_path(), c.inbox()];
+            if c.store.url.is_none() {
+                mine.push(c.store_path());
+            }
+            for p in mine {
+                if !paths.insert(p.clone()) {
+                    return Err(format!(
+                        "accounts: {} would be shared by two accounts; give each its own data_dir and inbox",
+                        p.display()
+                    ));
+                }
+            }
+        }
         Ok(out)
     }
 
@@ -385,5 +402,75 @@ pub fn example() -> String {
         Ok(s) => s,
         // Unreachable in a tested build (a unit test keeps every key documented).
         Err(missing) => format!("# undocumented keys: {missing:?}\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> KeelConfig {
+        toml::from_str(text).expect("parses")
+    }
+
+    #[test]
+    fn one_account_by_default() {
+        let c = KeelConfig::default();
+        let all = c.account_configs().unwrap();
+        assert_eq!(all, vec![c]);
+    }
+
+    #[test]
+    fn accounts_inherit_and_override() {
+        let c = parse(
+            "data_dir = \"d\"\n[paper]\nseed = 5\nslippage_bps = \"3\"\n\
+             [guards.max_position_weight]\nmax_weight = \"0.10\"\n\
+             [[accounts]]\nid = \"a\"\n\
+             [[accounts]]\nid = \"b\"\ndata_dir = \"elsewhere\"\ninbox = \"in-b\"\n\
+             paper = { seed = 9 }\nguards = { max_position_weight = { max_weight = \"0.25\" } }\n",
+        );
+        let all = c.account_configs().unwrap();
+        assert_eq!(all.len(), 2);
+        let (a, b) = (&all[0], &all[1]);
+        assert_eq!(a.account_id, "a");
+        assert_eq!(a.data_dir, PathBuf::from("d/a"));
+        assert_eq!(a.inbox(), PathBuf::from("d/a/inbox"));
+        assert_eq!(a.store_path(), PathBuf::from("d/a/keel.db"));
+        assert_eq!(a.paper.seed, 5);
+        assert_eq!(a.guards.max_position_weight.max_weight.to_string(), "0.10");
+        assert_eq!(b.data_dir, PathBuf::from("elsewhere"));
+        assert_eq!(b.inbox(), PathBuf::from("in-b"));
+        assert_eq!(b.paper.seed, 9, "overridden");
+        assert_eq!(b.paper.slippage_bps.to_string(), "3", "inherited");
+        assert_eq!(b.guards.max_position_weight.max_weight.to_string(), "0.25");
+        assert!(b.accounts.is_empty());
+    }
+
+    #[test]
+    fn bad_account_lists_are_refused_naming_the_key() {
+        let err = |text: &str| parse(text).account_configs().unwrap_err();
+        assert!(err("[[accounts]]\nid = \"a\"\n[[accounts]]\nid = \"a\"\n").contains("accounts[1].id"));
+        assert!(err("[[accounts]]\nid = \"a b\"\n").contains("accounts[0].id"));
+        assert!(err("[store]\npath = \"x.db\"\n[[accounts]]\nid = \"a\"\n").contains("store.path"));
+        assert!(err(
+            "[[accounts]]\nid = \"a\"\ndata_dir = \"s\"\n[[accounts]]\nid = \"b\"\ndata_dir = \"s\"\n"
+        )
+        .contains("shared by two accounts"));
+        assert!(err("[[accounts]]\nid = \"a\"\npaper = { seeed = 1 }\n").contains("accounts[0].paper"));
+    }
+
+    #[test]
+    fn store_and_lease_settings_are_checked() {
+        let ok = parse("[store]\nurl = \"postgres://u@h/db\"\n");
+        ok.check_accounts_and_stores().unwrap();
+        assert_eq!(ok.pg_schema(), "keel_paper");
+        let e = parse("[store]\nurl = \"mysql://u:secret@h/db\"\n")
+            .check_accounts_and_stores()
+            .unwrap_err();
+        assert!(e.contains("store.url") && !e.contains("secret"), "{e}");
+        let e = parse("[lease]\nttl_ms = 1000\nrenew_ms = 600\nmargin_ms = 500\n")
+            .check_accounts_and_stores()
+            .unwrap_err();
+        assert!(e.contains("renew_ms"), "{e}");
     }
 }

@@ -142,9 +142,7 @@ async fn account_loop(
         reported = None;
         tracing::info!(account = %account, token = lease.token(), "lease acquired: trading");
         let renewer = spawn_renewal(lease.clone(), every);
-        if let Err(e) = tenure(&env, &lease, &stop, slot.as_ref()).await {
-            tracing::error!(account = %account, error = %e, "trading stopped");
-        }
+        let result = tenure(&env, &lease, &stop, slot.as_ref()).await;
         renewer.abort();
         if let Some(s) = &slot {
             *s.write().unwrap_or_else(|p| p.into_inner()) = None;
@@ -152,19 +150,31 @@ async fn account_loop(
         if stopped(&stop) {
             match lease.release().await {
                 Ok(_) => tracing::info!(account = %account, token = lease.token(), "lease released"),
-                Err(e) => {
-                    tracing::warn!(account = %account, error = %e, "releasing the lease failed; it expires by itself")
-                }
+                Err(e) => tracing::warn!(
+                    account = %account,
+                    error = %e,
+                    "releasing the lease failed; it expires by itself"
+                ),
             }
             break;
         }
-        let why = lease.lost_reason().unwrap_or_else(|| "unknown".into());
-        tracing::warn!(
-            account = %account,
-            token = lease.token(),
-            reason = %why,
-            "lease lost: stopped trading; standing by to re-acquire"
-        );
+        match result {
+            Err(e) => {
+                // Could not trade (e.g. the venue would not open): let a
+                // standby try instead of sitting on the lease.
+                tracing::error!(account = %account, error = %e, "trading stopped; releasing the lease");
+                let _ = lease.release().await;
+            }
+            Ok(()) => {
+                let why = lease.lost_reason().unwrap_or_else(|| "unknown".into());
+                tracing::warn!(
+                    account = %account,
+                    token = lease.token(),
+                    reason = %why,
+                    "lease lost: stopped trading; standing by to re-acquire"
+                );
+            }
+        }
         nap(&stop, every).await;
     }
 }

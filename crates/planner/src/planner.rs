@@ -72,15 +72,10 @@ pub fn plan(input: &PlanInput<'_>, cfg: &RiskConfig) -> Plan {
         late,
         orders: Vec::new(),
     };
-    // Sell decisions in symbol order, then (appended at the end) buy decisions in symbol order.
-    // At most one decision per symbol of the universe: the vector that ends up
-    // holding them all is reserved once. That is `sells`, which takes the buys
-    // at the end, unless nothing can be sold: then the buys are the decisions.
-    let (mut sells, mut buys): (Vec<Decision>, Vec<Decision>) = match last_sell {
-        Some(_) => (Vec::with_capacity(universe), Vec::new()),
-        None => (Vec::new(), Vec::with_capacity(universe)),
-    };
-    // Buys that passed the early guards: (index in `buys`, the order, its steps so far).
+    // Decisions are made in symbol order, into one vector reserved once (at most one
+    // per symbol of the universe), and put in plan order (sells, then buys) at the end.
+    let mut decisions: Vec<Decision> = Vec::with_capacity(universe);
+    // Buys that passed the early guards: (index in `decisions`, the order, its steps so far).
     let mut waiting: Vec<(usize, Candidate<'_>, Vec<GuardStep>)> = Vec::new();
     candidates(input, merged.as_deref(), &open, &ctx, |key, mut c| {
         // Past the last symbol that might be sold every sell is done: waiting buys
@@ -88,7 +83,7 @@ pub fn plan(input: &PlanInput<'_>, cfg: &RiskConfig) -> Plan {
         let sells_done = last_sell.is_none_or(|l| key > l);
         if sells_done && !waiting.is_empty() {
             for (i, mut w, steps) in waiting.drain(..) {
-                if let Some(d) = buys.get_mut(i) {
+                if let Some(d) = decisions.get_mut(i) {
                     run.finish(&mut w, &mut acc, steps, d);
                 }
             }
@@ -97,39 +92,27 @@ pub fn plan(input: &PlanInput<'_>, cfg: &RiskConfig) -> Plan {
         let mut steps = Vec::new();
         let blocked =
             guards::pre_blocked(&c, &ctx).or_else(|| guards::run(&mut c, &ctx, &acc, early, &mut steps));
-        match (blocked, c.side) {
-            (Some(b), Side::Sell) => sells.push(blocked_decision(&c, risk_reducing, steps, b)),
-            (Some(b), Side::Buy) => buys.push(blocked_decision(&c, risk_reducing, steps, b)),
-            (None, Side::Sell) => {
-                let mut d = new_decision(&c, risk_reducing);
-                run.finish(&mut c, &mut acc, steps, &mut d);
-                sells.push(d);
-            }
-            (None, Side::Buy) => {
-                let mut d = new_decision(&c, risk_reducing);
-                if sells_done {
-                    run.finish(&mut c, &mut acc, steps, &mut d);
-                    buys.push(d);
-                } else {
-                    // Its place among the buys is kept; the decision is completed after the sells.
-                    buys.push(d);
-                    waiting.push((buys.len() - 1, c, steps));
-                }
-            }
+        if let Some(b) = blocked {
+            decisions.push(blocked_decision(&c, risk_reducing, steps, b));
+            return;
+        }
+        let mut d = new_decision(&c, risk_reducing);
+        if c.side == Side::Sell || sells_done {
+            run.finish(&mut c, &mut acc, steps, &mut d);
+            decisions.push(d);
+        } else {
+            // Its place is kept; the decision is completed after the sells.
+            decisions.push(d);
+            waiting.push((decisions.len() - 1, c, steps));
         }
     });
     for (i, mut c, steps) in waiting {
-        if let Some(d) = buys.get_mut(i) {
+        if let Some(d) = decisions.get_mut(i) {
             run.finish(&mut c, &mut acc, steps, d);
         }
     }
+    sells_first(&mut decisions);
     let orders = run.orders;
-    let decisions = if sells.is_empty() {
-        buys
-    } else {
-        sells.append(&mut buys);
-        sells
-    };
     Plan {
         orders,
         decisions,
@@ -141,6 +124,33 @@ pub fn plan(input: &PlanInput<'_>, cfg: &RiskConfig) -> Plan {
             ..exposure_before
         },
         plan_blocks,
+    }
+}
+
+/// Puts decisions made in symbol order into plan order, sells then buys,
+/// each in symbol order: a stable partition, done in place by following the
+/// cycles of the permutation (each decision moves once, nothing is copied).
+fn sells_first(decisions: &mut [Decision]) {
+    let sells = decisions.iter().filter(|d| d.side == Side::Sell).count();
+    if decisions[..sells].iter().all(|d| d.side == Side::Sell) {
+        return;
+    }
+    // to[i]: where the decision now at i belongs.
+    let (mut next_sell, mut next_buy) = (0, sells);
+    let mut to: Vec<usize> = decisions
+        .iter()
+        .map(|d| {
+            let slot = if d.side == Side::Sell { &mut next_sell } else { &mut next_buy };
+            *slot += 1;
+            *slot - 1
+        })
+        .collect();
+    for i in 0..decisions.len() {
+        while to[i] != i {
+            let j = to[i];
+            decisions.swap(i, j);
+            to.swap(i, j);
+        }
     }
 }
 

@@ -133,7 +133,11 @@ pub fn main(args: &SimArgs) -> Result<(), SimFailure> {
         cycle_every_min: args.cycle_every_min,
         outages: args.outages,
     };
-    let violations = match &args.seeds {
+    // The worker logs every kill and retry it survives; in a simulation
+    // those are the point, and the report counts them, so keep them off the
+    // terminal (KEEL_SIM_TRACE=1 shows the simulator's own step trace).
+    let quiet = tracing::subscriber::NoSubscriber::default();
+    let violations = tracing::subscriber::with_default(quiet, || match &args.seeds {
         Some(range) => {
             let r = rt.block_on(sweep_with(range.clone(), !args.no_progress, config));
             print!("{r}");
@@ -144,7 +148,7 @@ pub fn main(args: &SimArgs) -> Result<(), SimFailure> {
             print!("{r}");
             r.violations.len()
         }
-    };
+    });
     if violations == 0 {
         Ok(())
     } else {
