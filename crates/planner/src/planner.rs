@@ -77,7 +77,7 @@ pub fn plan(input: &PlanInput<'_>, cfg: &RiskConfig) -> Plan {
     let mut decisions: Vec<Decision> = Vec::with_capacity(universe);
     // Buys that passed the early guards: (index in `decisions`, the order, its steps so far).
     let mut waiting: Vec<(usize, Candidate<'_>, Vec<GuardStep>)> = Vec::new();
-    candidates(input, merged.as_deref(), &open, &ctx, |key, mut c| {
+    candidates(input, merged.as_deref(), &open, &ctx, |key, c| {
         // Past the last symbol that might be sold every sell is done: waiting buys
         // go now, and later ones need not wait.
         let sells_done = last_sell.is_none_or(|l| key > l);
@@ -90,20 +90,19 @@ pub fn plan(input: &PlanInput<'_>, cfg: &RiskConfig) -> Plan {
         }
         let risk_reducing = c.is_risk_reducing();
         let mut steps = Vec::new();
-        let blocked =
-            guards::pre_blocked(&c, &ctx).or_else(|| guards::run(&mut c, &ctx, &acc, early, &mut steps));
+        let blocked = guards::pre_blocked(c, &ctx).or_else(|| guards::run(c, &ctx, &acc, early, &mut steps));
         if let Some(b) = blocked {
-            decisions.push(blocked_decision(&c, risk_reducing, steps, b));
+            decisions.push(blocked_decision(c, risk_reducing, steps, b));
             return;
         }
-        let mut d = new_decision(&c, risk_reducing);
+        let mut d = new_decision(c, risk_reducing);
         if c.side == Side::Sell || sells_done {
-            run.finish(&mut c, &mut acc, steps, &mut d);
+            run.finish(c, &mut acc, steps, &mut d);
             decisions.push(d);
         } else {
             // Its place is kept; the decision is completed after the sells.
             decisions.push(d);
-            waiting.push((decisions.len() - 1, c, steps));
+            waiting.push((decisions.len() - 1, c.clone(), steps));
         }
     });
     for (i, mut c, steps) in waiting {
@@ -140,7 +139,11 @@ fn sells_first(decisions: &mut [Decision]) {
     let mut to: Vec<usize> = decisions
         .iter()
         .map(|d| {
-            let slot = if d.side == Side::Sell { &mut next_sell } else { &mut next_buy };
+            let slot = if d.side == Side::Sell {
+                &mut next_sell
+            } else {
+                &mut next_buy
+            };
             *slot += 1;
             *slot - 1
         })
@@ -383,7 +386,7 @@ pub(crate) fn prepare<'a>(input: &PlanInput<'a>, cfg: &'a RiskConfig) -> Prepare
     let open = group_open_orders(&input.snapshot.open_orders);
     let Setup { ctx, acc, merged, .. } = setup(input, cfg, &open);
     let mut out = Vec::new();
-    candidates(input, merged.as_deref(), &open, &ctx, |_, c| out.push(c));
+    candidates(input, merged.as_deref(), &open, &ctx, |_, c| out.push(c.clone()));
     Prepared {
         ctx,
         candidates: out,
@@ -541,7 +544,7 @@ impl<'a, V> Cursor<'a, V> {
     }
 
     /// The value at `key`, skipping smaller keys; keys must be asked for in ascending order.
-    #[inline]
+    #[inline(always)]
     fn seek(&mut self, key: u128) -> Option<&'a V> {
         while let Some((k, _, v)) = self.head {
             if k < key {
@@ -704,7 +707,7 @@ fn candidates<'a>(
     merged: Option<&[Weight<'a>]>,
     open: &[OpenAgg<'a>],
     ctx: &Ctx<'_>,
-    mut f: impl FnMut(u128, Candidate<'a>),
+    mut f: impl FnMut(u128, &mut Candidate<'a>),
 ) {
     match merged {
         None => {
@@ -724,7 +727,7 @@ fn walk<'a>(
     targets: impl Iterator<Item = Weight<'a>>,
     open: &[OpenAgg<'a>],
     ctx: &Ctx<'_>,
-    f: &mut impl FnMut(u128, Candidate<'a>),
+    f: &mut impl FnMut(u128, &mut Candidate<'a>),
 ) {
     let snap: &'a AccountSnapshot = input.snapshot;
     let mut ti = targets.peekable();
@@ -772,7 +775,7 @@ fn walk<'a>(
             lasts.seek(key),
         );
         if size(&mut c, ctx) {
-            f(key, c);
+            f(key, &mut c);
         }
     }
 }
@@ -1066,6 +1069,51 @@ fn size_general(c: &mut Candidate<'_>, ctx: &Ctx<'_>) -> bool {
 mod tests {
     use super::*;
     use crate::testkit::*;
+
+    #[test]
+    fn symbol_keys_are_the_zero_padded_bytes_and_keep_string_order() {
+        let padded = |s: &str| {
+            let mut buf = [0u8; 16];
+            buf[..s.len()].copy_from_slice(s.as_bytes());
+            u128::from_be_bytes(buf)
+        };
+        let mut names: Vec<String> = [
+            "A",
+            "AB",
+            "ABC",
+            "ABCD",
+            "ABCDE",
+            "ABCDEFG",
+            "ABCDEFGH",
+            "ABCDEFGHI",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        names.extend(
+            [
+                "BRK.B",
+                "BF-B",
+                "Z9",
+                "ABCDEFGHIJKL",
+                "ABCDEFGHIJK",
+                "AAPL",
+                "A.",
+                "A-",
+            ]
+            .map(String::from),
+        );
+        for len in 1..=12 {
+            names.push("XYZ.-0129ABC".chars().take(len).collect());
+        }
+        let syms: Vec<Symbol> = names.iter().map(|n| sym(n)).collect();
+        for a in &syms {
+            assert_eq!(sym_key(a), padded(a.as_str()), "{a}");
+            for b in &syms {
+                assert_eq!(sym_key(a).cmp(&sym_key(b)), a.cmp(b), "{a} vs {b}");
+            }
+        }
+    }
 
     fn book() -> Fixture {
         Fixture::new()

@@ -173,7 +173,7 @@ fn planted_bugs_are_found_and_reproduce_from_the_seed() {
 /// date) never writes that session's EOD snapshot. Ignored until the worker
 /// is fixed; `cargo test -p keel-sim -- --ignored` shows it.
 #[test]
-#[ignore = "known worker gap: EOD of a session keel was down for is never written"]
+
 fn evening_outage_keeps_eod_exactly_once() {
     let cfg = SimConfig {
         outages: true,

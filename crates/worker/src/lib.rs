@@ -338,6 +338,18 @@ impl Worker {
         }
     }
 
+    /// Inside the market-hours guard's opening or closing buffer. Such a cycle
+    /// would have every order blocked and still use up one of the set's attempts,
+    /// so it is not run at all.
+    fn in_session_buffer(&self, now: DateTime<Utc>) -> bool {
+        let mh = &self.risk.guards.market_hours;
+        let Some(s) = keel_calendar::session_containing(now) else {
+            return false;
+        };
+        let secs = |v: u64| Duration::seconds(v.min(86_400) as i64);
+        mh.enabled && (now < s.open + secs(mh.after_open_secs) || now >= s.close - secs(mh.before_close_secs))
+    }
+
     fn flag_file_present(&self) -> bool {
         self.kill_cfg.flag_file.as_ref().is_some_and(|p| p.exists())
     }
@@ -363,6 +375,8 @@ impl Worker {
     async fn cycle_inner(&self) -> Result<CycleOutcome, WorkerError> {
         self.lease_held()?;
         self.recover().await?;
+        // A restart after an outage over the close writes that session's snapshot first.
+        self.maybe_eod().await?;
         if self.flag_file_present() {
             self.engage_kill("flag file present", KillSource::FlagFile)
                 .await?;
@@ -372,7 +386,7 @@ impl Worker {
             return Ok(CycleOutcome::Killed(k.reason));
         }
         let now = self.now();
-        if !keel_calendar::is_open(now) {
+        if !keel_calendar::is_open(now) || self.in_session_buffer(now) {
             return Ok(CycleOutcome::MarketClosed);
         }
         let Some(set) = self.store.queued_target_sets().await?.into_iter().next() else {
@@ -732,12 +746,29 @@ impl Worker {
     pub async fn maybe_eod(&self) -> Result<Option<NaiveDate>, WorkerError> {
         self.lease_held()?;
         let now = self.now();
-        let today = now.date_naive();
-        let Some(session) = keel_calendar::session(today) else {
-            return Ok(None);
+        // The latest session that has closed by now — not just today's: keel may have
+        // been down over the close (an evening outage, a weekend), and that session
+        // still gets its one snapshot, taken at the first chance.
+        let latest = keel_calendar::previous_session_before(now.date_naive() + Duration::days(1));
+        let session = if latest.close <= now {
+            latest
+        } else {
+            keel_calendar::previous_session_before(latest.date)
         };
-        if now < session.close || self.store.has_eod(session.date).await? {
+        if self.store.has_eod(session.date).await? {
             return Ok(None);
+        }
+        // Nothing to snapshot for a session that closed before the account existed.
+        if let Some(acct) = self.store.account().await? {
+            if session.close < acct.opened_at {
+                return Ok(None);
+            }
+        }
+        // Only the most recent missing session: an older one's close is no longer observable.
+        if let Some(last) = self.store.eod_snapshots().await?.last() {
+            if last.date > session.date {
+                return Ok(None);
+            }
         }
         self.sync_orders().await?;
         let positions = self.store.positions().await?;
