@@ -7,12 +7,11 @@
 //! check is a few comparisons, not a scan.
 
 use crate::config::RiskConfig;
-use crate::fx;
 use crate::guards::volatility_brake::VolScale;
 use crate::num::{self, mul};
 use crate::output::{GuardId, ReasonCode};
 use chrono::{DateTime, Utc};
-use keel_domain::{Position, Quote, Side, Symbol};
+use keel_domain::{Side, Symbol};
 use rust_decimal::Decimal;
 
 /// A verdict prepared before the guards run (whole-plan blocks, or a
@@ -24,21 +23,7 @@ pub(crate) struct PreBlock {
     pub detail: String,
 }
 
-/// Working orders of one symbol (rare, so boxed to keep [`Candidate`] small).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Working {
-    /// Open buy shares still working.
-    pub buy: Decimal,
-    /// Open sell shares still working.
-    pub sell: Decimal,
-    /// Working buy orders.
-    pub buys: u32,
-    /// Working sell orders.
-    pub sells: u32,
-}
-
-/// One proposed order as it moves through the pipeline. Kept small: a large
-/// plan holds thousands while buys wait for the sells.
+/// One proposed order as it moves through the pipeline.
 #[derive(Debug, Clone)]
 pub(crate) struct Candidate<'a> {
     pub symbol: &'a Symbol,
@@ -51,99 +36,60 @@ pub(crate) struct Candidate<'a> {
     pub weight: Decimal,
     /// Desired position, rounded toward zero; `None` when unpriced.
     pub target_qty: Option<Decimal>,
-    /// held + committed buys − committed sells: where the position ends if working orders fill.
+    /// Shares held (signed).
+    pub held: Decimal,
+    /// Open buy shares still working.
+    pub committed_buy: Decimal,
+    /// Open sell shares still working.
+    pub committed_sell: Decimal,
+    /// held + committed_buy − committed_sell: where the position ends if working orders fill.
     pub position: Decimal,
+    /// How much of an order on `side` can reduce |position| without crossing
+    /// zero (|position| when the side opposes it, else 0). Cached because
+    /// most guards ask whether the order is risk-reducing.
+    pub reducible: Decimal,
+    /// Working orders on this symbol: (buys, sells).
+    pub open_counts: (u32, u32),
     /// Positive reference price, `None` when unusable.
     pub price: Option<Decimal>,
-    /// The same price unpacked, when it fits (for the fast paths).
-    pub price64: Option<fx::D64>,
+    /// When the quote was observed.
+    pub quote_ts: Option<DateTime<Utc>>,
     /// Limit price for limit orders.
     pub limit_price: Option<Decimal>,
-    /// The position held, if any.
-    pub holding: Option<&'a Position>,
-    /// Working orders on the symbol, if any.
-    pub working: Option<Box<Working>>,
-    /// The quote, if any.
-    pub quote: Option<&'a Quote>,
     /// Average daily volume, shares.
-    pub adv: Option<&'a Decimal>,
+    pub adv: Option<Decimal>,
     /// Last trade time for the cooldown.
-    pub last_trade_at: Option<&'a DateTime<Utc>>,
+    pub last_trade_at: Option<DateTime<Utc>>,
     /// Set when the planner itself refuses the candidate (overflow, bad limit).
-    pub pre_block: Option<Box<PreBlock>>,
+    pub pre_block: Option<PreBlock>,
 }
 
 impl Candidate<'_> {
-    /// Shares held (signed).
-    #[inline]
-    pub fn held(&self) -> Decimal {
-        self.holding.map(|p| p.qty).unwrap_or_default()
-    }
-
-    /// Open buy shares still working.
-    #[inline]
-    pub fn committed_buy(&self) -> Decimal {
-        self.working.as_ref().map(|w| w.buy).unwrap_or_default()
-    }
-
-    /// Open sell shares still working.
-    #[inline]
-    pub fn committed_sell(&self) -> Decimal {
-        self.working.as_ref().map(|w| w.sell).unwrap_or_default()
-    }
-
-    /// Working orders on this symbol: (buys, sells).
-    #[inline]
-    pub fn open_counts(&self) -> (u32, u32) {
-        self.working
-            .as_ref()
-            .map(|w| (w.buys, w.sells))
-            .unwrap_or_default()
-    }
-
-    /// When the quote was observed.
-    #[inline]
-    pub fn quote_ts(&self) -> Option<DateTime<Utc>> {
-        self.quote.map(|q| q.ts)
-    }
-
-    /// How much of an order on `side` can reduce |position| without crossing
-    /// zero (|position| when the side opposes it, else 0).
-    #[inline]
-    pub fn reducible(&self) -> Decimal {
-        Self::reducible_for(self.side, self.position)
-    }
-
     /// The part of the current quantity that moves |position| toward zero
     /// without crossing it.
-    #[inline]
     pub fn reducing_qty(&self) -> Decimal {
-        fx::min(self.qty, self.reducible())
+        self.qty.min(self.reducible)
     }
 
     /// The part of the current quantity that grows |position| (beyond zero).
-    #[inline]
     pub fn increasing_qty(&self) -> Decimal {
-        let reducible = self.reducible();
-        if fx::gt(self.qty, reducible) {
-            fx::sat_sub(self.qty, reducible)
+        if self.qty > self.reducible {
+            self.qty.saturating_sub(self.reducible)
         } else {
             Decimal::ZERO
         }
     }
 
     /// True when the order at its current quantity only reduces risk.
-    #[inline]
     pub fn is_risk_reducing(&self) -> bool {
-        fx::le(self.qty, self.reducible())
+        self.qty <= self.reducible
     }
 
     /// |position| when an order on `side` would reduce it, else 0.
-    #[inline]
     pub fn reducible_for(side: Side, position: Decimal) -> Decimal {
         match side {
-            Side::Sell if fx::is_pos(position) => position,
-            Side::Buy if fx::is_neg(position) => -position,
+            Side::Sell if position > Decimal::ZERO => position,
+            Side::Buy if position < Decimal::ZERO => -position,
             _ => Decimal::ZERO,
         }
     }
@@ -155,11 +101,10 @@ impl Candidate<'_> {
 
     /// Price for order-size notionals: the worse of reference and limit, so
     /// a notional cap holds at whatever price the order can fill.
-    #[inline]
     pub fn notional_price(&self) -> Decimal {
         let px = self.price.unwrap_or_default();
         match self.limit_price {
-            Some(l) if fx::gt(l, px) => l,
+            Some(l) if l > px => l,
             _ => px,
         }
     }
@@ -171,8 +116,6 @@ pub(crate) struct Ctx<'a> {
     pub now: DateTime<Utc>,
     /// Equity weights are applied to (min of broker and marked).
     pub equity: Decimal,
-    /// The same equity unpacked, when it fits (for the fast paths).
-    pub equity64: Option<fx::D64>,
     /// Decimal places of a lot (0 whole shares, 4 fractional).
     pub lot_dp: u32,
     /// The effective volatility scale and its explanation.
@@ -187,8 +130,6 @@ pub(crate) struct Ctx<'a> {
     pub band: crate::guards::no_trade_band::Band,
     /// Limit-price factors for the configured offset.
     pub pricer: num::LimitPricer,
-    /// The configured stale-quote guard's bounds at `now`.
-    pub quote_window: Option<crate::guards::stale_quote::QuoteWindow>,
 }
 
 impl Ctx<'_> {
@@ -225,26 +166,25 @@ impl CycleAccumulator {
     /// Records an accepted order of `qty` for candidate `c`.
     pub fn commit(&mut self, c: &Candidate<'_>, qty: Decimal, ctx: &Ctx<'_>) {
         let px = c.price.unwrap_or_default();
-        let signed = mul(c.sign(), qty);
-        let after = fx::sat_add(c.position, signed);
-        self.gross = fx::sat_add(
-            fx::sat_sub(self.gross, mul(c.position.abs(), px)),
-            mul(after.abs(), px),
-        );
-        self.net = fx::sat_add(self.net, mul(signed, px));
-        self.turnover = fx::sat_add(self.turnover, mul(qty, px));
+        let after = c.position.saturating_add(mul(c.sign(), qty));
+        self.gross = self
+            .gross
+            .saturating_sub(mul(c.position.abs(), px))
+            .saturating_add(mul(after.abs(), px));
+        self.net = self.net.saturating_add(mul(mul(c.sign(), qty), px));
+        self.turnover = self.turnover.saturating_add(mul(qty, px));
         let bp = &ctx.cfg.guards.buying_power;
         match c.side {
             Side::Buy => {
                 let cost = crate::guards::buying_power::buy_price(c, bp);
-                self.buying_power = fx::sat_sub(self.buying_power, mul(qty, cost));
+                self.buying_power = self.buying_power.saturating_sub(mul(qty, cost));
             }
             Side::Sell => {
                 let proceeds = crate::guards::buying_power::sell_price(c, bp);
                 // Clamped: a fraction above 1 would count money the sell cannot raise.
                 let fraction = bp.sell_proceeds_fraction.clamp(Decimal::ZERO, Decimal::ONE);
                 let counted = mul(mul(qty, proceeds), fraction);
-                self.buying_power = fx::sat_add(self.buying_power, counted);
+                self.buying_power = self.buying_power.saturating_add(counted);
             }
         }
         self.orders += 1;

@@ -20,7 +20,6 @@
 
 pub mod config;
 mod context;
-mod fx;
 pub mod guards;
 pub mod input;
 mod num;

@@ -3,7 +3,6 @@
 
 use super::{cap_at, Guard, Verdict};
 use crate::context::{Candidate, Ctx, CycleAccumulator};
-use crate::fx;
 use crate::num::{mul, pct};
 use crate::output::{GuardId, ReasonCode};
 use rust_decimal::Decimal;
@@ -46,7 +45,7 @@ impl Guard for AdvLimit {
     /// to the ADV cap. With unknown ADV and `block_unknown`, only the
     /// risk-reducing part of the order may go.
     fn check(&self, c: &Candidate<'_>, ctx: &Ctx<'_>, _acc: &CycleAccumulator) -> Verdict {
-        match c.adv.copied().filter(|a| fx::is_pos(*a)) {
+        match c.adv.filter(|a| *a > Decimal::ZERO) {
             Some(adv) => {
                 let max = mul(adv, self.max_adv_fraction);
                 cap_at(c, ctx, max, ReasonCode::MaxAdvPct, |q| {

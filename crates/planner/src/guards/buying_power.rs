@@ -5,7 +5,6 @@
 
 use super::{cap_at, Guard, Verdict};
 use crate::context::{Candidate, Ctx, CycleAccumulator};
-use crate::fx;
 use crate::num::{mul, shares_for, BPS};
 use crate::output::{GuardId, ReasonCode};
 use keel_domain::Side;
@@ -57,8 +56,8 @@ pub(crate) fn sell_price(c: &Candidate<'_>, cfg: &BuyingPower) -> Decimal {
 
 /// `price × (1 + bps / 10000)`, saturating; never negative.
 pub(crate) fn buffered(price: Decimal, bps: Decimal) -> Decimal {
-    let factor = fx::sat_add(Decimal::ONE, bps.checked_div(BPS).unwrap_or_default());
-    fx::max(mul(price, factor), Decimal::ZERO)
+    let factor = Decimal::ONE.saturating_add(bps.checked_div(BPS).unwrap_or_default());
+    mul(price, factor).max(Decimal::ZERO)
 }
 
 impl Guard for BuyingPower {
@@ -68,10 +67,6 @@ impl Guard for BuyingPower {
 
     fn enabled(&self) -> bool {
         self.enabled
-    }
-
-    fn reads_cycle(&self) -> bool {
-        true
     }
 
     fn exempts_risk_reducing(&self) -> bool {

@@ -4,7 +4,6 @@
 
 use super::{cap_at, Guard, Verdict};
 use crate::context::{Candidate, Ctx, CycleAccumulator};
-use crate::fx;
 use crate::num::{pct, shares_for};
 use crate::output::{GuardId, ReasonCode};
 use rust_decimal::Decimal;
@@ -44,10 +43,6 @@ impl Guard for CycleLimits {
         self.enabled
     }
 
-    fn reads_cycle(&self) -> bool {
-        true
-    }
-
     fn exempts_risk_reducing(&self) -> bool {
         true
     }
@@ -63,7 +58,7 @@ impl Guard for CycleLimits {
         }
         let px = c.price.unwrap_or_default();
         let limit = ctx.of_equity(self.max_turnover);
-        let room = fx::sat_sub(limit, acc.turnover);
+        let room = limit.saturating_sub(acc.turnover);
         if super::fits(c.qty, px, room) {
             return Verdict::Pass;
         }

@@ -9,7 +9,6 @@
 
 use super::{cap_increase, Guard, Verdict};
 use crate::context::{Candidate, Ctx, CycleAccumulator};
-use crate::fx;
 use crate::num::{mul, pct, shares_for};
 use crate::output::{GuardId, ReasonCode};
 use keel_domain::Side;
@@ -47,10 +46,6 @@ impl Guard for ExposureLimits {
         self.enabled
     }
 
-    fn reads_cycle(&self) -> bool {
-        true
-    }
-
     /// Risk-reducing orders always pass (even if they move net the wrong
     /// way); the rest is capped so gross and net after the order stay within
     /// the limits.
@@ -58,14 +53,14 @@ impl Guard for ExposureLimits {
         let px = c.price.unwrap_or_default();
         let reducing = mul(c.reducing_qty(), px);
         // After the reducing part: the symbol's gross shrinks by it, net moves by it.
-        let gross_mid = fx::sat_sub(acc.gross, reducing);
-        let net_mid = fx::sat_add(acc.net, mul(c.sign(), reducing));
+        let gross_mid = acc.gross.saturating_sub(reducing);
+        let net_mid = acc.net.saturating_add(mul(c.sign(), reducing));
         let gross_limit = ctx.of_equity(self.max_gross);
         let net_limit = ctx.of_equity(self.max_net);
-        let gross_room = fx::sat_sub(gross_limit, gross_mid);
+        let gross_room = gross_limit.saturating_sub(gross_mid);
         let net_room = match c.side {
-            Side::Buy => fx::sat_sub(net_limit, net_mid),
-            Side::Sell => fx::sat_add(net_limit, net_mid),
+            Side::Buy => net_limit.saturating_sub(net_mid),
+            Side::Sell => net_limit.saturating_add(net_mid),
         };
         let increase = c.increasing_qty();
         if super::fits(increase, px, gross_room) && super::fits(increase, px, net_room) {
@@ -73,7 +68,7 @@ impl Guard for ExposureLimits {
         }
         let by_gross = shares_for(gross_room, px);
         let by_net = shares_for(net_room, px);
-        let (max_increase, reason, which, limit, now) = if fx::le(by_gross, by_net) {
+        let (max_increase, reason, which, limit, now) = if by_gross <= by_net {
             (
                 by_gross,
                 ReasonCode::MaxGrossExposure,

@@ -4,7 +4,6 @@
 
 use super::{cap_at, Guard, Verdict};
 use crate::context::{Candidate, Ctx, CycleAccumulator};
-use crate::fx;
 use crate::num::shares_for;
 use crate::output::{GuardId, ReasonCode};
 use rust_decimal::Decimal;
@@ -46,11 +45,11 @@ impl Guard for MaxOrderSize {
     /// market as much as a huge buy), to the tighter of the two caps.
     fn check(&self, c: &Candidate<'_>, ctx: &Ctx<'_>, _acc: &CycleAccumulator) -> Verdict {
         let px = c.notional_price();
-        if fx::le(c.qty, self.max_shares) && super::fits(c.qty, px, self.max_notional) {
+        if c.qty <= self.max_shares && super::fits(c.qty, px, self.max_notional) {
             return Verdict::Pass;
         }
         let by_notional = shares_for(self.max_notional, px);
-        let (max, reason) = if fx::lt(by_notional, self.max_shares) {
+        let (max, reason) = if by_notional < self.max_shares {
             (by_notional, ReasonCode::MaxOrderNotional)
         } else {
             (self.max_shares, ReasonCode::MaxOrderShares)

@@ -4,7 +4,6 @@
 
 use super::{base_after_reducing, cap_increase, Guard, Verdict};
 use crate::context::{Candidate, Ctx, CycleAccumulator};
-use crate::fx;
 use crate::num::{pct, shares_for};
 use crate::output::{GuardId, ReasonCode};
 use rust_decimal::Decimal;
@@ -47,11 +46,11 @@ impl Guard for MaxPositionWeight {
         let px = c.price.unwrap_or_default();
         let limit = ctx.of_equity(self.max_weight);
         let base = base_after_reducing(c);
-        if super::fits(fx::sat_add(base, c.increasing_qty()), px, limit) {
+        if super::fits(base.saturating_add(c.increasing_qty()), px, limit) {
             return Verdict::Pass;
         }
         let max_abs = shares_for(limit, px);
-        let max_increase = fx::sat_sub(max_abs, base);
+        let max_increase = max_abs.saturating_sub(base);
         cap_increase(c, ctx, max_increase, ReasonCode::MaxPositionWeight, |q| {
             format!(
                 "{} position may not exceed {} of equity {} = {limit} ({max_abs} shares at {px}); allowed {q}",

@@ -4,7 +4,6 @@
 
 use super::{Guard, Verdict};
 use crate::context::{Candidate, Ctx, CycleAccumulator};
-use crate::fx;
 use crate::num::BPS;
 use crate::output::{GuardId, ReasonCode};
 use rust_decimal::Decimal;
@@ -48,10 +47,12 @@ impl Guard for PriceCollar {
             return Verdict::Pass;
         };
         // |limit - ref| * 10000 <= max_bps * ref, without dividing.
-        let distance = fx::checked_sub(limit, reference).and_then(|x| fx::checked_mul(x.abs(), BPS));
-        let allowed = fx::checked_mul(self.max_bps, reference);
+        let distance = limit
+            .checked_sub(reference)
+            .and_then(|x| x.abs().checked_mul(BPS));
+        let allowed = self.max_bps.checked_mul(reference);
         match (distance, allowed) {
-            (Some(dist), Some(allowed)) if fx::le(dist, allowed) => Verdict::Pass,
+            (Some(dist), Some(allowed)) if dist <= allowed => Verdict::Pass,
             _ => {
                 let bps = limit
                     .checked_sub(reference)
