@@ -20,6 +20,7 @@
 
 pub mod config;
 mod context;
+mod fx;
 pub mod guards;
 pub mod input;
 mod num;

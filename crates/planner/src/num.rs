@@ -6,6 +6,7 @@
 //! Saturation is used only where a huge value fails closed (an exposure or a
 //! spend that saturates at `Decimal::MAX` exceeds every limit).
 
+use crate::fx::{self, D64, POW10};
 use chrono::{DateTime, Utc};
 use keel_domain::{Quote, Side};
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -16,11 +17,12 @@ pub(crate) const BPS: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
 /// Rounds a quantity toward zero to the lot size (`dp` decimal places: 0 for
 /// whole shares, 4 for fractional), never below zero. Toward zero so that a
 /// rounded order never overshoots the quantity that was allowed.
+#[inline]
 pub(crate) fn floor_lot(x: Decimal, dp: u32) -> Decimal {
-    if x <= Decimal::ZERO {
+    if !fx::is_pos(x) {
         Decimal::ZERO
     } else {
-        x.round_dp_with_strategy(dp, RoundingStrategy::ToZero)
+        fx::trunc_positive(x, dp).unwrap_or_else(|| x.round_dp_with_strategy(dp, RoundingStrategy::ToZero))
     }
 }
 
@@ -34,24 +36,40 @@ pub(crate) fn div_to_lot(n: Decimal, d: Decimal, dp: u32) -> Option<Decimal> {
     if d.is_zero() {
         return None;
     }
-    // n / d × 10^dp = mn × 10^(sd + dp) / (md × 10^sn)
+    // n / d × 10^dp = mn × 10^(sd + dp) / (md × 10^sn), first in 64 bits (the common case).
+    if let (Some((mn, sn)), Some((md, sd))) = (fx::small(n), fx::small(d)) {
+        let up = sd + dp;
+        let p = fx::POW10_64.get(up.abs_diff(sn) as usize);
+        let frac = match p {
+            Some(p) if up >= sn => mn.checked_mul(*p).map(|num| (num, md)),
+            Some(p) => md.checked_mul(*p).map(|den| (mn, den)),
+            None => None,
+        };
+        if let Some((num, den)) = frac {
+            if let Some(q) = num.checked_div(den) {
+                if let Ok(q) = Decimal::try_new(q, dp) {
+                    return Some(q);
+                }
+            }
+        }
+    }
     let (mn, sn) = (n.mantissa(), n.scale());
     let (md, sd) = (d.mantissa(), d.scale());
     let up = sd + dp;
+    let pow = |k: u32| POW10.get(k as usize).copied();
     let fast = if up >= sn {
-        10i128
-            .checked_pow(up - sn)
-            .and_then(|p| mn.checked_mul(p))
-            .map(|num| (num, md))
+        pow(up - sn).and_then(|p| mn.checked_mul(p)).map(|num| (num, md))
     } else {
-        10i128
-            .checked_pow(sn - up)
-            .and_then(|p| md.checked_mul(p))
-            .map(|den| (mn, den))
+        pow(sn - up).and_then(|p| md.checked_mul(p)).map(|den| (mn, den))
     };
     if let Some((num, den)) = fast {
-        // i128 division truncates toward zero, which is the rounding wanted.
-        if let Ok(q) = Decimal::try_from_i128_with_scale(num / den, dp) {
+        // Integer division truncates toward zero, which is the rounding wanted;
+        // 64-bit division when both fit, the common case.
+        let q = match (i64::try_from(num), i64::try_from(den)) {
+            (Ok(a), Ok(b)) if b != -1 => i128::from(a / b),
+            _ => num / den,
+        };
+        if let Ok(q) = Decimal::try_from_i128_with_scale(q, dp) {
             return Some(q);
         }
     }
@@ -63,40 +81,71 @@ pub(crate) fn div_to_lot(n: Decimal, d: Decimal, dp: u32) -> Option<Decimal> {
 /// notional or price (fail closed), `Decimal::MAX` when the quotient overflows
 /// (the limit is then effectively absent, which is what a huge headroom means).
 pub(crate) fn shares_for(notional: Decimal, price: Decimal) -> Decimal {
-    if notional <= Decimal::ZERO || price <= Decimal::ZERO {
+    if !fx::is_pos(notional) || !fx::is_pos(price) {
         return Decimal::ZERO;
     }
     notional.checked_div(price).unwrap_or(Decimal::MAX)
 }
 
 /// `a × b`, saturating; used for notionals that feed limits.
+#[inline]
 pub(crate) fn mul(a: Decimal, b: Decimal) -> Decimal {
-    a.saturating_mul(b)
+    fx::sat_mul(a, b)
 }
 
 /// The quote's reference price with the value [`Quote::reference`] defines,
 /// but `None` instead of a panic when bid + ask overflows, and `None` when the
 /// result is not a positive price (a zero or negative reference can size nothing).
+#[inline]
 pub(crate) fn reference(q: &Quote) -> Option<Decimal> {
-    let px = if is_positive(q.bid) && q.ask >= q.bid {
-        half(q.bid.checked_add(q.ask)?)?
+    let px = if is_positive(q.bid) && fx::ge(q.ask, q.bid) {
+        half(fx::checked_add(q.bid, q.ask)?)?
     } else {
         q.last
     };
     is_positive(px).then_some(px)
 }
 
+/// [`reference`], and the same price unpacked when it fits: computed on the
+/// unpacked bid, ask and last when they fit (the common case), else by
+/// [`reference`] itself.
+#[inline]
+pub(crate) fn reference_fast(q: &Quote) -> (Option<Decimal>, Option<D64>) {
+    if let Some(px) = reference64(q) {
+        return if px.is_pos() {
+            (Some(px.dec()), Some(px))
+        } else {
+            (None, None)
+        };
+    }
+    let px = reference(q);
+    (px, px.and_then(D64::of))
+}
+
+/// [`reference`]'s price before its positivity test, when every step fits.
+#[inline(always)]
+fn reference64(q: &Quote) -> Option<D64> {
+    let bid = D64::of(q.bid)?;
+    let ask = D64::of(q.ask)?;
+    if bid.is_pos() && ask.cmp(bid)? != std::cmp::Ordering::Less {
+        bid.add(ask)?.half()
+    } else {
+        D64::of(q.last)
+    }
+}
+
 /// `x > 0` from the sign and zero bits, without a full decimal comparison
 /// (this runs several times per symbol).
 #[inline]
 pub(crate) fn is_positive(x: Decimal) -> bool {
-    !x.is_zero() && x.is_sign_positive()
+    fx::is_pos(x)
 }
 
 /// `x / 2`, exactly, without the cost of general decimal division: an even
 /// mantissa halves at the same scale, an odd one gains one digit. (Division
 /// can pad an extra zero, `10.0150` where this gives `10.015`: same value.)
-fn half(x: Decimal) -> Option<Decimal> {
+#[inline]
+pub(crate) fn half(x: Decimal) -> Option<Decimal> {
     let (m, s) = (x.mantissa(), x.scale());
     let (m, s) = if m % 2 == 0 {
         (m / 2, s)
@@ -119,23 +168,61 @@ fn half(x: Decimal) -> Option<Decimal> {
 pub(crate) struct LimitPricer {
     buy: Option<Decimal>,
     sell: Option<Decimal>,
+    /// The factors unpacked, when positive and representable.
+    buy64: Option<D64>,
+    sell64: Option<D64>,
 }
 
 impl LimitPricer {
     pub(crate) fn new(bps: Decimal) -> Self {
         let offset = bps.checked_div(BPS);
+        let buy = offset.and_then(|o| Decimal::ONE.checked_add(o));
+        let sell = offset.and_then(|o| Decimal::ONE.checked_sub(o));
+        let unpacked = |f: Option<Decimal>| f.and_then(D64::of).filter(|f| f.is_pos());
         Self {
-            buy: offset.and_then(|o| Decimal::ONE.checked_add(o)),
-            sell: offset.and_then(|o| Decimal::ONE.checked_sub(o)),
+            buy,
+            sell,
+            buy64: unpacked(buy),
+            sell64: unpacked(sell),
         }
     }
 
+    /// [`LimitPricer::price`] of a positive unpacked reference, when it is a
+    /// positive price and every step fits; `None` means "ask `price`".
+    #[inline(always)]
+    pub(crate) fn price64(&self, side: Side, reference: D64) -> Option<D64> {
+        let factor = match side {
+            Side::Buy => self.buy64?,
+            Side::Sell => self.sell64?,
+        };
+        let raw = reference.mul(factor)?;
+        let dp = if raw.at_least_one() { 2 } else { 4 };
+        raw.round_pos(dp, side == Side::Sell).filter(|px| px.is_pos())
+    }
+
     /// The limit for `side`; `None` when it overflows or is not positive.
+    #[inline]
     pub(crate) fn price(&self, side: Side, reference: Decimal) -> Option<Decimal> {
         let (factor, strategy) = match side {
             Side::Buy => (self.buy?, RoundingStrategy::ToNegativeInfinity),
             Side::Sell => (self.sell?, RoundingStrategy::ToPositiveInfinity),
         };
+        // Positive reference and factor: the product is positive, buys truncate
+        // and sells round up any remainder, on the integer mantissa.
+        if is_positive(reference) && is_positive(factor) {
+            if let Some(raw) = fx::try_mul(reference, factor) {
+                let (m, s) = (raw.mantissa(), raw.scale());
+                let dp = if m >= POW10[s as usize] { 2 } else { 4 };
+                let px = if s <= dp {
+                    raw
+                } else {
+                    let (q, r) = fx::divrem_pow10(m, s - dp);
+                    let q = if side == Side::Sell && r != 0 { q + 1 } else { q };
+                    fx::pack(q, dp)?
+                };
+                return is_positive(px).then_some(px);
+            }
+        }
         let raw = reference.checked_mul(factor)?;
         let dp = if raw >= Decimal::ONE { 2 } else { 4 };
         let px = raw.round_dp_with_strategy(dp, strategy);

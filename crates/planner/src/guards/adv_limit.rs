@@ -3,6 +3,8 @@
 
 use super::{cap_at, Guard, Verdict};
 use crate::context::{Candidate, Ctx, CycleAccumulator};
+use crate::fx;
+use crate::fx::D64;
 use crate::num::{mul, pct};
 use crate::output::{GuardId, ReasonCode};
 use rust_decimal::Decimal;
@@ -45,8 +47,18 @@ impl Guard for AdvLimit {
     /// to the ADV cap. With unknown ADV and `block_unknown`, only the
     /// risk-reducing part of the order may go.
     fn check(&self, c: &Candidate<'_>, ctx: &Ctx<'_>, _acc: &CycleAccumulator) -> Verdict {
-        match c.adv.filter(|a| *a > Decimal::ZERO) {
+        match c.adv.copied().filter(|a| fx::is_pos(*a)) {
             Some(adv) => {
+                // `cap_at` below passes when the cap, rounded to the lot, is at least the quantity.
+                let fast = || {
+                    let cap = D64::of(adv)?
+                        .mul(D64::of(self.max_adv_fraction)?)?
+                        .floor_lot(ctx.lot_dp)?;
+                    Some(cap.cmp(D64::of(c.qty)?)? != std::cmp::Ordering::Less)
+                };
+                if fast() == Some(true) {
+                    return Verdict::Pass;
+                }
                 let max = mul(adv, self.max_adv_fraction);
                 cap_at(c, ctx, max, ReasonCode::MaxAdvPct, |q| {
                     format!(

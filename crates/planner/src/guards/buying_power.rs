@@ -5,6 +5,8 @@
 
 use super::{cap_at, Guard, Verdict};
 use crate::context::{Candidate, Ctx, CycleAccumulator};
+use crate::fx;
+use crate::fx::D64;
 use crate::num::{mul, shares_for, BPS};
 use crate::output::{GuardId, ReasonCode};
 use keel_domain::Side;
@@ -56,8 +58,8 @@ pub(crate) fn sell_price(c: &Candidate<'_>, cfg: &BuyingPower) -> Decimal {
 
 /// `price × (1 + bps / 10000)`, saturating; never negative.
 pub(crate) fn buffered(price: Decimal, bps: Decimal) -> Decimal {
-    let factor = Decimal::ONE.saturating_add(bps.checked_div(BPS).unwrap_or_default());
-    mul(price, factor).max(Decimal::ZERO)
+    let factor = fx::sat_add(Decimal::ONE, bps.checked_div(BPS).unwrap_or_default());
+    fx::max(mul(price, factor), Decimal::ZERO)
 }
 
 impl Guard for BuyingPower {
@@ -67,6 +69,10 @@ impl Guard for BuyingPower {
 
     fn enabled(&self) -> bool {
         self.enabled
+    }
+
+    fn reads_cycle(&self) -> bool {
+        true
     }
 
     fn exempts_risk_reducing(&self) -> bool {
@@ -84,6 +90,17 @@ impl Guard for BuyingPower {
                 reason: ReasonCode::BuyingPower,
                 detail: why.clone(),
             };
+        }
+        // The pass test below on unpacked numbers, for a limit order (its cost is the limit).
+        let fast = || {
+            D64::fits(
+                D64::of(c.qty)?,
+                D64::of(c.limit_price?)?,
+                D64::of(acc.buying_power)?,
+            )
+        };
+        if fast() == Some(true) {
+            return Verdict::Pass;
         }
         let cost = buy_price(c, self);
         let remaining = acc.buying_power;

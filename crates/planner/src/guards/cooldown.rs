@@ -67,7 +67,7 @@ impl Guard for Cooldown {
 
     /// Blocks risk-increasing orders inside either cooldown.
     fn check(&self, c: &Candidate<'_>, ctx: &Ctx<'_>, _acc: &CycleAccumulator) -> Verdict {
-        if let Some(last) = c.last_trade_at {
+        if let Some(&last) = c.last_trade_at {
             let elapsed = ms_between(last, ctx.now);
             if elapsed < secs_to_ms(self.symbol_secs) {
                 return Verdict::Block {

@@ -4,6 +4,8 @@
 
 use super::{cap_at, Guard, Verdict};
 use crate::context::{Candidate, Ctx, CycleAccumulator};
+use crate::fx;
+use crate::fx::D64;
 use crate::num::{pct, shares_for};
 use crate::output::{GuardId, ReasonCode};
 use rust_decimal::Decimal;
@@ -43,6 +45,10 @@ impl Guard for CycleLimits {
         self.enabled
     }
 
+    fn reads_cycle(&self) -> bool {
+        true
+    }
+
     fn exempts_risk_reducing(&self) -> bool {
         true
     }
@@ -56,9 +62,19 @@ impl Guard for CycleLimits {
                 detail: format!("cycle already has {} orders; max {}", acc.orders, self.max_orders),
             };
         }
+        // The pass test below on unpacked numbers, when they fit.
+        let fast = || {
+            let room = D64::of(self.max_turnover)?
+                .mul(ctx.equity64?)?
+                .sub(D64::of(acc.turnover)?)?;
+            D64::fits(D64::of(c.qty)?, c.price64?, room)
+        };
+        if fast() == Some(true) {
+            return Verdict::Pass;
+        }
         let px = c.price.unwrap_or_default();
         let limit = ctx.of_equity(self.max_turnover);
-        let room = limit.saturating_sub(acc.turnover);
+        let room = fx::sat_sub(limit, acc.turnover);
         if super::fits(c.qty, px, room) {
             return Verdict::Pass;
         }

@@ -9,6 +9,8 @@
 
 use super::{cap_increase, Guard, Verdict};
 use crate::context::{Candidate, Ctx, CycleAccumulator};
+use crate::fx;
+use crate::fx::D64;
 use crate::num::{mul, pct, shares_for};
 use crate::output::{GuardId, ReasonCode};
 use keel_domain::Side;
@@ -37,6 +39,28 @@ impl Default for ExposureLimits {
     }
 }
 
+impl ExposureLimits {
+    /// The pass test of [`Guard::check`] below on unpacked numbers (the
+    /// same operations, so the same answer); `None` when something does not fit.
+    #[inline]
+    fn fits_fast(&self, c: &Candidate<'_>, ctx: &Ctx<'_>, acc: &CycleAccumulator) -> Option<bool> {
+        let f = c.fast()?;
+        let px = f.price;
+        let reducing = f.reducing_qty()?.mul(px)?;
+        let gross_mid = D64::of(acc.gross)?.sub(reducing)?;
+        let net_mid = D64::of(acc.net)?.add(f.sign.mul(reducing)?)?;
+        let equity = ctx.equity64?;
+        let gross_room = D64::of(self.max_gross)?.mul(equity)?.sub(gross_mid)?;
+        let net_limit = D64::of(self.max_net)?.mul(equity)?;
+        let net_room = match c.side {
+            Side::Buy => net_limit.sub(net_mid)?,
+            Side::Sell => net_limit.add(net_mid)?,
+        };
+        let increase = f.increasing_qty()?;
+        Some(D64::fits(increase, px, gross_room)? && D64::fits(increase, px, net_room)?)
+    }
+}
+
 impl Guard for ExposureLimits {
     fn id(&self) -> GuardId {
         GuardId::ExposureLimits
@@ -46,21 +70,28 @@ impl Guard for ExposureLimits {
         self.enabled
     }
 
+    fn reads_cycle(&self) -> bool {
+        true
+    }
+
     /// Risk-reducing orders always pass (even if they move net the wrong
     /// way); the rest is capped so gross and net after the order stay within
     /// the limits.
     fn check(&self, c: &Candidate<'_>, ctx: &Ctx<'_>, acc: &CycleAccumulator) -> Verdict {
+        if self.fits_fast(c, ctx, acc) == Some(true) {
+            return Verdict::Pass;
+        }
         let px = c.price.unwrap_or_default();
         let reducing = mul(c.reducing_qty(), px);
         // After the reducing part: the symbol's gross shrinks by it, net moves by it.
-        let gross_mid = acc.gross.saturating_sub(reducing);
-        let net_mid = acc.net.saturating_add(mul(c.sign(), reducing));
+        let gross_mid = fx::sat_sub(acc.gross, reducing);
+        let net_mid = fx::sat_add(acc.net, mul(c.sign(), reducing));
         let gross_limit = ctx.of_equity(self.max_gross);
         let net_limit = ctx.of_equity(self.max_net);
-        let gross_room = gross_limit.saturating_sub(gross_mid);
+        let gross_room = fx::sat_sub(gross_limit, gross_mid);
         let net_room = match c.side {
-            Side::Buy => net_limit.saturating_sub(net_mid),
-            Side::Sell => net_limit.saturating_add(net_mid),
+            Side::Buy => fx::sat_sub(net_limit, net_mid),
+            Side::Sell => fx::sat_add(net_limit, net_mid),
         };
         let increase = c.increasing_qty();
         if super::fits(increase, px, gross_room) && super::fits(increase, px, net_room) {
@@ -68,7 +99,7 @@ impl Guard for ExposureLimits {
         }
         let by_gross = shares_for(gross_room, px);
         let by_net = shares_for(net_room, px);
-        let (max_increase, reason, which, limit, now) = if by_gross <= by_net {
+        let (max_increase, reason, which, limit, now) = if fx::le(by_gross, by_net) {
             (
                 by_gross,
                 ReasonCode::MaxGrossExposure,

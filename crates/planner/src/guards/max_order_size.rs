@@ -4,6 +4,8 @@
 
 use super::{cap_at, Guard, Verdict};
 use crate::context::{Candidate, Ctx, CycleAccumulator};
+use crate::fx;
+use crate::fx::D64;
 use crate::num::shares_for;
 use crate::output::{GuardId, ReasonCode};
 use rust_decimal::Decimal;
@@ -45,11 +47,22 @@ impl Guard for MaxOrderSize {
     /// market as much as a huge buy), to the tighter of the two caps.
     fn check(&self, c: &Candidate<'_>, ctx: &Ctx<'_>, _acc: &CycleAccumulator) -> Verdict {
         let px = c.notional_price();
-        if c.qty <= self.max_shares && super::fits(c.qty, px, self.max_notional) {
+        // The pass test below on unpacked numbers, when they fit.
+        let fast = || {
+            let qty = D64::of(c.qty)?;
+            Some(
+                qty.le(D64::of(self.max_shares)?)?
+                    && D64::fits(qty, D64::of(px)?, D64::of(self.max_notional)?)?,
+            )
+        };
+        if fast() == Some(true) {
+            return Verdict::Pass;
+        }
+        if fx::le(c.qty, self.max_shares) && super::fits(c.qty, px, self.max_notional) {
             return Verdict::Pass;
         }
         let by_notional = shares_for(self.max_notional, px);
-        let (max, reason) = if by_notional < self.max_shares {
+        let (max, reason) = if fx::lt(by_notional, self.max_shares) {
             (by_notional, ReasonCode::MaxOrderNotional)
         } else {
             (self.max_shares, ReasonCode::MaxOrderShares)

@@ -4,6 +4,8 @@
 
 use super::{base_after_reducing, cap_increase, Guard, Verdict};
 use crate::context::{Candidate, Ctx, CycleAccumulator};
+use crate::fx;
+use crate::fx::D64;
 use crate::num::{pct, shares_for};
 use crate::output::{GuardId, ReasonCode};
 use rust_decimal::Decimal;
@@ -43,14 +45,23 @@ impl Guard for MaxPositionWeight {
 
     /// Caps growth so |position after| × reference ≤ max_weight × equity.
     fn check(&self, c: &Candidate<'_>, ctx: &Ctx<'_>, _acc: &CycleAccumulator) -> Verdict {
+        // The pass test below on unpacked numbers, when they fit.
+        let fast = || {
+            let f = c.fast()?;
+            let limit = D64::of(self.max_weight)?.mul(ctx.equity64?)?;
+            D64::fits(f.base_after_reducing()?.add(f.increasing_qty()?)?, f.price, limit)
+        };
+        if fast() == Some(true) {
+            return Verdict::Pass;
+        }
         let px = c.price.unwrap_or_default();
         let limit = ctx.of_equity(self.max_weight);
         let base = base_after_reducing(c);
-        if super::fits(base.saturating_add(c.increasing_qty()), px, limit) {
+        if super::fits(fx::sat_add(base, c.increasing_qty()), px, limit) {
             return Verdict::Pass;
         }
         let max_abs = shares_for(limit, px);
-        let max_increase = max_abs.saturating_sub(base);
+        let max_increase = fx::sat_sub(max_abs, base);
         cap_increase(c, ctx, max_increase, ReasonCode::MaxPositionWeight, |q| {
             format!(
                 "{} position may not exceed {} of equity {} = {limit} ({max_abs} shares at {px}); allowed {q}",

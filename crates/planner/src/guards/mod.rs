@@ -9,6 +9,10 @@
 //! * **Per-order guards** implement [`Guard`] and run in the fixed order of
 //!   [`per_order`] on each proposed order, sells first, then buys. Each may pass
 //!   the order, shrink it, or block it; the first block ends the pipeline.
+//!   Only the order of the guards that read the cycle's running totals
+//!   (`Guard::reads_cycle`: exposure, buying power, cycle limits, order
+//!   rate) depends on other orders; the planner runs the guards before them
+//!   as soon as an order is sized.
 //!
 //! Risk-reducing orders (ones that move |position| toward zero without
 //! crossing it) pass the guards whose [`Guard::exempts_risk_reducing`] is true;
@@ -62,6 +66,7 @@ pub use volatility_brake::{VolHook, VolatilityBrake};
 
 use crate::config::GuardsConfig;
 use crate::context::{Candidate, Ctx, CycleAccumulator};
+use crate::fx;
 use crate::output::{GuardId, GuardStep, ReasonCode};
 use rust_decimal::Decimal;
 
@@ -89,6 +94,13 @@ pub(crate) trait Guard {
     /// True when risk-reducing orders pass this guard untouched (and an order
     /// crossing zero keeps at least its reducing part).
     fn exempts_risk_reducing(&self) -> bool {
+        false
+    }
+    /// True when the check reads the [`CycleAccumulator`], so its verdict
+    /// depends on the orders accepted before this one. The planner runs the
+    /// guards before the first such guard as soon as an order is sized, and
+    /// the rest in pipeline order (sells, then buys).
+    fn reads_cycle(&self) -> bool {
         false
     }
     /// Judges `c` given the run's facts and what the cycle has accepted so far.
@@ -120,6 +132,31 @@ pub(crate) fn per_order(g: &GuardsConfig) -> [&dyn Guard; 15] {
     ]
 }
 
+/// An enabled guard with the facts the pipeline asks of it on every order,
+/// read once per plan (they depend on the config only).
+#[derive(Clone, Copy)]
+pub(crate) struct Active<'g> {
+    guard: &'g dyn Guard,
+    id: GuardId,
+    exempt: bool,
+    /// [`Guard::reads_cycle`].
+    pub cumulative: bool,
+}
+
+/// The enabled per-order guards, in pipeline order.
+pub(crate) fn active(g: &GuardsConfig) -> Vec<Active<'_>> {
+    per_order(g)
+        .into_iter()
+        .filter(|g| g.enabled())
+        .map(|guard| Active {
+            guard,
+            id: guard.id(),
+            exempt: guard.exempts_risk_reducing(),
+            cumulative: guard.reads_cycle(),
+        })
+        .collect()
+}
+
 /// A blocked order's final reason.
 pub(crate) struct Blocked {
     pub guard: GuardId,
@@ -137,32 +174,38 @@ impl Blocked {
     }
 }
 
-/// Runs the pipeline on `c`, shrinking `c.qty` in place and recording every
-/// resize in `steps`. Returns the block, if any.
-///
-/// The pipeline, not the guards, enforces the two rules every guard must
-/// obey: quantities only ever go down (so the final quantity is at most the
-/// proposed one), and exempt guards never take away the reducing part.
-pub(crate) fn evaluate(
+// The pipeline on one order is `pre_blocked`, then `run` over every guard,
+// then `nothing_sized`; the planner calls the parts separately to run the
+// guards that do not read the accumulator early (see `Guard::reads_cycle`).
+// The pipeline, not the guards, enforces the two rules every guard must
+// obey: quantities only ever go down (so the final quantity is at most the
+// proposed one), and exempt guards never take away the reducing part.
+
+/// A whole-plan block, or the planner's own refusal of `c`.
+#[inline]
+pub(crate) fn pre_blocked(c: &Candidate<'_>, ctx: &Ctx<'_>) -> Option<Blocked> {
+    let pre = ctx.plan_block.as_ref().or(c.pre_block.as_deref());
+    pre.map(|b| Blocked::new(b.guard, b.reason, b.detail.clone()))
+}
+
+/// Runs `guards` in order on `c`, shrinking `c.qty` in place and recording
+/// every resize in `steps`. Returns the block, if any.
+#[inline]
+pub(crate) fn run(
     c: &mut Candidate<'_>,
     ctx: &Ctx<'_>,
     acc: &CycleAccumulator,
-    guards: &[&dyn Guard],
+    guards: &[Active<'_>],
     steps: &mut Vec<GuardStep>,
 ) -> Option<Blocked> {
-    let pre = ctx.plan_block.as_ref().or(c.pre_block.as_ref());
-    if let Some(b) = pre {
-        return Some(Blocked::new(b.guard, b.reason, b.detail.clone()));
-    }
+    // Whether the order only reduces risk changes only when its quantity does.
+    let mut reducing = c.is_risk_reducing();
     for g in guards {
-        if !g.enabled() {
+        let exempt = g.exempt;
+        if exempt && reducing {
             continue;
         }
-        let exempt = g.exempts_risk_reducing();
-        if exempt && c.is_risk_reducing() {
-            continue;
-        }
-        let (cap, reason, detail) = match g.check(c, ctx, acc) {
+        let (cap, reason, detail) = match g.guard.check(c, ctx, acc) {
             Verdict::Pass => continue,
             Verdict::Cap { qty, reason, detail } => (qty, reason, detail),
             Verdict::Block { reason, detail } => (Decimal::ZERO, reason, detail),
@@ -172,23 +215,30 @@ pub(crate) fn evaluate(
         } else {
             Decimal::ZERO
         };
-        let qty = ctx.floor_lot(cap.min(c.qty)).max(floor);
-        if qty >= c.qty {
+        let qty = fx::max(ctx.floor_lot(fx::min(cap, c.qty)), floor);
+        if fx::ge(qty, c.qty) {
             continue;
         }
-        if qty <= Decimal::ZERO {
-            return Some(Blocked::new(g.id(), reason, detail));
+        if !fx::is_pos(qty) {
+            return Some(Blocked::new(g.id, reason, detail));
         }
         steps.push(GuardStep {
-            guard: g.id(),
+            guard: g.id,
             from: c.qty,
             to: qty,
             reason,
             detail,
         });
         c.qty = qty;
+        reducing = c.is_risk_reducing();
     }
-    if c.qty <= Decimal::ZERO {
+    None
+}
+
+/// The last check after every guard passed.
+#[inline]
+pub(crate) fn nothing_sized(c: &Candidate<'_>) -> Option<Blocked> {
+    if !fx::is_pos(c.qty) {
         // Only unpriced candidates start at zero and they carry a pre-block;
         // kept so that no path can ever emit a zero-quantity order.
         return Some(Blocked::new(
@@ -211,7 +261,7 @@ pub(crate) fn cap_at(
     detail: impl FnOnce(Decimal) -> String,
 ) -> Verdict {
     let q = ctx.floor_lot(max_qty);
-    if q >= c.qty {
+    if fx::ge(q, c.qty) {
         Verdict::Pass
     } else {
         Verdict::Cap {
@@ -231,21 +281,20 @@ pub(crate) fn cap_increase(
     reason: ReasonCode,
     detail: impl FnOnce(Decimal) -> String,
 ) -> Verdict {
-    let allowed = c.reducing_qty().saturating_add(max_increase.max(Decimal::ZERO));
+    let allowed = fx::sat_add(c.reducing_qty(), fx::max(max_increase, Decimal::ZERO));
     cap_at(c, ctx, allowed, reason, detail)
 }
 
 /// |position| left after the order's reducing part: the base that a
 /// risk-increasing remainder grows from (zero when the order crosses zero).
 pub(crate) fn base_after_reducing(c: &Candidate<'_>) -> Decimal {
-    c.position
-        .saturating_add(c.sign().saturating_mul(c.reducing_qty()))
-        .abs()
+    fx::sat_add(c.position, fx::sat_mul(c.sign(), c.reducing_qty())).abs()
 }
 
 /// Whether `qty × price ≤ room`: the exact test a notional cap makes, and a
 /// cheap one, so caps that don't bind skip their division. A non-positive
 /// price never fits (nothing can be sized against it).
+#[inline]
 pub(crate) fn fits(qty: Decimal, price: Decimal, room: Decimal) -> bool {
-    price > Decimal::ZERO && qty.checked_mul(price).is_some_and(|n| n <= room)
+    fx::is_pos(price) && fx::checked_mul(qty, price).is_some_and(|n| fx::le(n, room))
 }

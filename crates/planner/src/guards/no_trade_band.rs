@@ -3,6 +3,7 @@
 
 use super::{Guard, Verdict};
 use crate::context::{Candidate, Ctx, CycleAccumulator};
+use crate::fx;
 use crate::num::{mul, pct};
 use crate::output::{GuardId, ReasonCode};
 use rust_decimal::Decimal;
@@ -46,6 +47,8 @@ impl Default for NoTradeBand {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Band {
     pub threshold: Decimal,
+    /// The threshold unpacked, when it fits.
+    pub threshold64: Option<fx::D64>,
     pub detail: String,
 }
 
@@ -58,7 +61,21 @@ impl NoTradeBand {
             self.min_notional,
             pct(self.min_weight)
         );
-        Band { threshold, detail }
+        Band {
+            threshold,
+            threshold64: fx::D64::of(threshold),
+            detail,
+        }
+    }
+}
+
+/// The plan's precomputed band threshold, unpacked, for the configured guard.
+#[inline]
+fn band_threshold64(g: &NoTradeBand, ctx: &Ctx<'_>) -> Option<fx::D64> {
+    if std::ptr::eq(g, &ctx.cfg.guards.no_trade_band) {
+        ctx.band.threshold64
+    } else {
+        None
     }
 }
 
@@ -76,11 +93,15 @@ impl Guard for NoTradeBand {
     /// Runs before any resizing guard, so it judges the planner's proposal.
     fn check(&self, c: &Candidate<'_>, ctx: &Ctx<'_>, _acc: &CycleAccumulator) -> Verdict {
         // Flattens the position exactly: the whole order reduces, down to zero.
-        let full_exit = c.target_qty == Some(Decimal::ZERO) && c.qty == c.reducible;
+        let full_exit = c.target_qty.is_some_and(|t| t.is_zero()) && fx::eq(c.qty, c.reducible());
         if self.exempt_full_exit && full_exit {
             return Verdict::Pass;
         }
-        let notional = mul(c.qty, c.price.unwrap_or_default());
+        // notional = qty × price, compared with the band unpacked when everything fits.
+        let unpacked = match (band_threshold64(self, ctx), fx::D64::of(c.qty), c.price64) {
+            (Some(t), Some(q), Some(p)) => q.mul(p).and_then(|n| n.cmp(t)),
+            _ => None,
+        };
         // The configured guard uses the plan's precomputed band; another instance (tests) computes its own.
         let configured = std::ptr::eq(self, &ctx.cfg.guards.no_trade_band);
         let own;
@@ -90,13 +111,17 @@ impl Guard for NoTradeBand {
             own = self.band(ctx.equity);
             &own
         };
-        if notional < band.threshold {
+        let below = match unpacked {
+            Some(o) => o == std::cmp::Ordering::Less,
+            None => fx::lt(mul(c.qty, c.price.unwrap_or_default()), band.threshold),
+        };
+        if below {
             return Verdict::Block {
                 reason: ReasonCode::BelowNoTradeBand,
                 detail: band.detail.clone(),
             };
         }
-        if c.qty < self.min_shares {
+        if fx::lt(c.qty, self.min_shares) {
             return Verdict::Block {
                 reason: ReasonCode::BelowNoTradeBand,
                 detail: format!(

@@ -31,7 +31,7 @@ impl Guard for OpenOrderGuard {
     /// Blocks every order (risk-reducing ones too) on a symbol and side that
     /// already has a working order.
     fn check(&self, c: &Candidate<'_>, _ctx: &Ctx<'_>, _acc: &CycleAccumulator) -> Verdict {
-        let (buys, sells) = c.open_counts;
+        let (buys, sells) = c.open_counts();
         let (same, opposite) = match c.side {
             Side::Buy => (buys, sells),
             Side::Sell => (sells, buys),
@@ -45,17 +45,17 @@ impl Guard for OpenOrderGuard {
         };
         if same > 0 {
             let remaining = if c.side == Side::Buy {
-                c.committed_buy
+                c.committed_buy()
             } else {
-                c.committed_sell
+                c.committed_sell()
             };
             return working(same, c.side, remaining);
         }
         if self.block_opposite_side && opposite > 0 {
             let remaining = if c.side == Side::Buy {
-                c.committed_sell
+                c.committed_sell()
             } else {
-                c.committed_buy
+                c.committed_buy()
             };
             return working(opposite, c.side.opposite(), remaining);
         }

@@ -55,6 +55,10 @@ impl Guard for OrderRateThrottle {
         self.enabled
     }
 
+    fn reads_cycle(&self) -> bool {
+        true
+    }
+
     fn exempts_risk_reducing(&self) -> bool {
         true
     }

@@ -4,6 +4,7 @@
 
 use super::{Guard, Verdict};
 use crate::context::{Candidate, Ctx, CycleAccumulator};
+use crate::fx;
 use crate::output::{GuardId, ReasonCode};
 use keel_domain::Side;
 use rust_decimal::Decimal;
@@ -31,11 +32,14 @@ impl Guard for PositionExistence {
         if c.side != Side::Sell || ctx.cfg.planner.allow_short {
             return Verdict::Pass;
         }
-        let available = c.held.checked_sub(c.committed_sell).unwrap_or(Decimal::ZERO);
+        let available = fx::checked_sub(c.held(), c.committed_sell()).unwrap_or(Decimal::ZERO);
         let detail = |q| {
             format!(
                 "sell of {} {} exceeds held {} minus committed sells {} (shorting disabled); allowed {q}",
-                c.qty, c.symbol, c.held, c.committed_sell
+                c.qty,
+                c.symbol,
+                c.held(),
+                c.committed_sell()
             )
         };
         super::cap_at(c, ctx, available, ReasonCode::NoPosition, detail)

@@ -4,6 +4,8 @@
 
 use super::{Guard, Verdict};
 use crate::context::{Candidate, Ctx, CycleAccumulator};
+use crate::fx;
+use crate::fx::D64;
 use crate::num::BPS;
 use crate::output::{GuardId, ReasonCode};
 use rust_decimal::Decimal;
@@ -46,13 +48,19 @@ impl Guard for PriceCollar {
         let (Some(limit), Some(reference)) = (c.limit_price, c.price) else {
             return Verdict::Pass;
         };
-        // |limit - ref| * 10000 <= max_bps * ref, without dividing.
-        let distance = limit
-            .checked_sub(reference)
-            .and_then(|x| x.abs().checked_mul(BPS));
-        let allowed = self.max_bps.checked_mul(reference);
+        // |limit - ref| * 10000 <= max_bps * ref, without dividing; unpacked when it fits.
+        let fast = || {
+            let reference = c.price64?;
+            let distance = D64::of(limit)?.sub(reference)?.abs()?.mul(D64::of(BPS)?)?;
+            distance.le(D64::of(self.max_bps)?.mul(reference)?)
+        };
+        if c.price64.is_some() && fast() == Some(true) {
+            return Verdict::Pass;
+        }
+        let distance = fx::checked_sub(limit, reference).and_then(|x| fx::checked_mul(x.abs(), BPS));
+        let allowed = fx::checked_mul(self.max_bps, reference);
         match (distance, allowed) {
-            (Some(dist), Some(allowed)) if dist <= allowed => Verdict::Pass,
+            (Some(dist), Some(allowed)) if fx::le(dist, allowed) => Verdict::Pass,
             _ => {
                 let bps = limit
                     .checked_sub(reference)

@@ -6,6 +6,7 @@ use super::{Guard, Verdict};
 use crate::context::{Candidate, Ctx, CycleAccumulator, PreBlock};
 use crate::num::{ms_between, secs_to_ms};
 use crate::output::{GuardId, ReasonCode};
+use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use keel_domain::Symbol;
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +50,46 @@ pub(crate) fn missing(symbol: &Symbol, quote_present: bool) -> PreBlock {
     }
 }
 
+/// The instants that bound a fresh quote at one `now`, computed once per
+/// plan so that each order's check is two comparisons instead of a date
+/// subtraction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QuoteWindow {
+    /// Quotes stamped at or before this are stale (`None`: none are).
+    stale_upto: Option<DateTime<Utc>>,
+    /// Quotes stamped at or after this are from the future (`None`: none are).
+    future_from: Option<DateTime<Utc>>,
+}
+
+/// A leap second (chrono's `nanosecond() ≥ 10⁹`), where date subtraction
+/// has its own rules; such instants take the general path.
+fn leap(t: DateTime<Utc>) -> bool {
+    t.naive_utc().nanosecond() >= 1_000_000_000
+}
+
+impl StaleQuote {
+    /// The window at `now`: with `age` = `(now − ts)` in whole milliseconds
+    /// toward zero (what [`ms_between`] returns), `age > max` holds exactly
+    /// when `now − ts ≥ max + 1 ms`, i.e. `ts ≤ now − (max + 1) ms`, and
+    /// `−age > max_future` exactly when `ts ≥ now + (max_future + 1) ms`.
+    /// An instant beyond chrono's range bounds nothing. `None` when `now`
+    /// is a leap second.
+    pub(crate) fn window(&self, now: DateTime<Utc>) -> Option<QuoteWindow> {
+        if leap(now) {
+            return None;
+        }
+        let ms = |secs: u64| {
+            secs_to_ms(secs)
+                .checked_add(1)
+                .and_then(TimeDelta::try_milliseconds)
+        };
+        Some(QuoteWindow {
+            stale_upto: ms(self.max_age_secs).and_then(|d| now.checked_sub_signed(d)),
+            future_from: ms(self.max_future_secs).and_then(|d| now.checked_add_signed(d)),
+        })
+    }
+}
+
 impl Guard for StaleQuote {
     fn id(&self) -> GuardId {
         GuardId::StaleQuote
@@ -61,9 +102,21 @@ impl Guard for StaleQuote {
     /// Blocks every order (risk-reducing ones too: their limit price comes
     /// from the same stale quote) whose quote is too old or from the future.
     fn check(&self, c: &Candidate<'_>, ctx: &Ctx<'_>, _acc: &CycleAccumulator) -> Verdict {
-        let Some(ts) = c.quote_ts else {
+        let Some(ts) = c.quote_ts() else {
             return Verdict::Pass;
         };
+        // The configured guard checks against the plan's precomputed window (another
+        // instance, in tests, takes the general path); a quote outside it, or a leap
+        // second, gets the general check below, which also words the detail.
+        if let Some(w) = ctx
+            .quote_window
+            .filter(|_| std::ptr::eq(self, &ctx.cfg.guards.stale_quote))
+        {
+            let fresh = w.stale_upto.is_none_or(|t| ts > t) && w.future_from.is_none_or(|t| ts < t);
+            if fresh && !leap(ts) {
+                return Verdict::Pass;
+            }
+        }
         let age_ms = ms_between(ts, ctx.now);
         if age_ms > secs_to_ms(self.max_age_secs) {
             return Verdict::Block {
@@ -161,5 +214,39 @@ mod tests {
         let dd = decision(&plan, "AAPL");
         assert_blocked(dd, ReasonCode::MissingQuote);
         assert!(block_detail(dd).contains("no positive reference"));
+    }
+
+    #[test]
+    fn window_agrees_with_the_millisecond_ages() {
+        let now = t(NOW) + TimeDelta::nanoseconds(123_456_789);
+        for (max_age, max_future) in [(0, 0), (1, 5), (60, 5), (u64::MAX, u64::MAX)] {
+            let g = StaleQuote {
+                enabled: true,
+                max_age_secs: max_age,
+                max_future_secs: max_future,
+            };
+            let w = g.window(now).unwrap();
+            let mut offsets: Vec<i64> = (-8_000..70_000).step_by(250).collect();
+            for edge in [0i64, 1_000, 5_000, 6_000, 60_000, 61_000] {
+                for e in [-edge, edge] {
+                    offsets.extend([e * 1_000_000 - 1, e * 1_000_000, e * 1_000_000 + 1]);
+                    offsets.extend([(e - 1) * 1_000_000 + 1, (e + 1) * 1_000_000 - 1]);
+                }
+            }
+            for ns in offsets
+                .iter()
+                .map(|o| if o.abs() < 100_000 { o * 1_000_000 } else { *o })
+            {
+                let ts = now - TimeDelta::nanoseconds(ns);
+                let age_ms = ms_between(ts, now);
+                let fresh =
+                    !(age_ms > secs_to_ms(max_age) || age_ms.saturating_neg() > secs_to_ms(max_future));
+                let by_window = w.stale_upto.is_none_or(|b| ts > b) && w.future_from.is_none_or(|b| ts < b);
+                assert_eq!(
+                    by_window, fresh,
+                    "max {max_age}/{max_future}, ts {ts}, age {age_ms} ms"
+                );
+            }
+        }
     }
 }

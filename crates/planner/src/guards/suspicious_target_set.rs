@@ -57,11 +57,12 @@ impl SuspiciousTargetSet {
         if set.liquidate {
             return None;
         }
-        let gross = set
-            .targets
-            .iter()
-            .fold(Decimal::ZERO, |acc, t| acc.saturating_add(t.weight.abs()));
-        if gross < self.min_gross_weight {
+        let mut sum = crate::fx::Sum::new(Decimal::ZERO);
+        for t in &set.targets {
+            sum.add(t.weight.abs());
+        }
+        let gross = sum.dec();
+        if crate::fx::lt(gross, self.min_gross_weight) {
             return block(format!(
                 "target set {:?} has gross weight {} ({} symbols) below the floor {} without \"liquidate\": true",
                 set.id,

@@ -10,6 +10,7 @@
 
 use super::{base_after_reducing, cap_increase, Guard, Verdict};
 use crate::context::{Candidate, Ctx, CycleAccumulator};
+use crate::fx;
 use crate::input::GuardState;
 use crate::output::{GuardId, ReasonCode};
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -197,7 +198,7 @@ impl Guard for VolatilityBrake {
     /// Caps growth so that |position after| ≤ scale × |target|.
     fn check(&self, c: &Candidate<'_>, ctx: &Ctx<'_>, _acc: &CycleAccumulator) -> Verdict {
         let scale = ctx.vol.scale;
-        if scale >= Decimal::ONE {
+        if fx::ge(scale, Decimal::ONE) {
             return Verdict::Pass;
         }
         let target = c.target_qty.unwrap_or_default().abs();
