@@ -248,8 +248,9 @@ fn symbol_key(seed: u64, ticker: &str) -> u64 {
     splitmix(h ^ splitmix(seed))
 }
 
-/// SplitMix64 finaliser: a fast, well-mixed 64-bit hash step.
-pub(crate) fn splitmix(mut z: u64) -> u64 {
+/// SplitMix64 finaliser: a fast, well-mixed 64-bit hash step. Shared by
+/// everything in keel that needs reproducible pseudo-randomness from a seed.
+pub fn splitmix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

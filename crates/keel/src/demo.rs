@@ -156,13 +156,7 @@ fn recent_sessions(today: NaiveDate, n: u32) -> Vec<keel_calendar::Session> {
     out
 }
 
-/// splitmix64: a tiny deterministic generator so the allocator is reproducible by seed.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
+use keel_broker::universe::splitmix as mix;
 
 /// The scripted allocator: 8–15 names with weights 3–9%, gross about 0.9,
 /// drifting day to day so there is something to rebalance.

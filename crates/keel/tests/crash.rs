@@ -39,12 +39,7 @@ fn run_ok(dir: &Path, args: &[&str], at: DateTime<Utc>) -> String {
     stdout
 }
 
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
+use keel_broker::universe::splitmix as mix;
 
 const NAMES: &[&str] = &[
     "AAPL", "MSFT", "NVDA", "JPM", "XOM", "KO", "PG", "WMT", "HD", "V", "MA", "CVX",

@@ -2,13 +2,7 @@
 //! one of these, each on its own named stream, so that (for example) the
 //! allocator writes the same target sets whatever the fault profile is.
 
-/// SplitMix64 finaliser: a fast, well-mixed 64-bit hash step.
-pub(crate) fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+pub(crate) use keel_broker::universe::splitmix as mix;
 
 /// A SplitMix64 stream.
 #[derive(Debug, Clone)]

@@ -287,11 +287,7 @@ impl Worker {
                 })
                 .await?;
             tracing::warn!(reason, ?source, "kill switch engaged");
-            let src = serde_json::to_value(source)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned));
-            metrics::counter!(m::KILL_SWITCH_ENGAGEMENTS, m::LABEL_SOURCE => src.unwrap_or_default())
-                .increment(1);
+            metrics::counter!(m::KILL_SWITCH_ENGAGEMENTS, m::LABEL_SOURCE => label(&source)).increment(1);
         }
         Ok(())
     }
