@@ -19,6 +19,17 @@ pub struct BrokerAccount {
     pub buying_power: Decimal,
 }
 
+/// What a venue allows for one instrument.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetFacts {
+    /// Orders are accepted at all.
+    pub tradable: bool,
+    /// Fractional quantities are accepted.
+    pub fractionable: bool,
+    /// Short sales are accepted (given an account that may short).
+    pub shortable: bool,
+}
+
 /// One execution of (part of) an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerFill {

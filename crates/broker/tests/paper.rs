@@ -1,7 +1,9 @@
 //! Behaviour of the paper broker through the public `Broker` API.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use keel_broker::{universe, Broker, BrokerError, BrokerEvent, FaultConfig, PaperBroker, PaperConfig};
+use keel_broker::{
+    universe, Broker, BrokerError, BrokerEvent, FaultConfig, MarketData, PaperBroker, PaperConfig,
+};
 use keel_calendar::Session;
 use keel_domain::{Clock, FixedClock, Order, OrderStatus, OrderType, Side, Symbol, TimeInForce};
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -848,9 +850,13 @@ async fn usable_as_trait_object_with_snapshot_and_market_data() {
     let now = v.clock.now();
     let path = v.path.clone();
     let clock = v.clock.clone();
-    let broker: Arc<dyn Broker> = Arc::new(v.broker);
+    let paper = Arc::new(v.broker);
+    let broker: Arc<dyn Broker> = paper.clone();
+    let market: Arc<dyn MarketData> = paper;
     broker.submit(&mkt("t1", "V", Side::Buy, dec!(3))).await.unwrap();
-    let snap = broker.snapshot(&[sym("AAPL")]).await.unwrap();
+    let snap = keel_broker::snapshot(broker.as_ref(), market.as_ref(), &[sym("AAPL")])
+        .await
+        .unwrap();
     assert_eq!(snap.account_id, "paper");
     assert_eq!(snap.held(&sym("V")), dec!(3));
     assert!(snap.quotes.contains_key(&sym("AAPL")));
@@ -864,15 +870,18 @@ async fn usable_as_trait_object_with_snapshot_and_market_data() {
     );
     assert_eq!(snap.equity, snap.marked_equity_last());
 
-    let q = broker.quotes(&[sym("AAPL"), sym("ZZZZ")]).await.unwrap();
+    let q = market.quotes(&[sym("AAPL"), sym("ZZZZ")]).await.unwrap();
     assert_eq!(q.len(), 1);
-    let adv = broker.adv(&[sym("AAPL"), sym("ZZZZ")]).await.unwrap();
+    let assets = market.assets(&[sym("AAPL"), sym("ZZZZ")]).await.unwrap();
+    assert_eq!(assets.len(), 1);
+    assert!(assets[&sym("AAPL")].tradable);
+    let adv = market.adv(&[sym("AAPL"), sym("ZZZZ")]).await.unwrap();
     assert_eq!(adv.len(), 1);
     // During the session, today's close is not yet part of the history.
-    let closes = broker.daily_closes(&sym("AAPL"), 5).await.unwrap();
+    let closes = market.daily_closes(&sym("AAPL"), 5).await.unwrap();
     assert_eq!(closes, universe::daily_closes(42, &sym("AAPL"), s.date, 5));
     clock.set(s.close + Duration::minutes(1));
-    let closes = broker.daily_closes(&sym("AAPL"), 5).await.unwrap();
+    let closes = market.daily_closes(&sym("AAPL"), 5).await.unwrap();
     assert_eq!(
         closes.last(),
         universe::session_close(42, &sym("AAPL"), s.date).as_ref()

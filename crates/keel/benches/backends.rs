@@ -177,6 +177,7 @@ async fn measure(
         clock.clone(),
     )
     .await
+    .map(Arc::new)
     .unwrap();
     let mut risk = keel_planner::RiskConfig::default();
     risk.guards.cooldown.symbol_secs = 0;
@@ -184,7 +185,8 @@ async fn measure(
     let worker = Worker::new(
         "bench",
         Arc::new(l.fenced_store()),
-        Arc::new(paper),
+        paper.clone(),
+        paper,
         clock.clone(),
         risk,
         WorkerConfig::default(),

@@ -204,10 +204,12 @@ impl Env {
         let broker = PaperBroker::open(&path, self.paper_config(), self.clock.clone())
             .await
             .with_context(|| format!("opening paper broker {}", path.display()))?;
+        let broker = Arc::new(broker);
         Ok(Worker::new(
             self.cfg.account_id.clone(),
             store,
-            Arc::new(broker),
+            broker.clone(),
+            broker,
             self.clock.clone(),
             self.cfg.risk(),
             self.cfg.worker.clone(),

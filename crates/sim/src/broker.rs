@@ -11,7 +11,10 @@
 use crate::crash::{CrashSwitch, Gate, DEAD};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use keel_broker::{universe, Broker, BrokerAccount, BrokerError, BrokerEvent, BrokerOrder, PaperBroker};
+use keel_broker::{
+    universe, AssetFacts, Broker, BrokerAccount, BrokerError, BrokerEvent, BrokerOrder, MarketData,
+    PaperBroker,
+};
 use keel_domain::{Clock, OpenOrder, Order, Position, Quote, Side, Symbol};
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -238,31 +241,6 @@ impl Broker for SimBroker {
         gated!(self, "broker.open_orders", false, self.inner.open_orders())
     }
 
-    async fn quotes(&self, symbols: &[Symbol]) -> Result<BTreeMap<Symbol, Quote>, BrokerError> {
-        let mut quotes = gated!(self, "broker.quotes", false, self.inner.quotes(symbols))?;
-        let now = self.clock.now();
-        let market = lock(&self.market).clone();
-        let mut stale_served = Vec::new();
-        for (symbol, q) in quotes.iter_mut() {
-            if let Some(age) = market.stale.get(symbol) {
-                // A stalled feed shows the price of `age` seconds ago, stamped then.
-                if let Some(old) = universe::quote(self.seed, symbol, now - Duration::seconds(*age)) {
-                    *q = old;
-                }
-                if *age > self.stale_after_secs {
-                    stale_served.push(symbol.clone());
-                }
-            }
-            if let Some(g) = &market.gap {
-                if g.symbols.as_ref().is_none_or(|s| s.contains(symbol)) {
-                    *q = gapped(q, g.factor);
-                }
-            }
-        }
-        lock(&self.obs).stale_served.extend(stale_served);
-        Ok(quotes)
-    }
-
     async fn submit(&self, order: &Order) -> Result<BrokerOrder, BrokerError> {
         let gate = self.crash.enter("broker.submit", true);
         if matches!(gate, Gate::Before | Gate::Dead) {
@@ -319,6 +297,34 @@ impl Broker for SimBroker {
             self.inner.events_since(cursor)
         )
     }
+}
+
+#[async_trait]
+impl MarketData for SimBroker {
+    async fn quotes(&self, symbols: &[Symbol]) -> Result<BTreeMap<Symbol, Quote>, BrokerError> {
+        let mut quotes = gated!(self, "broker.quotes", false, self.inner.quotes(symbols))?;
+        let now = self.clock.now();
+        let market = lock(&self.market).clone();
+        let mut stale_served = Vec::new();
+        for (symbol, q) in quotes.iter_mut() {
+            if let Some(age) = market.stale.get(symbol) {
+                // A stalled feed shows the price of `age` seconds ago, stamped then.
+                if let Some(old) = universe::quote(self.seed, symbol, now - Duration::seconds(*age)) {
+                    *q = old;
+                }
+                if *age > self.stale_after_secs {
+                    stale_served.push(symbol.clone());
+                }
+            }
+            if let Some(g) = &market.gap {
+                if g.symbols.as_ref().is_none_or(|s| s.contains(symbol)) {
+                    *q = gapped(q, g.factor);
+                }
+            }
+        }
+        lock(&self.obs).stale_served.extend(stale_served);
+        Ok(quotes)
+    }
 
     async fn daily_closes(&self, symbol: &Symbol, n: usize) -> Result<Vec<Decimal>, BrokerError> {
         let closes = gated!(
@@ -333,6 +339,10 @@ impl Broker for SimBroker {
 
     async fn adv(&self, symbols: &[Symbol]) -> Result<BTreeMap<Symbol, Decimal>, BrokerError> {
         gated!(self, "broker.adv", false, self.inner.adv(symbols))
+    }
+
+    async fn assets(&self, symbols: &[Symbol]) -> Result<BTreeMap<Symbol, AssetFacts>, BrokerError> {
+        gated!(self, "broker.assets", false, self.inner.assets(symbols))
     }
 }
 

@@ -11,7 +11,7 @@ use crate::store::SimStore;
 use crate::trace::Trace;
 use crate::{PlantedBug, SimConfig, SimReport, Violation};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use keel_broker::{universe, Broker, FaultConfig, PaperBroker, PaperConfig};
+use keel_broker::{universe, FaultConfig, PaperBroker, PaperConfig};
 use keel_calendar::Session;
 use keel_domain::{Clock, FixedClock, KillSource, Symbol};
 use keel_intake::IntakeConfig;
@@ -914,7 +914,7 @@ fn build_worker(
         crash.clone(),
         bug == Some(PlantedBug::KillSwitchBlind),
     ));
-    let broker: Arc<dyn Broker> = Arc::new(SimBroker::new(
+    let broker = Arc::new(SimBroker::new(
         paper.clone(),
         clock.clone(),
         crash.clone(),
@@ -925,6 +925,7 @@ fn build_worker(
     Worker::new(
         ACCOUNT,
         store,
+        broker.clone(),
         broker,
         clock.clone(),
         worker_risk.clone(),

@@ -1,8 +1,8 @@
-//! A [`Broker`] decorator that records request latency and errors per
-//! operation, so every venue (paper or real) is measured the same way.
+//! A [`Broker`] and [`MarketData`] decorator that records request latency and
+//! errors per operation, so every venue (paper or real) is measured the same way.
 
 use async_trait::async_trait;
-use keel_broker::{Broker, BrokerAccount, BrokerError, BrokerEvent, BrokerOrder};
+use keel_broker::{AssetFacts, Broker, BrokerAccount, BrokerError, BrokerEvent, BrokerOrder, MarketData};
 use keel_domain::metrics_names as m;
 use keel_domain::{Decimal, OpenOrder, Order, Position, Quote, Symbol};
 use std::collections::BTreeMap;
@@ -10,8 +10,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Wraps a broker; behaviour is unchanged, only measured.
-pub struct Instrumented(pub Arc<dyn Broker>);
+/// Wraps a venue; behaviour is unchanged, only measured.
+pub struct Instrumented<T: ?Sized>(pub Arc<T>);
 
 fn kind(e: &BrokerError) -> &'static str {
     match e {
@@ -38,7 +38,7 @@ async fn timed<T>(
 }
 
 #[async_trait]
-impl Broker for Instrumented {
+impl Broker for Instrumented<dyn Broker> {
     async fn account(&self) -> Result<BrokerAccount, BrokerError> {
         timed("account", self.0.account()).await
     }
@@ -47,9 +47,6 @@ impl Broker for Instrumented {
     }
     async fn open_orders(&self) -> Result<Vec<OpenOrder>, BrokerError> {
         timed("open_orders", self.0.open_orders()).await
-    }
-    async fn quotes(&self, symbols: &[Symbol]) -> Result<BTreeMap<Symbol, Quote>, BrokerError> {
-        timed("quotes", self.0.quotes(symbols)).await
     }
     async fn submit(&self, order: &Order) -> Result<BrokerOrder, BrokerError> {
         timed("submit_order", self.0.submit(order)).await
@@ -63,10 +60,23 @@ impl Broker for Instrumented {
     async fn events_since(&self, cursor: u64) -> Result<Vec<(u64, BrokerEvent)>, BrokerError> {
         timed("events_since", self.0.events_since(cursor)).await
     }
+    async fn trading_blocks(&self) -> Result<Vec<String>, BrokerError> {
+        timed("trading_blocks", self.0.trading_blocks()).await
+    }
+}
+
+#[async_trait]
+impl MarketData for Instrumented<dyn MarketData> {
+    async fn quotes(&self, symbols: &[Symbol]) -> Result<BTreeMap<Symbol, Quote>, BrokerError> {
+        timed("quotes", self.0.quotes(symbols)).await
+    }
     async fn daily_closes(&self, symbol: &Symbol, n: usize) -> Result<Vec<Decimal>, BrokerError> {
         timed("daily_closes", self.0.daily_closes(symbol, n)).await
     }
     async fn adv(&self, symbols: &[Symbol]) -> Result<BTreeMap<Symbol, Decimal>, BrokerError> {
         timed("adv", self.0.adv(symbols)).await
+    }
+    async fn assets(&self, symbols: &[Symbol]) -> Result<BTreeMap<Symbol, AssetFacts>, BrokerError> {
+        timed("assets", self.0.assets(symbols)).await
     }
 }

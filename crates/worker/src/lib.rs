@@ -16,7 +16,7 @@ pub use instrumented::Instrumented;
 use keel_domain::metrics_names as m;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use keel_broker::{Broker, BrokerError, BrokerOrder};
+use keel_broker::{Broker, BrokerError, BrokerOrder, MarketData};
 use keel_domain::{
     AccountSnapshot, Clock, Decimal, Event, KillSource, Order, OrderStatus, Symbol, TargetSet,
 };
@@ -81,6 +81,7 @@ pub struct Worker {
     account_id: String,
     store: Arc<dyn Store>,
     broker: Arc<dyn Broker>,
+    market: Arc<dyn MarketData>,
     clock: Arc<dyn Clock>,
     risk: RiskConfig,
     cfg: WorkerConfig,
@@ -90,11 +91,14 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker over `store` and `broker`; call [`Worker::recover`] before the first cycle.
+    /// A worker over `store`, trading at `broker` on `market`'s prices; call
+    /// [`Worker::recover`] before the first cycle.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         account_id: impl Into<String>,
         store: Arc<dyn Store>,
         broker: Arc<dyn Broker>,
+        market: Arc<dyn MarketData>,
         clock: Arc<dyn Clock>,
         risk: RiskConfig,
         cfg: WorkerConfig,
@@ -104,6 +108,7 @@ impl Worker {
             account_id: account_id.into(),
             store,
             broker,
+            market,
             clock,
             risk,
             cfg,
@@ -146,6 +151,11 @@ impl Worker {
     /// The broker this worker trades with.
     pub fn broker(&self) -> &Arc<dyn Broker> {
         &self.broker
+    }
+
+    /// Where this worker's prices, volumes and asset facts come from.
+    pub fn market(&self) -> &Arc<dyn MarketData> {
+        &self.market
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -525,10 +535,8 @@ impl Worker {
             self.sync_orders().await?;
             let mut symbols: BTreeSet<Symbol> = set.targets.iter().map(|t| t.symbol.clone()).collect();
             symbols.extend(self.store.positions().await?.into_keys());
-            let snap = self
-                .broker
-                .snapshot(&symbols.into_iter().collect::<Vec<_>>())
-                .await?;
+            let symbols: Vec<Symbol> = symbols.into_iter().collect();
+            let snap = keel_broker::snapshot(self.broker.as_ref(), self.market.as_ref(), &symbols).await?;
             differences = self.differences(&snap).await?;
             if differences.is_empty() {
                 metrics::counter!(m::RECONCILIATIONS, m::LABEL_OUTCOME => "ok").increment(1);
@@ -613,7 +621,7 @@ impl Worker {
         // An unknown reference symbol yields no closes: the brake then fails closed to 0.
         let reference_closes = match Symbol::new(&brake.reference_symbol) {
             Ok(s) if brake.enabled && brake.builtin => {
-                self.broker
+                self.market
                     .daily_closes(&s, brake.lookback_days as usize + 1)
                     .await?
             }
@@ -625,7 +633,7 @@ impl Worker {
             last_account_rebalance_at: self.store.cycles(1).await?.first().map(|c| c.started_at),
             recent_order_times: self.store.order_times_since(now - window).await?,
             executed_target_set_ids: executed,
-            adv: self.broker.adv(&symbols).await?,
+            adv: self.market.adv(&symbols).await?,
             reference_closes,
             external_vol_scale: None,
         })
@@ -769,7 +777,7 @@ impl Worker {
         self.sync_orders().await?;
         let positions = self.store.positions().await?;
         let symbols: Vec<Symbol> = positions.keys().cloned().collect();
-        let quotes = self.broker.quotes(&symbols).await?;
+        let quotes = self.market.quotes(&symbols).await?;
         let cash = self.store.cash().await?;
         let mut gross = Decimal::ZERO;
         let mut net = Decimal::ZERO;

@@ -53,6 +53,7 @@ fn leased_worker(lease: &Arc<Lease>, paper: Arc<PaperBroker>, clock: Arc<FixedCl
     Worker::new(
         "test",
         Arc::new(lease.fenced_store()),
+        paper.clone(),
         paper,
         clock,
         risk,

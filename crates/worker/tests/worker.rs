@@ -66,6 +66,7 @@ async fn open(dir: &Path, clock: Arc<FixedClock>, s: &Setup) -> (Arc<PaperBroker
         "test",
         store,
         paper.clone(),
+        paper.clone(),
         clock,
         RiskConfig::default(),
         s.worker.clone(),
@@ -430,7 +431,9 @@ async fn eod_snapshot_is_recorded_once_per_session() {
     let eods = w.worker.store().eod_snapshots().await.unwrap();
     assert_eq!(eods.len(), 1);
     // The snapshot agrees with the broker to the cent.
-    let snap = w.paper.snapshot(&[]).await.unwrap();
+    let snap = keel_broker::snapshot(w.paper.as_ref(), w.paper.as_ref(), &[])
+        .await
+        .unwrap();
     assert_eq!(eods[0].cash, snap.cash);
     let _ = w.path();
 }

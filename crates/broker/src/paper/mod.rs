@@ -41,7 +41,7 @@
 mod sim;
 mod store;
 
-use crate::{universe, Broker, BrokerAccount, BrokerError, BrokerEvent, BrokerOrder};
+use crate::{universe, AssetFacts, Broker, BrokerAccount, BrokerError, BrokerEvent, BrokerOrder, MarketData};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use keel_domain::{Clock, OpenOrder, Order, OrderStatus, Position, Quote, Symbol};
@@ -361,16 +361,6 @@ impl Broker for PaperBroker {
         Ok(out)
     }
 
-    async fn quotes(&self, symbols: &[Symbol]) -> Result<BTreeMap<Symbol, Quote>, BrokerError> {
-        let (mut g, w) = self.begin("quotes", "", true).await?;
-        let now = w.now;
-        self.persist(&mut g, w).await?;
-        Ok(symbols
-            .iter()
-            .filter_map(|s| universe::quote(self.cfg.seed, s, now).map(|q| (s.clone(), q)))
-            .collect())
-    }
-
     async fn submit(&self, order: &Order) -> Result<BrokerOrder, BrokerError> {
         let key = order.client_order_id.as_str();
         let (mut g, mut w) = self.begin("submit", key, true).await?;
@@ -436,6 +426,19 @@ impl Broker for PaperBroker {
         self.persist(&mut g, w).await?;
         store::events_since(&self.pool, cursor).await
     }
+}
+
+#[async_trait]
+impl MarketData for PaperBroker {
+    async fn quotes(&self, symbols: &[Symbol]) -> Result<BTreeMap<Symbol, Quote>, BrokerError> {
+        let (mut g, w) = self.begin("quotes", "", true).await?;
+        let now = w.now;
+        self.persist(&mut g, w).await?;
+        Ok(symbols
+            .iter()
+            .filter_map(|s| universe::quote(self.cfg.seed, s, now).map(|q| (s.clone(), q)))
+            .collect())
+    }
 
     async fn daily_closes(&self, symbol: &Symbol, n: usize) -> Result<Vec<Decimal>, BrokerError> {
         let (mut g, w) = self.begin("daily_closes", symbol.as_str(), true).await?;
@@ -450,6 +453,22 @@ impl Broker for PaperBroker {
         Ok(symbols
             .iter()
             .filter_map(|s| universe::adv(s).map(|a| (s.clone(), a)))
+            .collect())
+    }
+
+    async fn assets(&self, symbols: &[Symbol]) -> Result<BTreeMap<Symbol, AssetFacts>, BrokerError> {
+        // The paper venue trades whole and fractional shares of every symbol it quotes.
+        Ok(symbols
+            .iter()
+            .filter(|s| universe::adv(s).is_some())
+            .map(|s| {
+                let facts = AssetFacts {
+                    tradable: true,
+                    fractionable: true,
+                    shortable: self.cfg.allow_short,
+                };
+                (s.clone(), facts)
+            })
             .collect())
     }
 }
