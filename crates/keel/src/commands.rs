@@ -21,7 +21,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             keel_sim::cli::SimFailure::Usage(m) => input(m),
             other => CliError::Runtime(anyhow::anyhow!("{other}")),
         }),
-        Command::Init { path } => init(&path),
+        Command::Init { schema: true, .. } => {
+            print!("{}", crate::config_schema::schema_text());
+            Ok(())
+        }
+        Command::Init { path, .. } => init(&path),
         Command::Plan {
             targets,
             id,
