@@ -296,7 +296,7 @@ impl Worker {
                     at: self.now(),
                 })
                 .await?;
-            tracing::warn!(reason, ?source, "kill switch engaged");
+            tracing::warn!(reason = %keel_domain::log_safe(reason), ?source, "kill switch engaged");
             metrics::counter!(m::KILL_SWITCH_ENGAGEMENTS, m::LABEL_SOURCE => label(&source)).increment(1);
         }
         Ok(())
@@ -314,7 +314,7 @@ impl Worker {
                 at: self.now(),
             })
             .await?;
-        tracing::warn!(reason, ?source, "kill switch released");
+        tracing::warn!(reason = %keel_domain::log_safe(reason), ?source, "kill switch released");
         Ok(true)
     }
 
