@@ -426,13 +426,13 @@ async fn kill(env: Env, reason: &str, engage: bool) -> Result<(), CliError> {
             .engage_kill(reason, KillSource::Cli)
             .await
             .context("engaging the kill switch")?;
-        println!("kill switch engaged: {reason}");
+        println!("kill switch engaged: {}", keel_domain::log_safe(reason));
     } else if worker
         .release_kill(reason, KillSource::Cli)
         .await
         .context("releasing the kill switch")?
     {
-        println!("kill switch released: {reason}");
+        println!("kill switch released: {}", keel_domain::log_safe(reason));
     } else {
         println!("kill switch was not engaged; nothing changed");
     }
