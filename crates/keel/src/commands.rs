@@ -291,12 +291,7 @@ fn embedded_guard_state(
     let brake = &cfg.guards.volatility_brake;
     let reference_closes = keel_domain::Symbol::new(&brake.reference_symbol)
         .map(|s| {
-            keel_broker::universe::daily_closes(
-                cfg.paper.seed,
-                &s,
-                now.date_naive(),
-                brake.lookback_days as usize + 1,
-            )
+            keel_broker::universe::daily_closes(cfg.paper.seed, &s, now.date_naive(), brake.closes_needed())
         })
         .unwrap_or_default();
     keel_planner::GuardState {

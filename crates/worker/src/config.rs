@@ -4,12 +4,16 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// Longest `stale_order_secs`: a week (orders are Day orders; anything longer
+/// only hides a stuck order). The worker clamps to it as well.
+pub const MAX_STALE_ORDER_SECS: i64 = 604_800;
+
 /// How the execution cycle behaves. Every key has a safe default.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkerConfig {
     /// Working orders older than this are cancelled before re-planning (never stacked).
-    #[schemars(range(min = 1, max = 604800))]
+    #[schemars(range(min = 1, max = MAX_STALE_ORDER_SECS))]
     pub stale_order_secs: i64,
     /// Cycles per target set before keel stops chasing it (each cycle is one `attempt` in client order ids).
     #[schemars(range(min = 1, max = 100))]
