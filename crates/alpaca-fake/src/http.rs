@@ -39,10 +39,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v2/clock", get(clock))
         .route("/v2/calendar", get(calendar))
         .route("/v2/account/activities", get(activities))
-        .route(
-            "/v2/account/activities/{activity_type}",
-            get(activities_of_type),
-        )
+        .route("/v2/account/activities/{activity_type}", get(activities_of_type))
         .route("/v2/stocks/quotes/latest", get(latest_quotes))
         .route("/v2/stocks/snapshots", get(snapshots))
         .route("/v2/stocks/bars", get(bars))
@@ -198,8 +195,8 @@ fn parse_new_order(body: &Map<String, Value>) -> Result<NewOrder, ApiError> {
             "notional orders are not supported by alpaca-fake; send qty",
         ));
     }
-    let qty = field_decimal(body, "qty")?
-        .ok_or_else(|| ApiError::unprocessable("qty or notional is required"))?;
+    let qty =
+        field_decimal(body, "qty")?.ok_or_else(|| ApiError::unprocessable("qty or notional is required"))?;
     let side = match field_str(body, "side")? {
         Some("buy") => Side::Buy,
         Some("sell") => Side::Sell,
@@ -227,16 +224,10 @@ fn parse_new_order(body: &Map<String, Value>) -> Result<NewOrder, ApiError> {
                 "time_in_force {t} is not supported by alpaca-fake"
             )))
         }
-        Some(t) => {
-            return Err(ApiError::unprocessable(format!(
-                "invalid time_in_force: {t}"
-            )))
-        }
+        Some(t) => return Err(ApiError::unprocessable(format!("invalid time_in_force: {t}"))),
         None => return Err(ApiError::unprocessable("time_in_force is required")),
     };
-    if body.contains_key("order_class")
-        && !matches!(field_str(body, "order_class")?, Some("simple" | ""))
-    {
+    if body.contains_key("order_class") && !matches!(field_str(body, "order_class")?, Some("simple" | "")) {
         return Err(ApiError::unprocessable(
             "only simple orders are supported by alpaca-fake",
         ));
@@ -320,12 +311,7 @@ fn opt_time(q: &HashMap<String, String>, name: &str) -> Result<Option<DateTime<U
         .transpose()
 }
 
-fn opt_u64(
-    q: &HashMap<String, String>,
-    name: &str,
-    min: u64,
-    max: u64,
-) -> Result<Option<u64>, ApiError> {
+fn opt_u64(q: &HashMap<String, String>, name: &str, min: u64, max: u64) -> Result<Option<u64>, ApiError> {
     match q.get(name).filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) => match v.parse::<u64>() {
@@ -533,26 +519,50 @@ async fn clock(State(app): Shared) -> Response {
     }))
 }
 
+/// A calendar date parameter: a plain date, or the date of an RFC 3339
+/// instant as written (its own offset), which is what the spec's date-time
+/// format makes clients send.
 fn date_param(q: &HashMap<String, String>, name: &str) -> Result<Option<NaiveDate>, ApiError> {
-    Ok(opt_time(q, name)?.map(|t| {
-        // A plain date means that day; an instant means its New York date.
-        match q.get(name) {
-            Some(v) if v.len() == 10 => t.date_naive(),
-            _ => json::ny_date(t),
-        }
-    }))
+    let Some(v) = q.get(name).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Ok(Some(t.date_naive()));
+    }
+    NaiveDate::parse_from_str(v, "%Y-%m-%d").map(Some).map_err(|_| {
+        ApiError::unprocessable(format!(
+            "invalid {name}: \"{v}\" (expected RFC 3339 or YYYY-MM-DD)"
+        ))
+    })
+}
+
+/// A bar-window bound: an RFC 3339 instant, or a plain date meaning New York
+/// midnight of that date (where daily bars are stamped).
+fn bar_bound(q: &HashMap<String, String>, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let Some(v) = q.get(name).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Ok(Some(t.with_timezone(&Utc)));
+    }
+    NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        .map(|d| Some(json::ny_midnight(d)))
+        .map_err(|_| {
+            ApiError::new(
+                400,
+                40010001,
+                format!("invalid {name}: \"{v}\" (expected RFC 3339 or YYYY-MM-DD)"),
+            )
+        })
 }
 
 async fn calendar(State(app): Shared, Query(q): Params) -> Response {
     let run = || -> Result<Value, ApiError> {
         let today = json::ny_date(app.clock.now());
         let start = date_param(&q, "start")?.unwrap_or(today);
-        let end = date_param(&q, "end")?
-            .unwrap_or_else(|| start + chrono::Duration::days(30));
+        let end = date_param(&q, "end")?.unwrap_or_else(|| start + chrono::Duration::days(30));
         if (end - start).num_days() > 3660 {
-            return Err(ApiError::unprocessable(
-                "start to end spans more than 10 years",
-            ));
+            return Err(ApiError::unprocessable("start to end spans more than 10 years"));
         }
         let days = keel_calendar::sessions(start, end)
             .into_iter()
@@ -624,11 +634,7 @@ async fn activities(State(app): Shared, Query(q): Params) -> Response {
     fills_page(&app, &q).map(ok).unwrap_or_else(err)
 }
 
-async fn activities_of_type(
-    State(app): Shared,
-    Path(kind): Path<String>,
-    Query(q): Params,
-) -> Response {
+async fn activities_of_type(State(app): Shared, Path(kind): Path<String>, Query(q): Params) -> Response {
     if !kind.eq_ignore_ascii_case("FILL") {
         return ok(Value::Array(vec![]));
     }
@@ -812,11 +818,15 @@ async fn bars(State(app): Shared, Query(q): Params) -> Response {
         let limit = opt_u64(&q, "limit", 1, 10_000)?.unwrap_or(1000) as usize;
         let now = app.clock.now();
         let today = json::ny_date(now);
-        let start = date_param(&q, "start")?.unwrap_or(today);
-        let end = date_param(&q, "end")?.unwrap_or(today).min(today);
-        if start > end {
+        // Bars are stamped at New York midnight; the window filters on that
+        // stamp. Default: today's bar only.
+        let start_t = bar_bound(&q, "start")?.unwrap_or_else(|| json::ny_midnight(today));
+        let end_t = bar_bound(&q, "end")?.unwrap_or(now).min(now);
+        if start_t > end_t {
             return Ok(json!({"bars": {}, "next_page_token": null}));
         }
+        let start = json::ny_date(start_t);
+        let end = json::ny_date(end_t);
         if (end - start).num_days() > 3660 * 3 {
             return Err(ApiError::new(
                 400,
@@ -825,13 +835,15 @@ async fn bars(State(app): Shared, Query(q): Params) -> Response {
             ));
         }
         let token = match q.get("page_token").filter(|t| !t.is_empty()) {
-            Some(t) => Some(
-                decode_token(t)
-                    .ok_or_else(|| ApiError::new(400, 40010001, "invalid page_token"))?,
-            ),
+            Some(t) => {
+                Some(decode_token(t).ok_or_else(|| ApiError::new(400, 40010001, "invalid page_token"))?)
+            }
             None => None,
         };
-        let sessions = keel_calendar::sessions(start, end);
+        let sessions: Vec<_> = keel_calendar::sessions(start, end)
+            .into_iter()
+            .filter(|s| (start_t..=end_t).contains(&json::ny_midnight(s.date)))
+            .collect();
         let seed = lock(&app.venue).cfg.seed;
         let mut out = Map::new();
         let mut count = 0usize;
@@ -1003,4 +1015,3 @@ async fn fake_stream_drop(State(app): Shared) -> Response {
     app.stream_gen.send_modify(|g| *g += 1);
     ok(json!({"dropped": true}))
 }
-

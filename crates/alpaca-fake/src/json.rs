@@ -68,8 +68,8 @@ pub fn asset_id(symbol: &str) -> String {
 /// The listing exchange (Exchange enum of the spec).
 pub fn exchange(symbol: &str) -> &'static str {
     const NASDAQ: &[&str] = &[
-        "AAPL", "ADBE", "AMD", "AMGN", "AMZN", "AVGO", "COST", "CSCO", "GOOG", "GOOGL", "INTC",
-        "INTU", "META", "MSFT", "NFLX", "NVDA", "PEP", "QCOM", "TSLA", "TXN", "LIN",
+        "AAPL", "ADBE", "AMD", "AMGN", "AMZN", "AVGO", "COST", "CSCO", "GOOG", "GOOGL", "INTC", "INTU",
+        "META", "MSFT", "NFLX", "NVDA", "PEP", "QCOM", "TSLA", "TXN", "LIN",
     ];
     if symbol == "SPY" {
         "ARCA"

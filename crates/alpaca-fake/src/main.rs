@@ -92,20 +92,13 @@ fn main() -> anyhow::Result<()> {
     let cash = Decimal::from_str(&args.cash)
         .ok()
         .filter(|c| !c.is_sign_negative())
-        .unwrap_or_else(|| {
-            fail(format!(
-                "--cash {}: expected a non-negative decimal",
-                args.cash
-            ))
-        });
+        .unwrap_or_else(|| fail(format!("--cash {}: expected a non-negative decimal", args.cash)));
     let mut profile = match args.faults.as_str() {
         "none" => FaultProfile::default(),
         "all" => FaultProfile::all(),
         other => fail(format!("--faults {other}: allowed none, all")),
     };
-    profile
-        .apply(&args.fault_profile)
-        .unwrap_or_else(|e| fail(e));
+    profile.apply(&args.fault_profile).unwrap_or_else(|e| fail(e));
     if !(0.0..=1.0).contains(&args.partial_fill_prob) {
         fail(format!(
             "--partial-fill-prob {}: must be in [0, 1]",
@@ -113,10 +106,7 @@ fn main() -> anyhow::Result<()> {
         ));
     }
     if !(1..=60_000).contains(&args.tick_ms) {
-        fail(format!(
-            "--tick-ms {}: must be 1 to 60000",
-            args.tick_ms
-        ));
+        fail(format!("--tick-ms {}: must be 1 to 60000", args.tick_ms));
     }
     if args.requests_per_minute == 0 {
         fail("--requests-per-minute 0: must be at least 1".into());

@@ -281,10 +281,7 @@ impl Venue {
     fn reference_price(&self, o: &Order, now: DateTime<Utc>) -> Decimal {
         match o.limit_price {
             Some(p) => p,
-            None => self
-                .quote(&o.symbol, now)
-                .map(|q| q.ask)
-                .unwrap_or(Decimal::ZERO),
+            None => self.quote(&o.symbol, now).map(|q| q.ask).unwrap_or(Decimal::ZERO),
         }
     }
 
@@ -379,17 +376,13 @@ impl Venue {
         };
         let rules = &self.cfg.assets;
         if !rules.tradable(&symbol) {
-            return Err(ApiError::unprocessable(format!(
-                "asset {symbol} is not tradable"
-            )));
+            return Err(ApiError::unprocessable(format!("asset {symbol} is not tradable")));
         }
         if req.qty <= Decimal::ZERO {
             return Err(ApiError::unprocessable("qty must be > 0"));
         }
         if req.qty.normalize().scale() > 9 {
-            return Err(ApiError::unprocessable(
-                "qty must have at most 9 decimal places",
-            ));
+            return Err(ApiError::unprocessable("qty must have at most 9 decimal places"));
         }
         let fractional = !req.qty.fract().is_zero();
         if fractional && !rules.fractionable(&symbol) {
@@ -443,9 +436,7 @@ impl Venue {
                         )));
                     }
                     if fractional {
-                        return Err(ApiError::forbidden(
-                            "fractional orders cannot be sold short",
-                        ));
+                        return Err(ApiError::forbidden("fractional orders cannot be sold short"));
                     }
                 }
             }
@@ -653,13 +644,7 @@ impl Venue {
             order_status: o.status,
         });
         let event = if full { "fill" } else { "partial_fill" };
-        self.emit_with(
-            idx,
-            event,
-            execution_id,
-            Some((price, qty, position_qty)),
-            now,
-        );
+        self.emit_with(idx, event, execution_id, Some((price, qty, position_qty)), now);
     }
 
     fn emit(

@@ -58,7 +58,9 @@ async fn partial_fill_then_cancel_leaves_the_filled_part() {
     let fake = Fake::start(&["--at", OPEN_AT, "--partial-fill-prob", "1", "--tick-ms", "60000"]);
     let (code, _) = fake.order("part-1", "MSFT", "buy", "10", None).await;
     assert_eq!(code, 200);
-    let o = fake.wait_order("part-1", |o| o["status"] == "partially_filled").await;
+    let o = fake
+        .wait_order("part-1", |o| o["status"] == "partially_filled")
+        .await;
     assert_eq!(o["filled_qty"], "5");
     let id = o["id"].as_str().unwrap().to_string();
     let (code, _) = fake.delete(&format!("/v2/orders/{id}")).await;
@@ -104,8 +106,13 @@ async fn client_order_id_is_unique_for_ever() {
     assert_eq!(code, 200);
     let (code, e) = fake.order("dup-1", "KO", "buy", "1", Some("1.00")).await;
     assert_eq!(code, 422);
-    assert_eq!(e, json!({"code": 40010001, "message": "client_order_id must be unique"}));
-    let (code, _) = fake.delete(&format!("/v2/orders/{}", o["id"].as_str().unwrap())).await;
+    assert_eq!(
+        e,
+        json!({"code": 40010001, "message": "client_order_id must be unique"})
+    );
+    let (code, _) = fake
+        .delete(&format!("/v2/orders/{}", o["id"].as_str().unwrap()))
+        .await;
     assert_eq!(code, 204);
     let (code, _) = fake.order("dup-1", "KO", "buy", "1", Some("1.00")).await;
     assert_eq!(code, 422, "still refused after a cancel");
@@ -135,7 +142,13 @@ async fn risk_refusals_wash_trade_buying_power_shares_and_asset_facts() {
     // A buy that could trade against it is a wash trade; one below is fine.
     let (code, e) = fake.order("w-cross", "AAPL", "buy", "1", None).await;
     assert_eq!(code, 403);
-    assert!(e["message"].as_str().unwrap().contains("potential wash trade detected"), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("potential wash trade detected"),
+        "{e}"
+    );
     let (code, _) = fake.order("w-cross2", "AAPL", "buy", "1", Some("10000")).await;
     assert_eq!(code, 403);
     let (code, _) = fake.order("w-below", "AAPL", "buy", "1", Some("1.00")).await;
@@ -145,7 +158,10 @@ async fn risk_refusals_wash_trade_buying_power_shares_and_asset_facts() {
     assert_eq!(code, 403);
     assert!(e["message"].as_str().unwrap().contains("insufficient qty"), "{e}");
     let (code, e) = fake.order("w-bp", "MSFT", "buy", "100000", None).await;
-    assert_eq!((code, e["message"].clone()), (403, json!("insufficient buying power")));
+    assert_eq!(
+        (code, e["message"].clone()),
+        (403, json!("insufficient buying power"))
+    );
     let (code, _) = fake.order("w-frac", "BRK.B", "buy", "0.5", None).await;
     assert_eq!(code, 422, "BRK.B is not fractionable");
     let (code, _) = fake.order("w-frac-ok", "MSFT", "buy", "0.5", None).await;
@@ -157,7 +173,10 @@ async fn risk_refusals_wash_trade_buying_power_shares_and_asset_facts() {
     let (_, vz) = fake.get("/v2/assets/VZ").await;
     assert_eq!(vz["tradable"], false);
     let (_, intc) = fake.get("/v2/assets/INTC").await;
-    assert_eq!((intc["shortable"].clone(), intc["fractionable"].clone()), (json!(false), json!(true)));
+    assert_eq!(
+        (intc["shortable"].clone(), intc["fractionable"].clone()),
+        (json!(false), json!(true))
+    );
     let (_, all) = fake.get("/v2/assets").await;
     assert!(all.as_array().unwrap().len() >= 50);
 }
@@ -255,8 +274,17 @@ async fn clock_starts_at_the_given_instant_and_can_jump() {
     let fake = Fake::start(&["--at", "2026-12-05T15:00:00Z"]); // a Saturday
     let (_, c) = fake.get("/v2/clock").await;
     assert_eq!(c["is_open"], false);
-    assert!(c["timestamp"].as_str().unwrap().starts_with("2026-12-05T10:00"), "{c}");
-    assert!(c["next_open"].as_str().unwrap().starts_with("2026-12-07T09:30:00-05:00"), "{c}");
+    assert!(
+        c["timestamp"].as_str().unwrap().starts_with("2026-12-05T10:00"),
+        "{c}"
+    );
+    assert!(
+        c["next_open"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-12-07T09:30:00-05:00"),
+        "{c}"
+    );
     // An order placed while closed waits for the open.
     let (code, o) = fake.order("weekend", "KO", "buy", "1", None).await;
     assert_eq!((code, o["status"].clone()), (200, json!("accepted")));
@@ -269,7 +297,8 @@ async fn clock_starts_at_the_given_instant_and_can_jump() {
     fake.wait_order("weekend", |o| o["status"] == "filled").await;
     // A day order left resting expires at the close.
     fake.order("expire-me", "KO", "buy", "1", Some("1.00")).await;
-    fake.post("/_fake/clock", json!({"at": "2026-12-07T21:00:01Z"})).await;
+    fake.post("/_fake/clock", json!({"at": "2026-12-07T21:00:01Z"}))
+        .await;
     fake.wait_order("expire-me", |o| o["status"] == "expired").await;
 }
 
@@ -305,8 +334,12 @@ async fn daily_bars_page_with_next_page_token() {
     assert!(all.windows(2).all(|w| w[0] < w[1]), "sorted by symbol then time");
 }
 
-async fn ws_connect(fake: &Fake) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let (ws, _) = tokio_tungstenite::connect_async(fake.ws_url()).await.expect("ws connect");
+async fn ws_connect(
+    fake: &Fake,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let (ws, _) = tokio_tungstenite::connect_async(fake.ws_url())
+        .await
+        .expect("ws connect");
     ws
 }
 
@@ -331,7 +364,9 @@ where
 
 async fn authenticate<S>(ws: &mut S)
 where
-    S: futures_util::Sink<Message> + futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+    S: futures_util::Sink<Message>
+        + futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+        + Unpin,
     <S as futures_util::Sink<Message>>::Error: std::fmt::Debug,
 {
     let auth = json!({"action": "authenticate", "data": {"key_id": "k", "secret_key": "s"}});
@@ -342,7 +377,10 @@ where
     let listen = json!({"action": "listen", "data": {"streams": ["trade_updates"]}});
     ws.send(Message::Text(listen.to_string().into())).await.unwrap();
     let l = next_binary(ws).await;
-    assert_eq!(l, json!({"stream": "listening", "data": {"streams": ["trade_updates"]}}));
+    assert_eq!(
+        l,
+        json!({"stream": "listening", "data": {"streams": ["trade_updates"]}})
+    );
 }
 
 #[tokio::test]
@@ -381,7 +419,10 @@ async fn stream_authenticates_sends_binary_trade_updates_and_evicts() {
     .await;
     assert!(end.is_ok(), "the first connection was closed");
     fake.order("s-2", "AAPL", "buy", "1", None).await;
-    assert_eq!(next_binary(&mut ws2).await["data"]["order"]["client_order_id"], "s-2");
+    assert_eq!(
+        next_binary(&mut ws2).await["data"]["order"]["client_order_id"],
+        "s-2"
+    );
 
     // Bad credentials: unauthorized, then closed.
     let mut bad = ws_connect(&fake).await;
@@ -393,7 +434,14 @@ async fn stream_authenticates_sends_binary_trade_updates_and_evicts() {
 
 #[tokio::test]
 async fn stream_duplicate_fault_sends_every_event_twice() {
-    let fake = Fake::start(&["--at", OPEN_AT, "--partial-fill-prob", "0", "--fault-profile", "stream_dup=1"]);
+    let fake = Fake::start(&[
+        "--at",
+        OPEN_AT,
+        "--partial-fill-prob",
+        "0",
+        "--fault-profile",
+        "stream_dup=1",
+    ]);
     let mut ws = ws_connect(&fake).await;
     authenticate(&mut ws).await;
     fake.order("d-1", "AAPL", "buy", "1", None).await;

@@ -45,11 +45,7 @@ impl Fake {
             .timeout(Duration::from_secs(10))
             .build()
             .expect("client");
-        Fake {
-            child,
-            addr,
-            client,
-        }
+        Fake { child, addr, client }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -97,7 +93,14 @@ impl Fake {
         read(r).await
     }
 
-    pub async fn order(&self, cid: &str, symbol: &str, side: &str, qty: &str, limit: Option<&str>) -> (u16, Value) {
+    pub async fn order(
+        &self,
+        cid: &str,
+        symbol: &str,
+        side: &str,
+        qty: &str,
+        limit: Option<&str>,
+    ) -> (u16, Value) {
         let mut body = serde_json::json!({
             "symbol": symbol, "qty": qty, "side": side,
             "type": if limit.is_some() { "limit" } else { "market" },
