@@ -96,7 +96,7 @@ impl App {
             venue: Mutex::new(venue),
             clock,
             faults: Mutex::new(faults),
-            fault_rng: Mutex::new(Rng::new(seed ^ 0x6661_756c_74)),
+            fault_rng: Mutex::new(Rng::new(seed ^ 0x0066_6175_6c74)),
             storm_left: Mutex::new(0),
             rpm: rpm.max(1),
             buckets: Mutex::new(HashMap::new()),

@@ -787,7 +787,7 @@ fn encode_token(sym: &str, date: NaiveDate) -> String {
 }
 
 fn decode_token(t: &str) -> Option<(String, NaiveDate)> {
-    if t.len() % 2 != 0 || t.len() > 200 {
+    if !t.len().is_multiple_of(2) || t.len() > 200 {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..t.len())

@@ -62,7 +62,7 @@ fn fnv(s: &str) -> u64 {
 /// A stable asset id per symbol.
 pub fn asset_id(symbol: &str) -> String {
     let h = fnv(symbol);
-    format_uuid(splitmix(h), splitmix(h ^ 0x6173_7365_74))
+    format_uuid(splitmix(h), splitmix(h ^ 0x0061_7373_6574))
 }
 
 /// The listing exchange (Exchange enum of the spec).

@@ -228,7 +228,7 @@ pub const MAX_CLIENT_ORDER_ID: usize = 128;
 
 impl Venue {
     pub fn new(cfg: VenueConfig, now: DateTime<Utc>, events: broadcast::Sender<String>) -> Self {
-        let mut rng = Rng::new(cfg.seed ^ 0x7665_6e75_65);
+        let mut rng = Rng::new(cfg.seed ^ 0x0076_656e_7565);
         let account_id = rng.uuid();
         Venue {
             cash: cfg.cash,
