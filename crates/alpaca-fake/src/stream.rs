@@ -90,8 +90,13 @@ async fn run(mut socket: WebSocket, app: Arc<App>) {
     }
     let mut gen_rx = app.stream_gen.subscribe();
     let mut events: Option<broadcast::Receiver<String>> = None;
-    let mut held: Option<String> = None;
+    // An event held back by the reorder fault, and when to flush it anyway.
+    let mut held: Option<(String, tokio::time::Instant)> = None;
     loop {
+        let flush_at = held
+            .as_ref()
+            .map(|h| h.1)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             changed = gen_rx.changed() => {
                 if changed.is_err() || *gen_rx.borrow() != my_gen {
@@ -142,11 +147,11 @@ async fn run(mut socket: WebSocket, app: Arc<App>) {
                 }
                 let mut out = Vec::with_capacity(3);
                 if held.is_none() && app.chance(faults.stream_reorder) {
-                    held = Some(ev);
+                    held = Some((ev, tokio::time::Instant::now() + Duration::from_secs(1)));
                     continue;
                 }
                 out.push(ev.clone());
-                if let Some(h) = held.take() {
+                if let Some((h, _)) = held.take() {
                     out.push(h);
                 }
                 if app.chance(faults.stream_dup) {
@@ -158,8 +163,8 @@ async fn run(mut socket: WebSocket, app: Arc<App>) {
                     }
                 }
             }
-            _ = tokio::time::sleep(Duration::from_secs(1)), if held.is_some() => {
-                if let Some(h) = held.take() {
+            _ = tokio::time::sleep_until(flush_at), if held.is_some() => {
+                if let Some((h, _)) = held.take() {
                     if socket.send(frame_str(&app, h)).await.is_err() {
                         return;
                     }

@@ -696,3 +696,140 @@ fn day_close(now: DateTime<Utc>) -> DateTime<Utc> {
     }
     keel_calendar::next_session_on_or_after(d.succ_opt().unwrap_or(d)).close
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SYMS: &[&str] = &["AAPL", "MSFT", "BRK.B", "KO"];
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Submit {
+            sym: usize,
+            buy: bool,
+            qty_tenths: u32,
+            limit_bps: Option<i32>,
+        },
+        Tick(u32),
+        Cancel(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (
+                0..SYMS.len(),
+                any::<bool>(),
+                1u32..300,
+                proptest::option::of(-200i32..200)
+            )
+                .prop_map(|(sym, buy, qty_tenths, limit_bps)| Op::Submit {
+                    sym,
+                    buy,
+                    qty_tenths,
+                    limit_bps
+                }),
+            (1u32..120_000).prop_map(Op::Tick),
+            (0usize..64).prop_map(Op::Cancel),
+        ]
+    }
+
+    fn start() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-12-01T14:31:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Whatever is submitted, filled partly, cancelled or expired: cash
+        /// and positions are exactly what the fills say, no order fills past
+        /// its quantity, and (shorting off) nothing is ever sold short.
+        #[test]
+        fn accounting_follows_the_fills(seed in 0u64..1000, ops in proptest::collection::vec(op(), 1..60)) {
+            let (tx, _rx) = broadcast::channel(1 << 16);
+            let initial = Decimal::from(50_000);
+            let mut v = Venue::new(
+                VenueConfig {
+                    seed,
+                    cash: initial,
+                    shorting: false,
+                    partial_fill_prob: 0.3,
+                    assets: AssetRules {
+                        non_fractionable: ["BRK.B".to_string()].into(),
+                        ..AssetRules::default()
+                    },
+                },
+                start(),
+                tx,
+            );
+            let mut now = start();
+            for (i, op) in ops.into_iter().enumerate() {
+                match op {
+                    Op::Submit { sym, buy, qty_tenths, limit_bps } => {
+                        let symbol = SYMS[sym];
+                        let q = v.quote(symbol, now).unwrap();
+                        let limit = limit_bps.map(|b| {
+                            (q.reference() * (Decimal::ONE + Decimal::from(b) / Decimal::from(10_000))).round_dp(2)
+                        });
+                        let _ = v.submit(
+                            NewOrder {
+                                symbol: symbol.to_string(),
+                                qty: Decimal::from(qty_tenths) / Decimal::from(10),
+                                side: if buy { Side::Buy } else { Side::Sell },
+                                kind: if limit.is_some() { Kind::Limit } else { Kind::Market },
+                                tif: if i % 3 == 0 { Tif::Gtc } else { Tif::Day },
+                                limit_price: limit,
+                                client_order_id: Some(format!("c{i}")),
+                                extended_hours: false,
+                            },
+                            now,
+                        );
+                    }
+                    Op::Tick(ms) => {
+                        now += chrono::Duration::milliseconds(i64::from(ms) * 60);
+                        v.tick(now);
+                    }
+                    Op::Cancel(k) => {
+                        if let Some(id) = v.orders.get(k).map(|o| o.id.clone()) {
+                            let _ = v.cancel(&id, now);
+                        }
+                    }
+                }
+                let mut cash = initial;
+                let mut held: BTreeMap<String, Decimal> = BTreeMap::new();
+                let mut per_order: HashMap<String, Decimal> = HashMap::new();
+                for f in &v.fills {
+                    let signed = if f.side == Side::Buy { f.qty } else { -f.qty };
+                    cash -= signed * f.price;
+                    *held.entry(f.symbol.clone()).or_default() += signed;
+                    *per_order.entry(f.order_id.clone()).or_default() += f.qty;
+                    prop_assert!(f.qty > Decimal::ZERO);
+                }
+                prop_assert_eq!(v.cash, cash);
+                held.retain(|_, q| !q.is_zero());
+                let positions: BTreeMap<String, Decimal> =
+                    v.positions.iter().map(|(s, p)| (s.clone(), p.qty)).collect();
+                prop_assert_eq!(&positions, &held);
+                for (s, q) in &positions {
+                    prop_assert!(*q > Decimal::ZERO, "short {} {}", s, q);
+                    let promised: Decimal = v.orders.iter()
+                        .filter(|o| o.is_open() && &o.symbol == s && o.side == Side::Sell)
+                        .map(Order::remaining).sum();
+                    prop_assert!(promised <= *q);
+                }
+                for o in &v.orders {
+                    let filled = per_order.get(&o.id).copied().unwrap_or_default();
+                    prop_assert_eq!(o.filled_qty, filled);
+                    prop_assert!(o.filled_qty <= o.qty);
+                    prop_assert_eq!(o.status == "filled", o.remaining().is_zero());
+                    if o.symbol == "BRK.B" {
+                        prop_assert!(o.qty.fract().is_zero());
+                    }
+                }
+                prop_assert!(v.buying_power(now) >= Decimal::ZERO);
+            }
+        }
+    }
+}

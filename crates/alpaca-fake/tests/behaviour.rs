@@ -472,3 +472,110 @@ async fn bad_flags_exit_2_with_a_message() {
         assert!(!out.stderr.is_empty(), "{args:?}");
     }
 }
+
+#[tokio::test]
+async fn stream_reorder_fault_delivers_the_held_event_after_the_next() {
+    let fake = Fake::start(&[
+        "--at",
+        OPEN_AT,
+        "--partial-fill-prob",
+        "0",
+        "--fault-profile",
+        "stream_reorder=1",
+    ]);
+    let mut ws = ws_connect(&fake).await;
+    authenticate(&mut ws).await;
+    fake.order("r-1", "AAPL", "buy", "1", None).await;
+    // `new` is held; `fill` goes out first, then the held `new`.
+    let first = next_binary(&mut ws).await;
+    let second = next_binary(&mut ws).await;
+    assert_eq!(first["data"]["event"], "fill");
+    assert_eq!(second["data"]["event"], "new");
+    assert_eq!(first["data"]["order"]["id"], second["data"]["order"]["id"]);
+}
+
+async fn closed_within<S>(ws: &mut S, secs: u64) -> bool
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    tokio::time::timeout(Duration::from_secs(secs), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test]
+async fn stream_drop_fault_closes_the_socket_and_rest_still_has_the_fill() {
+    let fake = Fake::start(&[
+        "--at",
+        OPEN_AT,
+        "--partial-fill-prob",
+        "0",
+        "--fault-profile",
+        "stream_drop=1",
+    ]);
+    let mut ws = ws_connect(&fake).await;
+    authenticate(&mut ws).await;
+    fake.order("x-1", "AAPL", "buy", "1", None).await;
+    assert!(closed_within(&mut ws, 5).await, "dropped on the first event");
+    // No replay: the fill is only in REST.
+    fake.wait_order("x-1", |o| o["status"] == "filled").await;
+    let (_, fills) = fake.get("/v2/account/activities?activity_types=FILL").await;
+    assert_eq!(fills.as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn stream_silent_fault_keeps_the_socket_open_and_sends_nothing() {
+    let fake = Fake::start(&[
+        "--at",
+        OPEN_AT,
+        "--partial-fill-prob",
+        "0",
+        "--fault-profile",
+        "stream_silent=1",
+    ]);
+    let mut ws = ws_connect(&fake).await;
+    authenticate(&mut ws).await;
+    fake.order("q-1", "AAPL", "buy", "1", None).await;
+    fake.wait_order("q-1", |o| o["status"] == "filled").await;
+    let got = tokio::time::timeout(Duration::from_millis(1500), ws.next()).await;
+    assert!(got.is_err(), "silent: no frame and no close, got {got:?}");
+    // A new connection replaces the silent one, which is then closed.
+    fake.post("/_fake/faults", json!({})).await;
+    let mut ws2 = ws_connect(&fake).await;
+    authenticate(&mut ws2).await;
+    assert!(closed_within(&mut ws, 5).await);
+    fake.order("q-2", "AAPL", "buy", "1", None).await;
+    assert_eq!(
+        next_binary(&mut ws2).await["data"]["order"]["client_order_id"],
+        "q-2"
+    );
+}
+
+#[tokio::test]
+async fn fake_stream_drop_closes_connections_and_text_frames_on_request() {
+    let fake = Fake::start(&["--stream-text"]);
+    let mut ws = ws_connect(&fake).await;
+    let auth = json!({"action": "authenticate", "data": {"key_id": "k", "secret_key": "s"}});
+    ws.send(Message::Binary(auth.to_string().into_bytes().into()))
+        .await
+        .unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(msg, Message::Text(_)),
+        "text frames with --stream-text: {msg:?}"
+    );
+    let (code, _) = fake.post("/_fake/stream/drop", json!({})).await;
+    assert_eq!(code, 200);
+    assert!(closed_within(&mut ws, 5).await);
+}
