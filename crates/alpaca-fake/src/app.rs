@@ -62,6 +62,8 @@ pub struct App {
     /// Requests left in the current 429 storm.
     pub storm_left: Mutex<u32>,
     pub rpm: u32,
+    /// Bucket capacity: how many requests may go at once after a pause.
+    pub burst: u32,
     buckets: Mutex<HashMap<String, Bucket>>,
     pub events: broadcast::Sender<String>,
     /// Bumped by every authenticated stream connection; older ones close.
@@ -89,6 +91,7 @@ impl App {
         faults: FaultProfile,
         seed: u64,
         rpm: u32,
+        burst: u32,
         events: broadcast::Sender<String>,
         stream_text: bool,
     ) -> Self {
@@ -99,6 +102,7 @@ impl App {
             fault_rng: Mutex::new(Rng::new(seed ^ 0x0066_6175_6c74)),
             storm_left: Mutex::new(0),
             rpm: rpm.max(1),
+            burst: burst.max(1),
             buckets: Mutex::new(HashMap::new()),
             events,
             stream_gen: watch::channel(0).0,
@@ -113,8 +117,8 @@ impl App {
     }
 
     pub fn take_token(&self, key: &str) -> RateDecision {
-        let cap = f64::from(self.rpm);
-        let per_sec = cap / 60.0;
+        let cap = f64::from(self.burst);
+        let per_sec = f64::from(self.rpm) / 60.0;
         let now = Instant::now();
         let mut buckets = lock(&self.buckets);
         // Keys are client-chosen: bound the map so a key-spraying client

@@ -47,6 +47,11 @@ struct Args {
     /// Request budget per key (token bucket refilled over a minute).
     #[arg(long, default_value_t = 200)]
     requests_per_minute: u32,
+    /// Requests allowed at once after a pause (token-bucket capacity);
+    /// default: the per-minute budget. 1 makes the venue refuse any request
+    /// that comes sooner than 60/N seconds after the previous one.
+    #[arg(long)]
+    burst: Option<u32>,
     /// Probability that a fill opportunity fills only half of what remains.
     #[arg(long, default_value_t = 0.1)]
     partial_fill_prob: f64,
@@ -111,6 +116,9 @@ fn main() -> anyhow::Result<()> {
     if args.requests_per_minute == 0 {
         fail("--requests-per-minute 0: must be at least 1".into());
     }
+    if args.burst == Some(0) {
+        fail("--burst 0: must be at least 1".into());
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -141,6 +149,7 @@ fn main() -> anyhow::Result<()> {
             profile,
             args.seed,
             args.requests_per_minute,
+            args.burst.unwrap_or(args.requests_per_minute),
             events,
             args.stream_text,
         ));

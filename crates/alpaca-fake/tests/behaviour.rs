@@ -579,3 +579,19 @@ async fn fake_stream_drop_closes_connections_and_text_frames_on_request() {
     assert_eq!(code, 200);
     assert!(closed_within(&mut ws, 5).await);
 }
+
+#[tokio::test]
+async fn a_paced_client_stays_within_a_strict_budget_and_a_hasty_one_does_not() {
+    // 60/min with no burst: one request per second.
+    let fake = Fake::start(&["--requests-per-minute", "60", "--burst", "1"]);
+    for i in 0..3 {
+        let (code, _) = fake.get("/v2/clock").await;
+        assert_eq!(code, 200, "paced request {i}");
+        tokio::time::sleep(Duration::from_millis(1050)).await;
+    }
+    let (a, _) = fake.get("/v2/clock").await;
+    let (b, _) = fake.get("/v2/clock").await;
+    assert_eq!((a, b), (200, 429), "the second of two back-to-back requests");
+    let (_, state) = fake.get("/_fake/state").await;
+    assert_eq!(state["counters"]["rate_limited"], 1);
+}
