@@ -74,6 +74,15 @@ pub struct App {
     pub counters: Mutex<Counters>,
 }
 
+/// The knobs of the HTTP and stream layers (flags).
+pub struct AppConfig {
+    pub faults: FaultProfile,
+    pub seed: u64,
+    pub rpm: u32,
+    pub burst: u32,
+    pub stream_text: bool,
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Counters {
     pub requests: u64,
@@ -85,16 +94,14 @@ pub struct Counters {
 }
 
 impl App {
-    pub fn new(
-        venue: Venue,
-        clock: VenueClock,
-        faults: FaultProfile,
-        seed: u64,
-        rpm: u32,
-        burst: u32,
-        events: broadcast::Sender<String>,
-        stream_text: bool,
-    ) -> Self {
+    pub fn new(venue: Venue, clock: VenueClock, cfg: AppConfig, events: broadcast::Sender<String>) -> Self {
+        let AppConfig {
+            faults,
+            seed,
+            rpm,
+            burst,
+            stream_text,
+        } = cfg;
         App {
             venue: Mutex::new(venue),
             clock,

@@ -8,7 +8,7 @@ mod stream;
 mod venue;
 
 use anyhow::Context;
-use app::{lock, App, VenueClock};
+use app::{lock, App, AppConfig, VenueClock};
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use faults::FaultProfile;
@@ -146,12 +146,14 @@ fn main() -> anyhow::Result<()> {
         let app = Arc::new(App::new(
             venue,
             clock,
-            profile,
-            args.seed,
-            args.requests_per_minute,
-            args.burst.unwrap_or(args.requests_per_minute),
+            AppConfig {
+                faults: profile,
+                seed: args.seed,
+                rpm: args.requests_per_minute,
+                burst: args.burst.unwrap_or(args.requests_per_minute),
+                stream_text: args.stream_text,
+            },
             events,
-            args.stream_text,
         ));
         let listener = tokio::net::TcpListener::bind(&args.bind)
             .await
