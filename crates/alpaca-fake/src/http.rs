@@ -468,9 +468,11 @@ async fn assets(State(app): Shared, Query(q): Params) -> Response {
     if !class.is_empty() && class != "us_equity" {
         return ok(Value::Array(vec![]));
     }
+    let exchange = q.get("exchange").map(String::as_str).unwrap_or("");
     let venue = lock(&app.venue);
     let list = universe::symbols()
         .iter()
+        .filter(|s| exchange.is_empty() || json::exchange(s.as_str()) == exchange)
         .map(|s| asset_json(s.as_str(), &venue.cfg.assets))
         .collect();
     ok(Value::Array(list))

@@ -130,6 +130,55 @@ async fn call(
     }
 }
 
+/// `GET /v2/assets` and `GET /v2/assets/{symbol_or_asset_id}` are
+/// documented (`webapi/endpoints/assets.yaml`) but missing from the published
+/// trading-openapi.yaml. To hold them to the file's own `Assets` schema, the
+/// trading proxy runs on a copy of the file with these two paths added; every
+/// other path of the copy is byte for byte the published one.
+const ASSET_PATHS: &str = r#"  /v2/assets:
+    get:
+      operationId: getAssetsAddedByAlpacaFakeContractTest
+      parameters:
+        - {in: query, name: status, schema: {type: string}}
+        - {in: query, name: asset_class, schema: {type: string}}
+        - {in: query, name: exchange, schema: {type: string}}
+      responses:
+        '200':
+          description: An array of Asset objects
+          content:
+            application/json:
+              schema:
+                type: array
+                items:
+                  $ref: '#/components/schemas/Assets'
+  '/v2/assets/{symbol_or_asset_id}':
+    get:
+      operationId: getAssetAddedByAlpacaFakeContractTest
+      parameters:
+        - {in: path, name: symbol_or_asset_id, required: true, schema: {type: string}}
+      responses:
+        '200':
+          description: An Asset object
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Assets'
+        '404':
+          description: Asset is not found.
+"#;
+
+fn trading_spec_with_assets(spec: &Path, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(spec.join("trading-openapi.yaml")).expect("read the spec");
+    assert!(
+        !text.contains("/v2/assets:"),
+        "the spec now has /v2/assets: drop the copy"
+    );
+    let (head, tail) = text.split_once("\npaths:\n").expect("a paths: section");
+    let out = dir.join("trading-openapi-with-assets.yaml");
+    std::fs::write(&out, format!("{head}\npaths:\n{ASSET_PATHS}{tail}")).expect("write the copy");
+    out
+}
+
 const UNDOCUMENTED_STATUS: &str = "Unable to match the returned status code";
 
 #[tokio::test]
@@ -142,13 +191,8 @@ async fn every_endpoint_honours_alpacas_openapi_contract() {
     let fake = Fake::start(&["--at", OPEN_AT, "--partial-fill-prob", "0", "--cash", "100000"]);
     let upstream = format!("http://{}", fake.addr);
     let dir = tempfile::tempdir().expect("tempdir");
-    let trading = Prism::start(
-        &prism,
-        &spec.join("trading-openapi.yaml"),
-        &upstream,
-        dir.path(),
-        "trading",
-    );
+    let trading_spec = trading_spec_with_assets(&spec, dir.path());
+    let trading = Prism::start(&prism, &trading_spec, &upstream, dir.path(), "trading");
     let data = Prism::start(
         &prism,
         &spec.join("market-data-openapi.yaml"),
@@ -373,6 +417,20 @@ async fn every_endpoint_honours_alpacas_openapi_contract() {
             call(&client, t, M::GET, &format!("/v2/orders{q}"), None).await
         );
     }
+    expect!(200, call(&client, t, M::GET, "/v2/assets", None).await);
+    expect!(
+        200,
+        call(
+            &client,
+            t,
+            M::GET,
+            "/v2/assets?status=active&asset_class=us_equity&exchange=NASDAQ",
+            None
+        )
+        .await
+    );
+    expect!(200, call(&client, t, M::GET, "/v2/assets/BRK.B", None).await);
+    expect!(404, call(&client, t, M::GET, "/v2/assets/NOPE", None).await);
     expect!(200, call(&client, t, M::GET, "/v2/positions", None).await);
     expect!(200, call(&client, t, M::GET, "/v2/positions/AAPL", None).await);
     expect!(
