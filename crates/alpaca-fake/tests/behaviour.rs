@@ -349,9 +349,9 @@ where
     S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
-            .expect("a frame within 5 s")
+            .expect("a frame within 10 s")
             .expect("stream open")
             .expect("frame");
         match msg {
@@ -566,7 +566,7 @@ async fn fake_stream_drop_closes_connections_and_text_frames_on_request() {
     ws.send(Message::Binary(auth.to_string().into_bytes().into()))
         .await
         .unwrap();
-    let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+    let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
         .await
         .unwrap()
         .unwrap()
@@ -594,4 +594,39 @@ async fn a_paced_client_stays_within_a_strict_budget_and_a_hasty_one_does_not() 
     assert_eq!((a, b), (200, 429), "the second of two back-to-back requests");
     let (_, state) = fake.get("/_fake/state").await;
     assert_eq!(state["counters"]["rate_limited"], 1);
+}
+
+#[tokio::test]
+async fn ioc_fok_and_a_blocked_account() {
+    let fake = Fake::start(&["--at", OPEN_AT, "--partial-fill-prob", "0"]);
+    let tif = |cid: &str, tif: &str, limit: &str| {
+        json!({"symbol": "KO", "qty": "2", "side": "buy", "type": "limit",
+               "time_in_force": tif, "limit_price": limit, "client_order_id": cid})
+    };
+    // Not marketable: ioc and fok cancel instead of resting.
+    let (code, _) = fake.post("/v2/orders", tif("ioc-far", "ioc", "1.00")).await;
+    assert_eq!(code, 200);
+    fake.wait_order("ioc-far", |o| o["status"] == "canceled").await;
+    let (code, _) = fake.post("/v2/orders", tif("fok-far", "fok", "1.00")).await;
+    assert_eq!(code, 200);
+    fake.wait_order("fok-far", |o| o["status"] == "canceled" && o["filled_qty"] == "0")
+        .await;
+    // Marketable: they fill.
+    let (code, _) = fake.post("/v2/orders", tif("fok-near", "fok", "1000")).await;
+    assert_eq!(code, 200);
+    fake.wait_order("fok-near", |o| o["status"] == "filled").await;
+    // extended_hours only for day limits.
+    let mut gtc = tif("ext", "gtc", "1.00");
+    gtc["extended_hours"] = json!(true);
+    let (code, _) = fake.post("/v2/orders", gtc).await;
+    assert_eq!(code, 422);
+    // A blocked account takes no orders and says so.
+    let (_, acct) = fake
+        .post("/_fake/account", json!({"trading_blocked": true}))
+        .await;
+    assert_eq!(acct["trading_blocked"], true);
+    let (code, e) = fake.post("/v2/orders", tif("blocked", "day", "1.00")).await;
+    assert_eq!(code, 403, "{e}");
+    let (_, acct) = fake.get("/v2/account").await;
+    assert_eq!(acct["trading_blocked"], true);
 }

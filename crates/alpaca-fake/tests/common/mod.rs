@@ -112,9 +112,9 @@ impl Fake {
         self.post("/v2/orders", body).await
     }
 
-    /// Polls the order until `pred` holds (or panics after 5 s).
+    /// Polls the order until `pred` holds (or panics after about 10 s).
     pub async fn wait_order(&self, cid: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        for _ in 0..100 {
+        for _ in 0..200 {
             let (code, o) = self
                 .get(&format!("/v2/orders:by_client_order_id?client_order_id={cid}"))
                 .await;
