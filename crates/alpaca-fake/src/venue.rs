@@ -543,6 +543,8 @@ impl Venue {
     /// the session opens, fill what is marketable, expire what is due.
     pub fn tick(&mut self, now: DateTime<Utc>) {
         let session_open = keel_calendar::is_open(now);
+        // One quote per symbol per pass: many resting orders share a few names.
+        let mut quotes: HashMap<String, Option<Quote>> = HashMap::new();
         for idx in 0..self.orders.len() {
             if !self.orders[idx].is_open() {
                 continue;
@@ -563,7 +565,15 @@ impl Venue {
                 self.emit(idx, "new", None, now);
             }
             let o = &self.orders[idx];
-            let Some(q) = self.quote(&o.symbol, now) else {
+            let q = match quotes.get(&o.symbol) {
+                Some(q) => q.clone(),
+                None => {
+                    let q = self.quote(&o.symbol, now);
+                    quotes.insert(o.symbol.clone(), q.clone());
+                    q
+                }
+            };
+            let Some(q) = q else {
                 continue;
             };
             let (marketable, price) = match (o.side, o.limit_price) {
