@@ -55,6 +55,9 @@ pub fn format_uuid(a: u64, b: u64) -> String {
 pub struct FaultProfile {
     /// POST /v2/orders: the order is accepted, then the answer is a 504.
     pub submit_504: f64,
+    /// POST /v2/orders: the order is accepted (200), then rejected on the
+    /// next matching pass (`rejected` event, status `rejected`).
+    pub reject_after_accept: f64,
     /// Any /v2 request starts a storm of 429s (the next few requests).
     pub rate_storm: f64,
     /// A GET answers 500/502/503 instead of its data.
@@ -71,6 +74,7 @@ pub struct FaultProfile {
 
 pub const FAULT_KINDS: &[&str] = &[
     "submit_504",
+    "reject_after_accept",
     "rate_storm",
     "read_5xx",
     "stream_silent",
@@ -85,6 +89,7 @@ impl FaultProfile {
     pub fn all() -> Self {
         FaultProfile {
             submit_504: 0.05,
+            reject_after_accept: 0.02,
             rate_storm: 0.01,
             read_5xx: 0.03,
             stream_silent: 0.01,
@@ -97,6 +102,7 @@ impl FaultProfile {
     fn slot(&mut self, key: &str) -> Option<&mut f64> {
         Some(match key {
             "submit_504" => &mut self.submit_504,
+            "reject_after_accept" => &mut self.reject_after_accept,
             "rate_storm" => &mut self.rate_storm,
             "read_5xx" => &mut self.read_5xx,
             "stream_silent" => &mut self.stream_silent,
@@ -135,6 +141,7 @@ impl FaultProfile {
     pub fn to_json(self) -> serde_json::Value {
         serde_json::json!({
             "submit_504": self.submit_504,
+            "reject_after_accept": self.reject_after_accept,
             "rate_storm": self.rate_storm,
             "read_5xx": self.read_5xx,
             "stream_silent": self.stream_silent,

@@ -250,6 +250,7 @@ fn parse_new_order(body: &Map<String, Value>) -> Result<NewOrder, ApiError> {
         limit_price: field_decimal(body, "limit_price")?,
         client_order_id: field_str(body, "client_order_id")?.map(str::to_string),
         extended_hours,
+        doomed: false,
     })
 }
 
@@ -263,7 +264,9 @@ async fn submit_order(State(app): Shared, body: Bytes) -> Response {
         .and_then(|b| b.get("client_order_id"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    let outcome = parsed.and_then(|b| parse_new_order(&b)).and_then(|req| {
+    let faults = *lock(&app.faults);
+    let outcome = parsed.and_then(|b| parse_new_order(&b)).and_then(|mut req| {
+        req.doomed = app.chance(faults.reject_after_accept);
         let mut venue = lock(&app.venue);
         venue.submit(req, now)
     });
@@ -271,7 +274,7 @@ async fn submit_order(State(app): Shared, body: Bytes) -> Response {
         Ok(_) => 200,
         Err(e) => e.status,
     };
-    let fault = outcome.is_ok() && app.chance(lock(&app.faults).submit_504);
+    let fault = outcome.is_ok() && app.chance(faults.submit_504);
     lock(&app.venue).record_submission(cid, now, if fault { 504 } else { status });
     match outcome {
         Ok(order) => {

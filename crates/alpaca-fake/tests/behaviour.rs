@@ -630,3 +630,46 @@ async fn ioc_fok_and_a_blocked_account() {
     let (_, acct) = fake.get("/v2/account").await;
     assert_eq!(acct["trading_blocked"], true);
 }
+
+#[tokio::test]
+async fn reject_after_accept_fault_and_pending_cancel() {
+    let fake = Fake::start(&[
+        "--at",
+        OPEN_AT,
+        "--fault-profile",
+        "reject_after_accept=1",
+        "--cancel-delay-ms",
+        "800",
+    ]);
+    let mut ws = ws_connect(&fake).await;
+    authenticate(&mut ws).await;
+    let (code, o) = fake.order("rej-1", "AAPL", "buy", "1", None).await;
+    assert_eq!((code, o["status"].clone()), (200, json!("new")));
+    let rejected = fake.wait_order("rej-1", |o| o["status"] == "rejected").await;
+    assert!(rejected["failed_at"].is_string());
+    assert_eq!(rejected["filled_qty"], "0");
+    assert_eq!(next_binary(&mut ws).await["data"]["event"], "new");
+    assert_eq!(next_binary(&mut ws).await["data"]["event"], "rejected");
+
+    // A cancel is pending for a while, then done.
+    fake.post("/_fake/faults", json!({})).await;
+    let (_, o) = fake.order("pc-1", "KO", "buy", "1", Some("1.00")).await;
+    let id = o["id"].as_str().unwrap().to_string();
+    let (code, _) = fake.delete(&format!("/v2/orders/{id}")).await;
+    assert_eq!(code, 204);
+    let (_, now) = fake.get(&format!("/v2/orders/{id}")).await;
+    assert_eq!(now["status"], "pending_cancel");
+    let (_, open) = fake.get("/v2/orders?status=open").await;
+    assert_eq!(open[0]["id"], json!(id), "a pending cancel is still open");
+    fake.wait_order("pc-1", |o| o["status"] == "canceled").await;
+    let events: Vec<Value> = vec![
+        next_binary(&mut ws).await,
+        next_binary(&mut ws).await,
+        next_binary(&mut ws).await,
+    ];
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["data"]["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["new", "pending_cancel", "canceled"]);
+}
