@@ -66,6 +66,8 @@ pub struct FaultProfile {
     pub stream_silent: f64,
     /// Per stream event: the connection is dropped before the event.
     pub stream_drop: f64,
+    /// Per stream event: the event is lost (not sent); the connection stays.
+    pub stream_skip: f64,
     /// Per stream event: the event is sent twice.
     pub stream_dup: f64,
     /// Per stream event: the event is held back and sent after the next one.
@@ -79,6 +81,7 @@ pub const FAULT_KINDS: &[&str] = &[
     "read_5xx",
     "stream_silent",
     "stream_drop",
+    "stream_skip",
     "stream_dup",
     "stream_reorder",
 ];
@@ -94,6 +97,7 @@ impl FaultProfile {
             read_5xx: 0.03,
             stream_silent: 0.01,
             stream_drop: 0.02,
+            stream_skip: 0.02,
             stream_dup: 0.05,
             stream_reorder: 0.05,
         }
@@ -107,6 +111,7 @@ impl FaultProfile {
             "read_5xx" => &mut self.read_5xx,
             "stream_silent" => &mut self.stream_silent,
             "stream_drop" => &mut self.stream_drop,
+            "stream_skip" => &mut self.stream_skip,
             "stream_dup" => &mut self.stream_dup,
             "stream_reorder" => &mut self.stream_reorder,
             _ => return None,
@@ -146,6 +151,7 @@ impl FaultProfile {
             "read_5xx": self.read_5xx,
             "stream_silent": self.stream_silent,
             "stream_drop": self.stream_drop,
+            "stream_skip": self.stream_skip,
             "stream_dup": self.stream_dup,
             "stream_reorder": self.stream_reorder,
         })

@@ -673,3 +673,26 @@ async fn reject_after_accept_fault_and_pending_cancel() {
         .collect();
     assert_eq!(kinds, ["new", "pending_cancel", "canceled"]);
 }
+
+#[tokio::test]
+async fn stream_skip_fault_loses_events_on_a_live_connection() {
+    let fake = Fake::start(&[
+        "--at",
+        OPEN_AT,
+        "--partial-fill-prob",
+        "0",
+        "--fault-profile",
+        "stream_skip=1",
+    ]);
+    let mut ws = ws_connect(&fake).await;
+    authenticate(&mut ws).await;
+    fake.order("sk-1", "AAPL", "buy", "1", None).await;
+    fake.wait_order("sk-1", |o| o["status"] == "filled").await;
+    let got = tokio::time::timeout(Duration::from_millis(800), ws.next()).await;
+    assert!(got.is_err(), "no event and no close: {got:?}");
+    // The connection is alive: once the fault is off, events flow again.
+    fake.post("/_fake/faults", json!({})).await;
+    fake.order("sk-2", "AAPL", "buy", "1", None).await;
+    let e = next_binary(&mut ws).await;
+    assert_eq!(e["data"]["order"]["client_order_id"], "sk-2");
+}
