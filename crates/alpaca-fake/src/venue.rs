@@ -410,6 +410,20 @@ impl Venue {
             (Kind::Limit, Some(p)) if p <= Decimal::ZERO => {
                 return Err(ApiError::unprocessable("limit_price must be > 0"))
             }
+            // Sub-penny rule: limits of $1 or more in whole cents, below $1
+            // in hundredths of a cent.
+            (Kind::Limit, Some(p))
+                if p.normalize().scale() > if p >= Decimal::ONE { 2 } else { 4 } =>
+            {
+                return Err(ApiError::new(
+                    422,
+                    42210000,
+                    format!(
+                        "invalid limit_price {}. sub-penny increment does not fulfill minimum pricing criteria",
+                        p.normalize()
+                    ),
+                ))
+            }
             (Kind::Market, Some(_)) => {
                 return Err(ApiError::unprocessable(
                     "limit_price must not be given for market orders",
@@ -449,12 +463,19 @@ impl Venue {
                     if fractional {
                         return Err(ApiError::forbidden("fractional orders cannot be sold short"));
                     }
+                    // A short needs buying power for what it sells short.
+                    let px = req.limit_price.unwrap_or(quote.bid).max(quote.bid);
+                    let short_value = (req.qty - available).checked_mul(px);
+                    if short_value.is_none_or(|v| v > self.buying_power(now)) {
+                        return Err(ApiError::forbidden("insufficient buying power"));
+                    }
                 }
             }
             Side::Buy => {
                 let px = req.limit_price.unwrap_or(quote.ask);
-                let cost = req.qty * px;
-                if cost > self.buying_power(now) {
+                // checked: a client may send any 28-digit quantity or price.
+                let cost = req.qty.checked_mul(px);
+                if cost.is_none_or(|c| c > self.buying_power(now)) {
                     return Err(ApiError::forbidden("insufficient buying power"));
                 }
             }

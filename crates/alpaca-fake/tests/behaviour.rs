@@ -696,3 +696,52 @@ async fn stream_skip_fault_loses_events_on_a_live_connection() {
     let e = next_binary(&mut ws).await;
     assert_eq!(e["data"]["order"]["client_order_id"], "sk-2");
 }
+
+#[tokio::test]
+async fn hostile_quantities_and_prices_are_refused_not_panicked_on() {
+    let fake = Fake::start(&["--at", OPEN_AT, "--shorting"]);
+    let huge = "79228162514264337593543950335";
+    for (cid, side, qty, limit) in [
+        ("h-1", "buy", huge, None),
+        ("h-2", "buy", "1", Some(huge)),
+        ("h-3", "sell", huge, None),
+        ("h-4", "sell", "1000000000", Some(huge)),
+        ("h-5", "buy", "792281625142643375935439503350", None),
+        ("h-6", "buy", "-1", None),
+        ("h-7", "buy", "0", None),
+        ("h-8", "buy", "1.0000000001", None),
+        ("h-9", "buy", "1", Some("190.123")),
+        ("h-10", "buy", "1e3", None),
+    ] {
+        let (code, e) = fake.order(cid, "AAPL", side, qty, limit).await;
+        assert!(code == 403 || code == 422, "{cid}: {code} {e}");
+        assert!(e["message"].is_string(), "{cid}: {e}");
+    }
+    let (code, e) = fake.order("h-sub", "AAPL", "buy", "1", Some("190.123")).await;
+    assert_eq!(code, 422);
+    assert!(e["message"].as_str().unwrap().contains("sub-penny"), "{e}");
+    let (code, _) = fake.order("h-ok", "PFE", "buy", "1", Some("0.5012")).await;
+    assert_eq!(code, 200, "below $1, four decimals are fine");
+    // Still serving, state intact.
+    let (code, acct) = fake.get("/v2/account").await;
+    assert_eq!((code, acct["cash"].clone()), (200, json!("1000000")));
+    for path in [
+        "/v2/orders?limit=abc",
+        "/v2/orders?status=bogus",
+        "/v2/orders?after=yesterday",
+        "/v2/calendar?start=x",
+    ] {
+        let (code, e) = fake.get(path).await;
+        assert_eq!(code, 422, "{path}: {e}");
+    }
+    let r = fake
+        .client
+        .post(fake.url("/v2/orders"))
+        .header("APCA-API-KEY-ID", "k")
+        .header("APCA-API-SECRET-KEY", "s")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+}
