@@ -69,6 +69,8 @@ pub struct App {
     /// Bumped by every authenticated stream connection; older ones close.
     pub stream_gen: watch::Sender<u64>,
     pub stream_text: bool,
+    /// Log one line per /v2 request to stderr.
+    pub verbose: bool,
     /// Wakes the matching loop right after a submission.
     pub tick: Notify,
     pub counters: Mutex<Counters>,
@@ -81,6 +83,7 @@ pub struct AppConfig {
     pub rpm: u32,
     pub burst: u32,
     pub stream_text: bool,
+    pub verbose: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -101,6 +104,7 @@ impl App {
             rpm,
             burst,
             stream_text,
+            verbose,
         } = cfg;
         App {
             venue: Mutex::new(venue),
@@ -114,6 +118,7 @@ impl App {
             events,
             stream_gen: watch::channel(0).0,
             stream_text,
+            verbose,
             tick: Notify::new(),
             counters: Mutex::new(Counters::default()),
         }

@@ -81,6 +81,7 @@ async fn gate(State(app): Shared, req: Request, next: Next) -> Response {
     let key = header(req.headers(), "apca-api-key-id");
     let secret = header(req.headers(), "apca-api-secret-key");
     let is_get = req.method() == Method::GET;
+    let line = app.verbose.then(|| format!("{} {}", req.method(), req.uri()));
     let (Some(key), Some(_secret)) = (key, secret) else {
         // Alpaca answers missing or malformed key headers with a bare 403.
         return (StatusCode::FORBIDDEN, Json(json!({"message": "forbidden."}))).into_response();
@@ -138,6 +139,9 @@ async fn gate(State(app): Shared, req: Request, next: Next) -> Response {
     }
     let mut resp = next.run(req).await;
     rate_headers(resp.headers_mut(), decision.remaining);
+    if let Some(line) = line {
+        eprintln!("alpaca-fake: {line} -> {}", resp.status().as_u16());
+    }
     resp
 }
 

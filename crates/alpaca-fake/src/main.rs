@@ -77,6 +77,9 @@ struct Args {
     /// Send stream messages in text frames instead of binary ones.
     #[arg(long)]
     stream_text: bool,
+    /// Log every /v2 request (method, path, status) to stderr.
+    #[arg(long)]
+    verbose: bool,
 }
 
 fn set(list: &str) -> BTreeSet<String> {
@@ -163,6 +166,7 @@ fn main() -> anyhow::Result<()> {
                 rpm: args.requests_per_minute,
                 burst: args.burst.unwrap_or(args.requests_per_minute),
                 stream_text: args.stream_text,
+                verbose: args.verbose,
             },
             events,
         ));
