@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use keel_alpaca::{AlpacaConfig, Credentials};
-use keel_broker::{Broker, BrokerError, MarketData};
+use keel_broker::BrokerError;
 use keel_domain::{Clock, FixedClock, Order, OrderType, Side, Symbol, TimeInForce};
 use rust_decimal_macros::dec;
 use std::collections::{HashMap, VecDeque};
