@@ -22,6 +22,8 @@ pub struct KeelConfig {
     pub data_dir: PathBuf,
     /// Where state lives.
     pub store: StoreSection,
+    /// Which venue: `[broker]` (see `venue.rs`); the embedded paper broker by default.
+    pub broker: crate::venue::BrokerSection,
     /// The embedded paper broker.
     pub paper: keel_broker::PaperConfig,
     /// Target-set intake limits.
@@ -53,6 +55,7 @@ impl Default for KeelConfig {
             account_id: "paper".into(),
             data_dir: PathBuf::from("keel-data"),
             store: StoreSection::default(),
+            broker: crate::venue::BrokerSection::default(),
             paper: keel_broker::PaperConfig::default(),
             intake: IntakeConfig::default(),
             planner: PlannerConfig::default(),
@@ -269,6 +272,9 @@ impl KeelConfig {
             )));
         }
         cfg.check_accounts_and_stores()
+            .map_err(|e| input(format!("{}: {e}", path.display())))?;
+        cfg.broker
+            .validate(cfg.accounts.len())
             .map_err(|e| input(format!("{}: {e}", path.display())))?;
         Ok(cfg)
     }

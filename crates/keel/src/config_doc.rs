@@ -336,6 +336,46 @@ pub const DOCS: &[(&str, &str)] = &[
         "With store.url: each account's tables live in PostgreSQL schema <prefix><account id>.",
     ),
     (
+        "broker.kind",
+        "Venue: \"paper\" (the embedded paper broker, default) or \"alpaca\" (keys from APCA_API_KEY_ID / APCA_API_SECRET_KEY or the key files below; never logged).",
+    ),
+    (
+        "broker.alpaca.env",
+        "\"paper\" or \"live\". Live trades real money and also needs --live on the command line; either signal alone is refused.",
+    ),
+    (
+        "broker.alpaca.feed",
+        "Market-data feed: \"iex\" (free) or \"sip\" (needs a paid data plan; otherwise Alpaca answers 403).",
+    ),
+    (
+        "broker.alpaca.requests_per_minute",
+        "The key's REST budget, shared by every call and paced so a large rebalance never meets a 429 (2 to 10000; Alpaca allows 200).",
+    ),
+    (
+        "broker.alpaca.burst",
+        "Requests that may go back to back before pacing starts (1 to 50, at most half of requests_per_minute).",
+    ),
+    (
+        "broker.alpaca.connect_timeout_ms",
+        "TCP/TLS connect timeout in milliseconds (100 to 60000).",
+    ),
+    (
+        "broker.alpaca.request_timeout_ms",
+        "Whole-request timeout in milliseconds (100 to 120000); a submit that times out is an unknown outcome, resolved by client order id.",
+    ),
+    (
+        "broker.alpaca.read_tries",
+        "Attempts per read (account, positions, orders, quotes, bars, assets, clock), with backoff and Retry-After (1 to 10).",
+    ),
+    (
+        "broker.alpaca.stream",
+        "Listen to the trade_updates stream while `keel run` trades (backfilled over REST after every reconnect).",
+    ),
+    (
+        "broker.alpaca.stream_silence_secs",
+        "Watchdog: a stream silent this long (no frame, no pong) is reconnected (2 to 600).",
+    ),
+    (
         "lease.ttl_ms",
         "Single-writer lease: validity of each acquisition/renewal (database clock); a dead holder's lease is free after this.",
     ),
@@ -370,6 +410,26 @@ pub const OPTIONAL: &[(&str, &str)] = &[
     (
         "server",
         "# control_token_file = \"/etc/keel/control-token\"   # enables the control API (KEEL_CONTROL_TOKEN wins)",
+    ),
+    (
+        "broker.alpaca",
+        "# trading_url = \"https://paper-api.alpaca.markets\"   # default from env (live: https://api.alpaca.markets)",
+    ),
+    (
+        "broker.alpaca",
+        "# data_url = \"https://data.alpaca.markets\"   # Market Data API",
+    ),
+    (
+        "broker.alpaca",
+        "# stream_url = \"wss://paper-api.alpaca.markets/stream\"   # trade_updates; default from env",
+    ),
+    (
+        "broker.alpaca",
+        "# key_id_file = \"/etc/keel/alpaca-key-id\"   # APCA_API_KEY_ID wins",
+    ),
+    (
+        "broker.alpaca",
+        "# secret_key_file = \"/etc/keel/alpaca-secret\"   # APCA_API_SECRET_KEY wins",
     ),
 ];
 

@@ -103,6 +103,7 @@ pub fn server_config(env: &Env) -> Result<ServerConfig, CliError> {
         bind,
         control_token: token,
         refresh_secs: s.refresh_secs,
+        venue: env.cfg.broker.mode().label().to_string(),
     })
 }
 

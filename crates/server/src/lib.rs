@@ -72,6 +72,9 @@ pub struct ServerConfig {
     pub control_token: Option<String>,
     /// Seconds between dashboard refreshes (at least 1).
     pub refresh_secs: u64,
+    /// What the account trades against (`PAPER (embedded)`, `PAPER (alpaca)`,
+    /// `LIVE (alpaca)`): every page shows it as a badge.
+    pub venue: String,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +83,7 @@ impl Default for ServerConfig {
             bind: DEFAULT_BIND,
             control_token: None,
             refresh_secs: DEFAULT_REFRESH_SECS,
+            venue: "PAPER (embedded)".into(),
         }
     }
 }
@@ -93,6 +97,7 @@ impl std::fmt::Debug for ServerConfig {
                 &self.control_token.as_ref().map(|_| "<redacted>"),
             )
             .field("refresh_secs", &self.refresh_secs)
+            .field("venue", &self.venue)
             .finish()
     }
 }
@@ -216,6 +221,7 @@ pub fn router_with_table(
         token.filter(|_| control_on),
         metrics,
         cfg.refresh_secs.max(1),
+        cfg.venue.clone(),
     );
 
     let read = Routes::new(false)

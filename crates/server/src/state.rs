@@ -17,6 +17,7 @@ struct Inner {
     token_digest: Option<[u8; 32]>,
     metrics: Option<PrometheusHandle>,
     refresh_secs: u64,
+    venue: String,
 }
 
 impl AppState {
@@ -28,6 +29,7 @@ impl AppState {
         token: Option<&str>,
         metrics: Option<PrometheusHandle>,
         refresh_secs: u64,
+        venue: String,
     ) -> Self {
         Self(Arc::new(Inner {
             cache: Arc::new(Cache::new(store.clone())),
@@ -36,6 +38,7 @@ impl AppState {
             token_digest: token.map(crate::control::token_digest),
             metrics,
             refresh_secs,
+            venue,
         }))
     }
 
@@ -67,5 +70,10 @@ impl AppState {
     /// Seconds between dashboard refreshes.
     pub fn refresh_secs(&self) -> u64 {
         self.0.refresh_secs
+    }
+
+    /// The venue mode shown on every page (`PAPER (embedded)`, `LIVE (alpaca)`, ...).
+    pub fn venue(&self) -> &str {
+        &self.0.venue
     }
 }
