@@ -29,6 +29,11 @@ pub struct Common {
     /// more than one; `keel run` without it runs them all).
     #[arg(long, global = true)]
     pub account: Option<String>,
+    /// Confirm trading a live (real-money) Alpaca account. Required, together
+    /// with `broker.alpaca.env = "live"` in the config, by every verb that
+    /// opens the venue; either signal alone is refused.
+    #[arg(long, global = true)]
+    pub live: bool,
 }
 
 /// The verbs.

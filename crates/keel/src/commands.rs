@@ -5,7 +5,7 @@ use crate::config::KeelConfig;
 use crate::error::{input, CliError};
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
-use keel_broker::{PaperBroker, PaperConfig};
+use keel_broker::PaperConfig;
 use keel_domain::{AccountSnapshot, Clock, FixedClock, KillSource, SystemClock};
 use keel_store::{Lease, Store};
 use keel_worker::{SubmitOutcome, Worker};
@@ -167,6 +167,8 @@ impl Env {
         if let Some(d) = &common.data_dir {
             cfg.data_dir = d.clone();
         }
+        // The second live signal; checked wherever the venue is opened (venue.rs).
+        cfg.broker.live_flag = common.live;
         let clock: Arc<dyn Clock> = match parse_at(common.at.as_deref())? {
             Some(t) => Arc::new(FixedClock::new(t)),
             None => Arc::new(SystemClock),
@@ -191,7 +193,7 @@ impl Env {
     /// Opens the store and the paper broker and builds a worker over them.
     pub async fn worker(&self) -> Result<Worker, CliError> {
         let store = self.store().await?;
-        self.worker_over(store).await
+        self.worker_over(store, false).await
     }
 
     /// A worker that trades under `lease`: every append carries its fencing
@@ -200,20 +202,23 @@ impl Env {
     /// is opened afresh, so it starts from what the previous holder left.
     pub async fn leased_worker(&self, lease: &Arc<Lease>) -> Result<Worker, CliError> {
         let store: Arc<dyn Store> = Arc::new(lease.fenced_store());
-        Ok(self.worker_over(store).await?.with_lease(lease.clone()))
+        Ok(self.worker_over(store, false).await?.with_lease(lease.clone()))
     }
 
-    async fn worker_over(&self, store: Arc<dyn Store>) -> Result<Worker, CliError> {
-        let path = self.cfg.paper_path();
-        let broker = PaperBroker::open(&path, self.paper_config(), self.clock.clone())
-            .await
-            .with_context(|| format!("opening paper broker {}", path.display()))?;
-        let broker = Arc::new(broker);
+    /// [`Env::leased_worker`] for a long-running loop (`keel run`): a venue
+    /// with a trade stream (Alpaca's trade_updates) listens to it as well.
+    pub async fn streaming_worker(&self, lease: &Arc<Lease>) -> Result<Worker, CliError> {
+        let store: Arc<dyn Store> = Arc::new(lease.fenced_store());
+        Ok(self.worker_over(store, true).await?.with_lease(lease.clone()))
+    }
+
+    async fn worker_over(&self, store: Arc<dyn Store>, stream: bool) -> Result<Worker, CliError> {
+        let venue = crate::venue::open(self, stream).await?;
         Ok(Worker::new(
             self.cfg.account_id.clone(),
             store,
-            broker.clone(),
-            broker,
+            venue.broker,
+            venue.market,
             self.clock.clone(),
             self.cfg.risk(),
             self.cfg.worker.clone(),
@@ -305,12 +310,63 @@ fn embedded_guard_state(
     }
 }
 
+fn block_on_value<T, F: std::future::Future<Output = Result<T, CliError>>>(f: F) -> Result<T, CliError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(f)
+}
+
+/// The snapshot and guard inputs `keel plan` reads from a configured venue.
+async fn venue_plan_inputs(
+    env: &Env,
+    set: &keel_domain::TargetSet,
+) -> Result<(AccountSnapshot, keel_planner::GuardState), CliError> {
+    let venue = crate::venue::open(env, false).await?;
+    let symbols: Vec<keel_domain::Symbol> = set.targets.iter().map(|t| t.symbol.clone()).collect();
+    let snapshot = keel_broker::snapshot(venue.broker.as_ref(), venue.market.as_ref(), &symbols)
+        .await
+        .context("reading the venue's account")?;
+    let brake = &env.cfg.guards.volatility_brake;
+    let reference_closes = match keel_domain::Symbol::new(&brake.reference_symbol) {
+        Ok(s) if brake.enabled && brake.builtin => venue
+            .market
+            .daily_closes(&s, brake.lookback_days as usize + 1)
+            .await
+            .context("reading the volatility brake's closes")?,
+        _ => Vec::new(),
+    };
+    let quoted: Vec<keel_domain::Symbol> = snapshot.quotes.keys().cloned().collect();
+    let adv = venue
+        .market
+        .adv(&quoted)
+        .await
+        .context("reading average daily volumes")?;
+    Ok((
+        snapshot,
+        keel_planner::GuardState {
+            adv,
+            reference_closes,
+            ..Default::default()
+        },
+    ))
+}
+
 fn plan(targets: &Path, id: Option<&str>, json: bool, common: &Common) -> Result<(), CliError> {
     let env = Env::load(common)?;
     let now = env.clock.now();
     let set = keel_intake::read_file(targets, id, &env.cfg.intake, now).map_err(input)?;
-    let snapshot = embedded_snapshot(&env.cfg, now);
-    let state = embedded_guard_state(&env.cfg, &snapshot, now);
+    let (snapshot, state) = match env.cfg.broker.kind {
+        crate::venue::BrokerKind::Paper => {
+            let snapshot = embedded_snapshot(&env.cfg, now);
+            let state = embedded_guard_state(&env.cfg, &snapshot, now);
+            (snapshot, state)
+        }
+        // A real venue: its account, positions, orders and prices (read only).
+        crate::venue::BrokerKind::Alpaca => block_on_value(venue_plan_inputs(&env, &set))?,
+    };
     let input_ = keel_planner::PlanInput {
         account_id: &env.cfg.account_id,
         targets: &set,
@@ -411,9 +467,12 @@ async fn cycle(env: Env) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn kill(env: Env, reason: &str, engage: bool) -> Result<(), CliError> {
+async fn kill(mut env: Env, reason: &str, engage: bool) -> Result<(), CliError> {
     if reason.trim().is_empty() {
         return Err(input("--reason = \"\": a reason is required"));
+    }
+    if engage {
+        env.cfg.broker.allow_live_for_risk_reduction();
     }
     let worker = env.worker().await?;
     if engage {

@@ -47,6 +47,8 @@ pub struct KeelConfig {
     pub data_dir: PathBuf,
     /// Where state lives.
     pub store: StoreSection,
+    /// Which venue: `[broker]` (see `venue.rs`); the embedded paper broker by default.
+    pub broker: crate::venue::BrokerSection,
     /// The embedded paper broker.
     pub paper: keel_broker::PaperConfig,
     /// Target-set intake limits.
@@ -78,6 +80,7 @@ impl Default for KeelConfig {
             account_id: "paper".into(),
             data_dir: PathBuf::from("keel-data"),
             store: StoreSection::default(),
+            broker: crate::venue::BrokerSection::default(),
             paper: keel_broker::PaperConfig::default(),
             intake: IntakeConfig::default(),
             planner: PlannerConfig::default(),
@@ -401,6 +404,7 @@ impl KeelConfig {
             .map_err(|e: toml::de::Error| e.to_string().trim().to_string())?;
         cfg.check_semantics()?;
         cfg.check_accounts_and_stores()?;
+        cfg.broker.validate(cfg.accounts.len())?;
         Ok(cfg)
     }
 

@@ -16,6 +16,7 @@ mod runner;
 mod serve;
 mod status;
 mod stores;
+mod venue;
 
 use clap::Parser;
 use std::process::ExitCode;

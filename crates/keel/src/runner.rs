@@ -186,7 +186,7 @@ async fn tenure(
     stop: &watch::Receiver<bool>,
     slot: Option<&Slot>,
 ) -> Result<(), CliError> {
-    let worker = Arc::new(env.leased_worker(lease).await?);
+    let worker = Arc::new(env.streaming_worker(lease).await?);
     if let Err(e) = worker.recover().await {
         // The cycle recovers again before anything is sent; keep going.
         tracing::error!(error = %e, "recovering state from the broker failed");

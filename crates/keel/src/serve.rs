@@ -94,6 +94,7 @@ pub fn server_config(env: &Env) -> Result<ServerConfig, CliError> {
             header_read_timeout: std::time::Duration::from_secs(s.header_read_timeout_secs),
             idle_timeout: std::time::Duration::from_secs(s.idle_timeout_secs),
         },
+        venue: env.cfg.broker.mode().label().to_string(),
     })
 }
 

@@ -22,6 +22,8 @@ struct PositionLine {
 #[derive(Debug, Serialize)]
 struct Status {
     account_id: String,
+    /// `PAPER (embedded)`, `PAPER (alpaca)` or `LIVE (alpaca)`.
+    venue: &'static str,
     as_of: String,
     cash: Decimal,
     equity: Decimal,
@@ -76,6 +78,7 @@ pub async fn print(env: Env, json: bool) -> Result<(), CliError> {
     }
     let status = Status {
         account_id: env.cfg.account_id.clone(),
+        venue: env.cfg.broker.mode().label(),
         as_of: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         cash,
         equity: equity.round_dp(2),
@@ -108,6 +111,7 @@ pub async fn print(env: Env, json: bool) -> Result<(), CliError> {
         return Ok(());
     }
     println!("account {}  as of {}", status.account_id, status.as_of);
+    println!("venue: {}", status.venue);
     println!(
         "equity {}  cash {}  gross {}  net {}",
         status.equity, status.cash, status.gross_exposure, status.net_exposure

@@ -83,6 +83,9 @@ pub struct ServerConfig {
     pub allowed_hosts: Vec<String>,
     /// Connection limit and timeouts.
     pub limits: ConnLimits,
+    /// What the account trades against (`PAPER (embedded)`, `PAPER (alpaca)`,
+    /// `LIVE (alpaca)`): every page shows it as a badge.
+    pub venue: String,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +96,7 @@ impl Default for ServerConfig {
             refresh_secs: DEFAULT_REFRESH_SECS,
             allowed_hosts: Vec::new(),
             limits: ConnLimits::default(),
+            venue: "PAPER (embedded)".into(),
         }
     }
 }
@@ -108,6 +112,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("refresh_secs", &self.refresh_secs)
             .field("allowed_hosts", &self.allowed_hosts)
             .field("limits", &self.limits)
+            .field("venue", &self.venue)
             .finish()
     }
 }
@@ -294,6 +299,7 @@ pub fn router_with_table(
         token.filter(|_| control_on),
         metrics,
         cfg.refresh_secs.max(1),
+        cfg.venue.clone(),
     );
 
     let read = Routes::new(false)

@@ -81,9 +81,31 @@ const PAGES: &[Page] = &[
     },
 ];
 
-/// Renders a page. Only compile-time strings and an integer go into the
-/// markup, so nothing here needs escaping.
-fn render(page: &Page, refresh_secs: u64) -> String {
+/// The PAPER/LIVE badge. The mode comes from config, not from a request, but
+/// is escaped all the same.
+fn venue_badge(venue: &str) -> String {
+    let class = if venue.starts_with("LIVE") {
+        "live"
+    } else {
+        "paper"
+    };
+    let text: String = venue
+        .chars()
+        .map(|c| match c {
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '&' => "&amp;".to_string(),
+            '"' => "&quot;".to_string(),
+            '\'' => "&#39;".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    format!("<span id=\"hdr-venue\" class=\"badge {class}\" title=\"venue\">{text}</span>")
+}
+
+/// Renders a page. Only compile-time strings, an integer and the escaped
+/// venue badge go into the markup.
+fn render(page: &Page, refresh_secs: u64, venue: &str) -> String {
     let mut nav = String::new();
     for p in PAGES {
         let current = if p.id == page.id {
@@ -98,7 +120,7 @@ fn render(page: &Page, refresh_secs: u64) -> String {
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>keel · {title}</title><link rel=\"stylesheet\" href=\"/assets/style.css\"></head>\n\
 <body data-page=\"{id}\" data-refresh=\"{refresh_secs}\">\n\
-<header><span class=\"brand\">keel</span><nav>{nav}</nav><span class=\"spacer\"></span>\
+<header><span class=\"brand\">keel</span>{badge}<nav>{nav}</nav><span class=\"spacer\"></span>\
 <span id=\"hdr-kill\" class=\"badge\">…</span><span id=\"hdr-market\" class=\"badge\">…</span></header>\n\
 <div id=\"error\" hidden></div>\n<main><h1>{title}</h1>\n{body}\n</main>\n\
 <footer><span id=\"updated\">loading…</span> · read-only view, refreshes every {refresh_secs} s</footer>\n\
@@ -106,13 +128,14 @@ fn render(page: &Page, refresh_secs: u64) -> String {
         title = page.title,
         id = page.id,
         body = page.body,
+        badge = venue_badge(venue),
     )
 }
 
 fn page_response(state: &AppState, id: &str) -> impl IntoResponse {
     // PAGES is a constant table and every route names an entry in it.
     let page = PAGES.iter().find(|p| p.id == id).unwrap_or(&PAGES[0]);
-    Html(render(page, state.refresh_secs()))
+    Html(render(page, state.refresh_secs(), state.venue()))
 }
 
 /// `GET /`.

@@ -18,6 +18,7 @@ struct Inner {
     metrics: Option<PrometheusHandle>,
     refresh_secs: u64,
     auth_failures: crate::control::AuthFailures,
+    venue: String,
 }
 
 impl AppState {
@@ -29,6 +30,7 @@ impl AppState {
         token: Option<&str>,
         metrics: Option<PrometheusHandle>,
         refresh_secs: u64,
+        venue: String,
     ) -> Self {
         Self(Arc::new(Inner {
             cache: Arc::new(Cache::new(store.clone())),
@@ -38,6 +40,7 @@ impl AppState {
             metrics,
             refresh_secs,
             auth_failures: crate::control::AuthFailures::default(),
+            venue,
         }))
     }
 
@@ -74,5 +77,10 @@ impl AppState {
     /// Seconds between dashboard refreshes.
     pub fn refresh_secs(&self) -> u64 {
         self.0.refresh_secs
+    }
+
+    /// The venue mode shown on every page (`PAPER (embedded)`, `LIVE (alpaca)`, ...).
+    pub fn venue(&self) -> &str {
+        &self.0.venue
     }
 }

@@ -428,6 +428,17 @@ impl Worker {
                 .await;
         }
 
+        // Venue-side reasons not to take new risk (account flags, a venue clock
+        // that disagrees with the calendar, a trade stream not yet backfilled):
+        // fail closed before anything is planned or sent. (Seam added with the
+        // Alpaca adapter; the paper broker reports none.)
+        let blocks = self.broker.trading_blocks().await?;
+        if !blocks.is_empty() {
+            return Ok(CycleOutcome::Waiting(format!(
+                "venue refuses new risk: {}",
+                blocks.join("; ")
+            )));
+        }
         let snapshot = self.reconciled_snapshot(&set).await?;
         if let Some(reason) = self.loss_trigger(&snapshot).await? {
             self.engage_kill(&reason, KillSource::Automatic).await?;
