@@ -283,6 +283,14 @@ pub const DOCS: &[(&str, &str)] = &[
     ("guards.order_rate.max_orders", "Maximum orders per window."),
     ("guards.order_rate.window_secs", "Length of the rolling window."),
     (
+        "guards.broker_rules.enabled",
+        "Refuse what the venue would refuse: unknown or untradable assets, fractional and short sales it does not take.",
+    ),
+    (
+        "guards.broker_rules.block_potential_wash_trades",
+        "Refuse orders that could cross the account's own resting order on the other side.",
+    ),
+    (
         "worker.stale_order_secs",
         "Working orders older than this are cancelled before re-planning.",
     ),
@@ -295,6 +303,10 @@ pub const DOCS: &[(&str, &str)] = &[
         "Resends after retryable broker errors, per order.",
     ),
     ("worker.retry_backoff_ms", "Pause between retries."),
+    (
+        "worker.read_retry_budget",
+        "Retries of a failed broker or market-data read (never of a submit), per call.",
+    ),
     (
         "worker.reconcile_cash_tolerance",
         "Cash difference tolerated between store and broker.",
