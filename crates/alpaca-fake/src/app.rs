@@ -3,7 +3,7 @@
 
 use crate::faults::{FaultProfile, Rng};
 use crate::venue::Venue;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
@@ -23,8 +23,11 @@ impl VenueClock {
             offset: Mutex::new(offset),
         }
     }
+    /// Truncated to microseconds, the precision every timestamp is written
+    /// with, so a time read back from a response (`after=`, `until=`) compares
+    /// equal to the stored one.
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + *lock(&self.offset)
+        (Utc::now() + *lock(&self.offset)).trunc_subsecs(6)
     }
     pub fn jump_to(&self, at: DateTime<Utc>) {
         *lock(&self.offset) = at - Utc::now();
@@ -69,6 +72,8 @@ pub struct App {
     /// Bumped by every authenticated stream connection; older ones close.
     pub stream_gen: watch::Sender<u64>,
     pub stream_text: bool,
+    /// Log one line per /v2 request to stderr.
+    pub verbose: bool,
     /// Wakes the matching loop right after a submission.
     pub tick: Notify,
     pub counters: Mutex<Counters>,
@@ -81,6 +86,7 @@ pub struct AppConfig {
     pub rpm: u32,
     pub burst: u32,
     pub stream_text: bool,
+    pub verbose: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -101,6 +107,7 @@ impl App {
             rpm,
             burst,
             stream_text,
+            verbose,
         } = cfg;
         App {
             venue: Mutex::new(venue),
@@ -114,6 +121,7 @@ impl App {
             events,
             stream_gen: watch::channel(0).0,
             stream_text,
+            verbose,
             tick: Notify::new(),
             counters: Mutex::new(Counters::default()),
         }

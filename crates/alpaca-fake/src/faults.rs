@@ -55,6 +55,9 @@ pub fn format_uuid(a: u64, b: u64) -> String {
 pub struct FaultProfile {
     /// POST /v2/orders: the order is accepted, then the answer is a 504.
     pub submit_504: f64,
+    /// POST /v2/orders: the order is accepted (200), then rejected on the
+    /// next matching pass (`rejected` event, status `rejected`).
+    pub reject_after_accept: f64,
     /// Any /v2 request starts a storm of 429s (the next few requests).
     pub rate_storm: f64,
     /// A GET answers 500/502/503 instead of its data.
@@ -63,6 +66,8 @@ pub struct FaultProfile {
     pub stream_silent: f64,
     /// Per stream event: the connection is dropped before the event.
     pub stream_drop: f64,
+    /// Per stream event: the event is lost (not sent); the connection stays.
+    pub stream_skip: f64,
     /// Per stream event: the event is sent twice.
     pub stream_dup: f64,
     /// Per stream event: the event is held back and sent after the next one.
@@ -71,10 +76,12 @@ pub struct FaultProfile {
 
 pub const FAULT_KINDS: &[&str] = &[
     "submit_504",
+    "reject_after_accept",
     "rate_storm",
     "read_5xx",
     "stream_silent",
     "stream_drop",
+    "stream_skip",
     "stream_dup",
     "stream_reorder",
 ];
@@ -85,10 +92,12 @@ impl FaultProfile {
     pub fn all() -> Self {
         FaultProfile {
             submit_504: 0.05,
+            reject_after_accept: 0.02,
             rate_storm: 0.01,
             read_5xx: 0.03,
             stream_silent: 0.01,
             stream_drop: 0.02,
+            stream_skip: 0.02,
             stream_dup: 0.05,
             stream_reorder: 0.05,
         }
@@ -97,10 +106,12 @@ impl FaultProfile {
     fn slot(&mut self, key: &str) -> Option<&mut f64> {
         Some(match key {
             "submit_504" => &mut self.submit_504,
+            "reject_after_accept" => &mut self.reject_after_accept,
             "rate_storm" => &mut self.rate_storm,
             "read_5xx" => &mut self.read_5xx,
             "stream_silent" => &mut self.stream_silent,
             "stream_drop" => &mut self.stream_drop,
+            "stream_skip" => &mut self.stream_skip,
             "stream_dup" => &mut self.stream_dup,
             "stream_reorder" => &mut self.stream_reorder,
             _ => return None,
@@ -135,10 +146,12 @@ impl FaultProfile {
     pub fn to_json(self) -> serde_json::Value {
         serde_json::json!({
             "submit_504": self.submit_504,
+            "reject_after_accept": self.reject_after_accept,
             "rate_storm": self.rate_storm,
             "read_5xx": self.read_5xx,
             "stream_silent": self.stream_silent,
             "stream_drop": self.stream_drop,
+            "stream_skip": self.stream_skip,
             "stream_dup": self.stream_dup,
             "stream_reorder": self.stream_reorder,
         })

@@ -81,6 +81,7 @@ async fn gate(State(app): Shared, req: Request, next: Next) -> Response {
     let key = header(req.headers(), "apca-api-key-id");
     let secret = header(req.headers(), "apca-api-secret-key");
     let is_get = req.method() == Method::GET;
+    let line = app.verbose.then(|| format!("{} {}", req.method(), req.uri()));
     let (Some(key), Some(_secret)) = (key, secret) else {
         // Alpaca answers missing or malformed key headers with a bare 403.
         return (StatusCode::FORBIDDEN, Json(json!({"message": "forbidden."}))).into_response();
@@ -138,6 +139,9 @@ async fn gate(State(app): Shared, req: Request, next: Next) -> Response {
     }
     let mut resp = next.run(req).await;
     rate_headers(resp.headers_mut(), decision.remaining);
+    if let Some(line) = line {
+        eprintln!("alpaca-fake: {line} -> {}", resp.status().as_u16());
+    }
     resp
 }
 
@@ -250,6 +254,7 @@ fn parse_new_order(body: &Map<String, Value>) -> Result<NewOrder, ApiError> {
         limit_price: field_decimal(body, "limit_price")?,
         client_order_id: field_str(body, "client_order_id")?.map(str::to_string),
         extended_hours,
+        doomed: false,
     })
 }
 
@@ -263,7 +268,9 @@ async fn submit_order(State(app): Shared, body: Bytes) -> Response {
         .and_then(|b| b.get("client_order_id"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    let outcome = parsed.and_then(|b| parse_new_order(&b)).and_then(|req| {
+    let faults = *lock(&app.faults);
+    let outcome = parsed.and_then(|b| parse_new_order(&b)).and_then(|mut req| {
+        req.doomed = app.chance(faults.reject_after_accept);
         let mut venue = lock(&app.venue);
         venue.submit(req, now)
     });
@@ -271,7 +278,7 @@ async fn submit_order(State(app): Shared, body: Bytes) -> Response {
         Ok(_) => 200,
         Err(e) => e.status,
     };
-    let fault = outcome.is_ok() && app.chance(lock(&app.faults).submit_504);
+    let fault = outcome.is_ok() && app.chance(faults.submit_504);
     lock(&app.venue).record_submission(cid, now, if fault { 504 } else { status });
     match outcome {
         Ok(order) => {

@@ -107,7 +107,7 @@ pub fn order_json(o: &Order) -> Value {
         "filled_at": opt_ts(o.filled_at),
         "expired_at": opt_ts(o.expired_at),
         "canceled_at": opt_ts(o.canceled_at),
-        "failed_at": null,
+        "failed_at": opt_ts(o.failed_at),
         "replaced_at": null,
         "replaced_by": null,
         "replaces": null,

@@ -55,6 +55,10 @@ struct Args {
     /// Probability that a fill opportunity fills only half of what remains.
     #[arg(long, default_value_t = 0.1)]
     partial_fill_prob: f64,
+    /// How long a canceled order stays `pending_cancel` (and can still
+    /// fill) before it is `canceled`; 0 cancels at once.
+    #[arg(long, default_value_t = 0)]
+    cancel_delay_ms: u64,
     /// Matching loop period in milliseconds.
     #[arg(long, default_value_t = 200)]
     tick_ms: u64,
@@ -73,6 +77,9 @@ struct Args {
     /// Send stream messages in text frames instead of binary ones.
     #[arg(long)]
     stream_text: bool,
+    /// Log every /v2 request (method, path, status) to stderr.
+    #[arg(long)]
+    verbose: bool,
 }
 
 fn set(list: &str) -> BTreeSet<String> {
@@ -113,6 +120,12 @@ fn main() -> anyhow::Result<()> {
     if !(1..=60_000).contains(&args.tick_ms) {
         fail(format!("--tick-ms {}: must be 1 to 60000", args.tick_ms));
     }
+    if args.cancel_delay_ms > 3_600_000 {
+        fail(format!(
+            "--cancel-delay-ms {}: must be 0 to 3600000",
+            args.cancel_delay_ms
+        ));
+    }
     if args.requests_per_minute == 0 {
         fail("--requests-per-minute 0: must be at least 1".into());
     }
@@ -134,6 +147,7 @@ fn main() -> anyhow::Result<()> {
                 cash,
                 shorting: args.shorting,
                 partial_fill_prob: args.partial_fill_prob,
+                cancel_delay: chrono::Duration::milliseconds(args.cancel_delay_ms as i64),
                 assets: AssetRules {
                     non_fractionable: set(&args.non_fractionable),
                     non_shortable: set(&args.non_shortable),
@@ -152,6 +166,7 @@ fn main() -> anyhow::Result<()> {
                 rpm: args.requests_per_minute,
                 burst: args.burst.unwrap_or(args.requests_per_minute),
                 stream_text: args.stream_text,
+                verbose: args.verbose,
             },
             events,
         ));

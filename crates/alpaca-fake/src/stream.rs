@@ -145,6 +145,9 @@ async fn run(mut socket: WebSocket, app: Arc<App>) {
                     silent(&mut gen_rx, my_gen).await;
                     return;
                 }
+                if app.chance(faults.stream_skip) {
+                    continue;
+                }
                 let mut out = Vec::with_capacity(3);
                 if held.is_none() && app.chance(faults.stream_reorder) {
                     held = Some((ev, tokio::time::Instant::now() + Duration::from_secs(1)));

@@ -112,8 +112,14 @@ pub struct Order {
     pub filled_at: Option<DateTime<Utc>>,
     pub expired_at: Option<DateTime<Utc>>,
     pub canceled_at: Option<DateTime<Utc>>,
+    pub failed_at: Option<DateTime<Utc>>,
     /// When a day order expires (the close of its session).
     pub expires_at: Option<DateTime<Utc>>,
+    /// When a `pending_cancel` order becomes `canceled`.
+    pub cancel_at: Option<DateTime<Utc>>,
+    /// Accepted, but to be rejected by the "exchange" on the next pass
+    /// (the `reject_after_accept` fault).
+    pub doomed: bool,
 }
 
 impl Order {
@@ -123,7 +129,7 @@ impl Order {
     pub fn is_open(&self) -> bool {
         matches!(
             self.status,
-            "accepted" | "new" | "partially_filled" | "pending_new"
+            "accepted" | "new" | "partially_filled" | "pending_new" | "pending_cancel"
         )
     }
     pub fn avg_price(&self) -> Option<Decimal> {
@@ -196,6 +202,8 @@ pub struct NewOrder {
     pub limit_price: Option<Decimal>,
     pub client_order_id: Option<String>,
     pub extended_hours: bool,
+    /// Set by the `reject_after_accept` fault: accept, then reject.
+    pub doomed: bool,
 }
 
 pub struct VenueConfig {
@@ -203,6 +211,9 @@ pub struct VenueConfig {
     pub cash: Decimal,
     pub shorting: bool,
     pub partial_fill_prob: f64,
+    /// How long a cancel stays `pending_cancel` (during which the order can
+    /// still fill); zero cancels at once.
+    pub cancel_delay: chrono::Duration,
     pub assets: AssetRules,
 }
 
@@ -399,6 +410,20 @@ impl Venue {
             (Kind::Limit, Some(p)) if p <= Decimal::ZERO => {
                 return Err(ApiError::unprocessable("limit_price must be > 0"))
             }
+            // Sub-penny rule: limits of $1 or more in whole cents, below $1
+            // in hundredths of a cent.
+            (Kind::Limit, Some(p))
+                if p.normalize().scale() > if p >= Decimal::ONE { 2 } else { 4 } =>
+            {
+                return Err(ApiError::new(
+                    422,
+                    42210000,
+                    format!(
+                        "invalid limit_price {}. sub-penny increment does not fulfill minimum pricing criteria",
+                        p.normalize()
+                    ),
+                ))
+            }
             (Kind::Market, Some(_)) => {
                 return Err(ApiError::unprocessable(
                     "limit_price must not be given for market orders",
@@ -438,12 +463,19 @@ impl Venue {
                     if fractional {
                         return Err(ApiError::forbidden("fractional orders cannot be sold short"));
                     }
+                    // A short needs buying power for what it sells short.
+                    let px = req.limit_price.unwrap_or(quote.bid).max(quote.bid);
+                    let short_value = (req.qty - available).checked_mul(px);
+                    if short_value.is_none_or(|v| v > self.buying_power(now)) {
+                        return Err(ApiError::forbidden("insufficient buying power"));
+                    }
                 }
             }
             Side::Buy => {
                 let px = req.limit_price.unwrap_or(quote.ask);
-                let cost = req.qty * px;
-                if cost > self.buying_power(now) {
+                // checked: a client may send any 28-digit quantity or price.
+                let cost = req.qty.checked_mul(px);
+                if cost.is_none_or(|c| c > self.buying_power(now)) {
                     return Err(ApiError::forbidden("insufficient buying power"));
                 }
             }
@@ -492,7 +524,10 @@ impl Venue {
             filled_at: None,
             expired_at: None,
             canceled_at: None,
+            failed_at: None,
             expires_at,
+            cancel_at: None,
+            doomed: req.doomed,
         };
         let idx = self.orders.len();
         self.orders.push(order.clone());
@@ -511,8 +546,22 @@ impl Venue {
         if !self.orders[idx].is_open() {
             return Err(ApiError::new(422, 42210000, "order is not cancelable"));
         }
-        self.close(idx, "canceled", now);
+        self.request_cancel(idx, now);
         Ok(())
+    }
+
+    /// Cancels at once, or (with a cancel delay) moves the order to
+    /// `pending_cancel`, where it can still fill until the delay is over.
+    fn request_cancel(&mut self, idx: usize, now: DateTime<Utc>) {
+        if self.cfg.cancel_delay <= chrono::Duration::zero() {
+            self.close(idx, "canceled", now);
+        } else if self.orders[idx].status != "pending_cancel" {
+            let o = &mut self.orders[idx];
+            o.status = "pending_cancel";
+            o.updated_at = now;
+            o.cancel_at = Some(now + self.cfg.cancel_delay);
+            self.emit(idx, "pending_cancel", None, now);
+        }
     }
 
     pub fn cancel_all(&mut self, now: DateTime<Utc>) -> Vec<String> {
@@ -521,7 +570,7 @@ impl Venue {
             .collect();
         open.into_iter()
             .map(|i| {
-                self.close(i, "canceled", now);
+                self.request_cancel(i, now);
                 self.orders[i].id.clone()
             })
             .collect()
@@ -534,6 +583,7 @@ impl Venue {
         match status {
             "canceled" => o.canceled_at = Some(now),
             "expired" => o.expired_at = Some(now),
+            "rejected" => o.failed_at = Some(now),
             _ => {}
         }
         self.emit(idx, status, None, now);
@@ -548,6 +598,16 @@ impl Venue {
         for idx in 0..self.orders.len() {
             if !self.orders[idx].is_open() {
                 continue;
+            }
+            if self.orders[idx].doomed {
+                self.close(idx, "rejected", now);
+                continue;
+            }
+            if let Some(at) = self.orders[idx].cancel_at {
+                if now >= at {
+                    self.close(idx, "canceled", now);
+                    continue;
+                }
             }
             if let Some(exp) = self.orders[idx].expires_at {
                 if now >= exp {
@@ -634,7 +694,12 @@ impl Venue {
         o.filled_notional += qty * price;
         o.updated_at = now;
         let full = o.remaining().is_zero();
-        o.status = if full { "filled" } else { "partially_filled" };
+        o.status = match (full, o.status) {
+            (true, _) => "filled",
+            // A fill during a pending cancel leaves the cancel pending.
+            (false, "pending_cancel") => "pending_cancel",
+            (false, _) => "partially_filled",
+        };
         if full {
             o.filled_at = Some(now);
         }
@@ -766,6 +831,7 @@ mod tests {
                     cash: initial,
                     shorting: false,
                     partial_fill_prob: 0.3,
+                    cancel_delay: chrono::Duration::milliseconds(if seed % 2 == 0 { 0 } else { 500 }),
                     assets: AssetRules {
                         non_fractionable: ["BRK.B".to_string()].into(),
                         ..AssetRules::default()
@@ -793,6 +859,7 @@ mod tests {
                                 limit_price: limit,
                                 client_order_id: Some(format!("c{i}")),
                                 extended_hours: false,
+                                doomed: i % 7 == 3,
                             },
                             now,
                         );

@@ -630,3 +630,152 @@ async fn ioc_fok_and_a_blocked_account() {
     let (_, acct) = fake.get("/v2/account").await;
     assert_eq!(acct["trading_blocked"], true);
 }
+
+#[tokio::test]
+async fn reject_after_accept_fault_and_pending_cancel() {
+    let fake = Fake::start(&[
+        "--at",
+        OPEN_AT,
+        "--fault-profile",
+        "reject_after_accept=1",
+        "--cancel-delay-ms",
+        "800",
+    ]);
+    let mut ws = ws_connect(&fake).await;
+    authenticate(&mut ws).await;
+    let (code, o) = fake.order("rej-1", "AAPL", "buy", "1", None).await;
+    assert_eq!((code, o["status"].clone()), (200, json!("new")));
+    let rejected = fake.wait_order("rej-1", |o| o["status"] == "rejected").await;
+    assert!(rejected["failed_at"].is_string());
+    assert_eq!(rejected["filled_qty"], "0");
+    assert_eq!(next_binary(&mut ws).await["data"]["event"], "new");
+    assert_eq!(next_binary(&mut ws).await["data"]["event"], "rejected");
+
+    // A cancel is pending for a while, then done.
+    fake.post("/_fake/faults", json!({})).await;
+    let (_, o) = fake.order("pc-1", "KO", "buy", "1", Some("1.00")).await;
+    let id = o["id"].as_str().unwrap().to_string();
+    let (code, _) = fake.delete(&format!("/v2/orders/{id}")).await;
+    assert_eq!(code, 204);
+    let (_, now) = fake.get(&format!("/v2/orders/{id}")).await;
+    assert_eq!(now["status"], "pending_cancel");
+    let (_, open) = fake.get("/v2/orders?status=open").await;
+    assert_eq!(open[0]["id"], json!(id), "a pending cancel is still open");
+    fake.wait_order("pc-1", |o| o["status"] == "canceled").await;
+    let events: Vec<Value> = vec![
+        next_binary(&mut ws).await,
+        next_binary(&mut ws).await,
+        next_binary(&mut ws).await,
+    ];
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["data"]["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["new", "pending_cancel", "canceled"]);
+}
+
+#[tokio::test]
+async fn stream_skip_fault_loses_events_on_a_live_connection() {
+    let fake = Fake::start(&[
+        "--at",
+        OPEN_AT,
+        "--partial-fill-prob",
+        "0",
+        "--fault-profile",
+        "stream_skip=1",
+    ]);
+    let mut ws = ws_connect(&fake).await;
+    authenticate(&mut ws).await;
+    fake.order("sk-1", "AAPL", "buy", "1", None).await;
+    fake.wait_order("sk-1", |o| o["status"] == "filled").await;
+    let got = tokio::time::timeout(Duration::from_millis(800), ws.next()).await;
+    assert!(got.is_err(), "no event and no close: {got:?}");
+    // The connection is alive: once the fault is off, events flow again.
+    fake.post("/_fake/faults", json!({})).await;
+    fake.order("sk-2", "AAPL", "buy", "1", None).await;
+    let e = next_binary(&mut ws).await;
+    assert_eq!(e["data"]["order"]["client_order_id"], "sk-2");
+}
+
+#[tokio::test]
+async fn hostile_quantities_and_prices_are_refused_not_panicked_on() {
+    let fake = Fake::start(&["--at", OPEN_AT, "--shorting"]);
+    let huge = "79228162514264337593543950335";
+    for (cid, side, qty, limit) in [
+        ("h-1", "buy", huge, None),
+        ("h-2", "buy", "1", Some(huge)),
+        ("h-3", "sell", huge, None),
+        ("h-4", "sell", "1000000000", Some(huge)),
+        ("h-5", "buy", "792281625142643375935439503350", None),
+        ("h-6", "buy", "-1", None),
+        ("h-7", "buy", "0", None),
+        ("h-8", "buy", "1.0000000001", None),
+        ("h-9", "buy", "1", Some("190.123")),
+        ("h-10", "buy", "1e3", None),
+    ] {
+        let (code, e) = fake.order(cid, "AAPL", side, qty, limit).await;
+        assert!(code == 403 || code == 422, "{cid}: {code} {e}");
+        assert!(e["message"].is_string(), "{cid}: {e}");
+    }
+    let (code, e) = fake.order("h-sub", "AAPL", "buy", "1", Some("190.123")).await;
+    assert_eq!(code, 422);
+    assert!(e["message"].as_str().unwrap().contains("sub-penny"), "{e}");
+    let (code, _) = fake.order("h-ok", "PFE", "buy", "1", Some("0.5012")).await;
+    assert_eq!(code, 200, "below $1, four decimals are fine");
+    // Still serving, state intact.
+    let (code, acct) = fake.get("/v2/account").await;
+    assert_eq!((code, acct["cash"].clone()), (200, json!("1000000")));
+    for path in [
+        "/v2/orders?limit=abc",
+        "/v2/orders?status=bogus",
+        "/v2/orders?after=yesterday",
+        "/v2/calendar?start=x",
+    ] {
+        let (code, e) = fake.get(path).await;
+        assert_eq!(code, 422, "{path}: {e}");
+    }
+    let r = fake
+        .client
+        .post(fake.url("/v2/orders"))
+        .header("APCA-API-KEY-ID", "k")
+        .header("APCA-API-SECRET-KEY", "s")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+}
+
+#[tokio::test]
+async fn order_listing_filters_pages_and_sorts() {
+    let fake = Fake::start(&["--at", OPEN_AT]);
+    let mut created = Vec::new();
+    for (i, sym) in ["KO", "PG", "KO"].iter().enumerate() {
+        let (code, o) = fake.order(&format!("l-{i}"), sym, "buy", "1", Some("1.00")).await;
+        assert_eq!(code, 200);
+        created.push(o["created_at"].as_str().unwrap().to_string());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let cids = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["client_order_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, desc) = fake.get("/v2/orders?limit=2").await;
+    assert_eq!(cids(&desc), ["l-2", "l-1"], "newest first by default");
+    let (_, asc) = fake.get("/v2/orders?limit=2&direction=asc").await;
+    assert_eq!(cids(&asc), ["l-0", "l-1"]);
+    let (_, after) = fake
+        .get(&format!(
+            "/v2/orders?status=all&direction=asc&after={}",
+            created[0].replace(':', "%3A")
+        ))
+        .await;
+    assert_eq!(cids(&after), ["l-1", "l-2"], "after is exclusive");
+    let (_, ko) = fake.get("/v2/orders?symbols=KO&direction=asc").await;
+    assert_eq!(cids(&ko), ["l-0", "l-2"]);
+    let (_, closed) = fake.get("/v2/orders?status=closed").await;
+    assert_eq!(cids(&closed), Vec::<String>::new());
+}

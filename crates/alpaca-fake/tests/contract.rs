@@ -188,7 +188,16 @@ async fn every_endpoint_honours_alpacas_openapi_contract() {
         return;
     };
     let spec = spec_dir();
-    let fake = Fake::start(&["--at", OPEN_AT, "--partial-fill-prob", "0", "--cash", "100000"]);
+    let fake = Fake::start(&[
+        "--at",
+        OPEN_AT,
+        "--partial-fill-prob",
+        "0",
+        "--cash",
+        "100000",
+        "--cancel-delay-ms",
+        "300",
+    ]);
     let upstream = format!("http://{}", fake.addr);
     let dir = tempfile::tempdir().expect("tempdir");
     let trading_spec = trading_spec_with_assets(&spec, dir.path());
@@ -459,11 +468,49 @@ async fn every_endpoint_honours_alpacas_openapi_contract() {
         204,
         call(&client, t, M::DELETE, &format!("/v2/orders/{rest_id}"), None).await
     );
+    let pending = expect!(
+        200,
+        call(&client, t, M::GET, &format!("/v2/orders/{rest_id}"), None).await
+    );
+    assert_eq!(pending["status"], "pending_cancel");
+    fake.wait_order("k-rest-1", |o| o["status"] == "canceled").await;
     expect!(
         422,
         call(&client, t, M::DELETE, &format!("/v2/orders/{rest_id}"), None).await
     );
     expect!(207, call(&client, t, M::DELETE, "/v2/orders", None).await);
+    // An order the exchange rejects after the 200 (failed_at set).
+    fake.post("/_fake/faults", json!({"reject_after_accept": 1}))
+        .await;
+    expect!(
+        200,
+        call(
+            &client,
+            t,
+            M::POST,
+            "/v2/orders",
+            order("k-rej-1", "KO", "buy", "1", None)
+        )
+        .await
+    );
+    fake.post("/_fake/faults", json!({})).await;
+    fake.wait_order("k-rej-1", |o| o["status"] == "rejected").await;
+    let rejected = expect!(
+        200,
+        call(
+            &client,
+            t,
+            M::GET,
+            "/v2/orders:by_client_order_id?client_order_id=k-rej-1",
+            None
+        )
+        .await
+    );
+    assert!(rejected["failed_at"].is_string());
+    expect!(
+        200,
+        call(&client, t, M::GET, "/v2/orders?status=all&limit=500", None).await
+    );
     expect!(200, call(&client, t, M::GET, "/v2/account", None).await);
 
     // Market Data API.
