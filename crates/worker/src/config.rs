@@ -28,6 +28,7 @@ pub struct WorkerConfig {
     /// quotes, closes, ADV, assets, venue blocks) that failed with a
     /// retryable error, so one 503 does not abort a cycle. Submits are never
     /// retried this way (see [`crate::retry`]).
+    #[schemars(range(min = 0, max = 20))]
     pub read_retry_budget: u32,
     /// Cash difference between store and broker tolerated by reconciliation.
     #[schemars(range(min = 0, max = 100))]

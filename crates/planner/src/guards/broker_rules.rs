@@ -50,7 +50,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// The broker-rules guard (`[guards.broker_rules]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerRules {
     /// Run the guard. Default `true`: a refusal predicted is cheaper than a
