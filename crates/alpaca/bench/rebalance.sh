@@ -35,7 +35,9 @@ start_fake() { # name, extra args...
   echo "alpaca-fake ($name) did not start" >&2; cat "$LOGDIR/$name.err" >&2; exit 1
 }
 
-PACED="$(start_fake paced --requests-per-minute "$RPM" --burst 5)"
+# The fake's bucket holds a little more than the client's burst: requests paced
+# apart when sent can arrive closer together.
+PACED="$(start_fake paced --requests-per-minute "$RPM" --burst 10)"
 UNPACED="$(start_fake unpaced --requests-per-minute 1000000)"
 target/debug/examples/rebalance_bench --paced "$PACED" --unpaced "$UNPACED" \
   --orders "$ORDERS" --rpm "$RPM" --fast-orders "$FAST"
