@@ -49,7 +49,7 @@ pub struct AlpacaConfig {
     /// The key's REST budget, shared by every call (Alpaca allows 200).
     #[schemars(range(min = 2, max = 10_000))]
     pub requests_per_minute: u32,
-    /// Requests that may go back to back before pacing starts.
+    /// Requests that may go back to back before pacing starts (1: always evenly spaced).
     #[schemars(range(min = 1, max = 50))]
     pub burst: u32,
     /// TCP/TLS connect timeout, milliseconds.
@@ -83,7 +83,7 @@ impl Default for AlpacaConfig {
             stream_url: None,
             feed: Feed::Iex,
             requests_per_minute: 200,
-            burst: 5,
+            burst: 1,
             connect_timeout_ms: 5_000,
             request_timeout_ms: 10_000,
             read_tries: 3,

@@ -19,16 +19,8 @@ pub struct BrokerAccount {
     pub buying_power: Decimal,
 }
 
-/// What a venue allows for one instrument.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AssetFacts {
-    /// Orders are accepted at all.
-    pub tradable: bool,
-    /// Fractional quantities are accepted.
-    pub fractionable: bool,
-    /// Short sales are accepted (given an account that may short).
-    pub shortable: bool,
-}
+// Lives in keel-domain so the pure planner can read it; re-exported here for venues.
+pub use keel_domain::AssetFacts;
 
 /// One execution of (part of) an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

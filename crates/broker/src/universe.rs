@@ -140,6 +140,17 @@ pub fn adv(symbol: &Symbol) -> Option<Decimal> {
     instrument(symbol).map(|i| Decimal::from(i.adv_shares))
 }
 
+/// What the paper venue allows for `symbol`: whole and fractional shares of
+/// every symbol it quotes, short sales when the account may short; `None`
+/// outside the universe (the venue does not know the symbol).
+pub fn asset_facts(symbol: &Symbol, allow_short: bool) -> Option<keel_domain::AssetFacts> {
+    instrument(symbol).map(|_| keel_domain::AssetFacts {
+        tradable: true,
+        fractionable: true,
+        shortable: allow_short,
+    })
+}
+
 /// The synthetic quote for `symbol` at `at` (`ts == at`), or `None` for a
 /// symbol outside the universe. See the module docs for the model.
 pub fn quote(seed: u64, symbol: &Symbol, at: DateTime<Utc>) -> Option<Quote> {

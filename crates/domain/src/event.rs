@@ -156,6 +156,15 @@ pub enum Event {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The venue would not take new risk (account flags, a clock that
+    /// disagrees with keel's calendar, a stream not yet backfilled): the
+    /// cycle sent nothing. Recorded when the reasons change, not every cycle.
+    TradingBlocked {
+        /// The venue's reasons, as `Broker::trading_blocks` gave them.
+        reasons: Vec<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// End-of-day snapshot, exactly one per session date.
     EodSnapshot {
         /// Session date.
@@ -197,6 +206,7 @@ impl Event {
             Event::KillSwitchEngaged { at, reason, .. } => format!("kill:{}:{reason}", at.to_rfc3339()),
             Event::KillSwitchReleased { at, reason, .. } => format!("resume:{}:{reason}", at.to_rfc3339()),
             Event::Reconciled { at, .. } => format!("reconciled:{}", at.to_rfc3339()),
+            Event::TradingBlocked { at, .. } => format!("trading-blocked:{}", at.to_rfc3339()),
             Event::EodSnapshot { date, .. } => format!("eod:{date}"),
         }
     }
@@ -217,6 +227,7 @@ impl Event {
             Event::KillSwitchEngaged { .. } => "kill_switch_engaged",
             Event::KillSwitchReleased { .. } => "kill_switch_released",
             Event::Reconciled { .. } => "reconciled",
+            Event::TradingBlocked { .. } => "trading_blocked",
             Event::EodSnapshot { .. } => "eod_snapshot",
         }
     }
@@ -237,6 +248,7 @@ impl Event {
             | Event::KillSwitchEngaged { at, .. }
             | Event::KillSwitchReleased { at, .. }
             | Event::Reconciled { at, .. }
+            | Event::TradingBlocked { at, .. }
             | Event::EodSnapshot { at, .. } => *at,
         }
     }

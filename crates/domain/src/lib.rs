@@ -4,6 +4,7 @@
 //! (invariant 7: money is exact). This crate does no I/O and knows nothing of
 //! brokers, databases or HTTP, so every other crate can share it.
 
+pub mod asset;
 pub mod clock;
 pub mod event;
 pub mod ids;
@@ -14,6 +15,7 @@ pub mod symbol;
 pub mod target;
 pub mod text;
 
+pub use asset::AssetFacts;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use event::{Event, KillSource};
 pub use ids::client_order_id;

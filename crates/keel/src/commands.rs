@@ -306,6 +306,16 @@ fn embedded_guard_state(
             .filter_map(|s| keel_broker::universe::adv(s).map(|a| (s.clone(), a)))
             .collect(),
         reference_closes,
+        // The same facts the paper venue's `MarketData::assets` reports, so
+        // the broker-rules guard judges a plan as it judges a cycle.
+        assets: Some(
+            snap.quotes
+                .keys()
+                .filter_map(|s| {
+                    keel_broker::universe::asset_facts(s, cfg.paper.allow_short).map(|f| (s.clone(), f))
+                })
+                .collect(),
+        ),
         ..Default::default()
     }
 }

@@ -6,9 +6,10 @@
 //! than a silently ignored limit.
 
 use crate::guards::{
-    AdvLimit, BuyingPower, Cooldown, CycleLimits, ExposureLimits, KillSwitch, MarketHours, MaxOrderSize,
-    MaxPositionWeight, NoTradeBand, OpenOrderGuard, OrderRateThrottle, PositionExistence, PriceCollar,
-    ReplayedTargetSet, RestrictedList, StaleQuote, StaleTargets, SuspiciousTargetSet, VolatilityBrake,
+    AdvLimit, BrokerRules, BuyingPower, Cooldown, CycleLimits, ExposureLimits, KillSwitch, MarketHours,
+    MaxOrderSize, MaxPositionWeight, NoTradeBand, OpenOrderGuard, OrderRateThrottle, PositionExistence,
+    PriceCollar, ReplayedTargetSet, RestrictedList, StaleQuote, StaleTargets, SuspiciousTargetSet,
+    VolatilityBrake,
 };
 use keel_domain::{OrderType, TimeInForce};
 use rust_decimal::Decimal;
@@ -93,6 +94,8 @@ pub struct GuardsConfig {
     pub cycle_limits: CycleLimits,
     /// Orders per rolling window.
     pub order_rate: OrderRateThrottle,
+    /// Refusals the venue would give (asset facts, shorts, wash trades).
+    pub broker_rules: BrokerRules,
 }
 
 /// The whole risk configuration (`[planner]` and `[guards.*]` in keel.toml).

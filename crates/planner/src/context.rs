@@ -12,7 +12,7 @@ use crate::guards::volatility_brake::VolScale;
 use crate::num::{self, mul};
 use crate::output::{GuardId, ReasonCode};
 use chrono::{DateTime, Utc};
-use keel_domain::{Position, Quote, Side, Symbol};
+use keel_domain::{AssetFacts, Position, Quote, Side, Symbol};
 use rust_decimal::Decimal;
 
 /// A verdict prepared before the guards run (whole-plan blocks, or a
@@ -35,6 +35,14 @@ pub(crate) struct Working {
     pub buys: u32,
     /// Working sell orders.
     pub sells: u32,
+    /// Lowest limit of the working sells (`None` without a priced one).
+    pub min_sell_limit: Option<Decimal>,
+    /// Highest limit of the working buys (`None` without a priced one).
+    pub max_buy_limit: Option<Decimal>,
+    /// Working buys without a usable limit price (market orders).
+    pub unpriced_buys: u32,
+    /// Working sells without a usable limit price (market orders).
+    pub unpriced_sells: u32,
 }
 
 /// One proposed order as it moves through the pipeline. Kept small: a large
@@ -69,6 +77,8 @@ pub(crate) struct Candidate<'a> {
     pub adv: Option<&'a Decimal>,
     /// Last trade time for the cooldown.
     pub last_trade_at: Option<&'a DateTime<Utc>>,
+    /// What the venue allows for the symbol, when it said.
+    pub asset: Option<&'a AssetFacts>,
     /// Set when the planner itself refuses the candidate (overflow, bad limit).
     pub pre_block: Option<Box<PreBlock>>,
 }
@@ -249,6 +259,9 @@ pub(crate) struct Ctx<'a> {
     pub pricer: num::LimitPricer,
     /// The configured stale-quote guard's bounds at `now`.
     pub quote_window: Option<crate::guards::stale_quote::QuoteWindow>,
+    /// Venue asset facts were supplied ([`crate::GuardState::assets`]), so a
+    /// candidate without any is a symbol the venue does not know.
+    pub venue_facts: bool,
 }
 
 impl Ctx<'_> {

@@ -3,7 +3,7 @@
 //! the planner never reads a clock, a database or the network.
 
 use chrono::{DateTime, Utc};
-use keel_domain::{AccountSnapshot, Symbol, TargetSet};
+use keel_domain::{AccountSnapshot, AssetFacts, Symbol, TargetSet};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,4 +50,9 @@ pub struct GuardState {
     pub reference_closes: Vec<Decimal>,
     /// The external volatility hook's scale, expected in [0, 1].
     pub external_vol_scale: Option<Decimal>,
+    /// What the venue allows per symbol (the worker fills it from
+    /// `MarketData::assets`), for the broker-rules guard. `None`: no venue
+    /// was consulted and the guard does not run. `Some`: a symbol absent
+    /// from the map is unknown to the venue, and its orders are blocked.
+    pub assets: Option<BTreeMap<Symbol, AssetFacts>>,
 }

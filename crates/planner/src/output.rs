@@ -56,6 +56,8 @@ pub enum GuardId {
     CycleLimits,
     /// [`crate::guards::OrderRateThrottle`].
     OrderRateThrottle,
+    /// [`crate::guards::BrokerRules`].
+    BrokerRules,
 }
 
 /// Why an order was resized or blocked. The snake_case names are a stable
@@ -126,11 +128,22 @@ pub enum ReasonCode {
     MaxTurnover,
     /// Too many orders in the rolling rate window.
     OrderRate,
+    /// The venue does not know the symbol (no asset facts for it).
+    UnknownAsset,
+    /// The venue does not accept orders in the symbol.
+    AssetNotTradable,
+    /// A fractional quantity the venue would refuse (asset not fractionable,
+    /// not a day order, or a short sale).
+    FractionalNotAllowed,
+    /// A short sale where shorting is off or the asset is not shortable.
+    ShortNotAllowed,
+    /// The order could cross the account's own resting order on the other side.
+    PotentialWashTrade,
 }
 
 impl ReasonCode {
     /// Every reason code, for tests and documentation generators.
-    pub const ALL: [ReasonCode; 31] = [
+    pub const ALL: [ReasonCode; 36] = [
         ReasonCode::NonPositiveEquity,
         ReasonCode::AccountMismatch,
         ReasonCode::ArithmeticOverflow,
@@ -162,6 +175,11 @@ impl ReasonCode {
         ReasonCode::MaxOrdersPerCycle,
         ReasonCode::MaxTurnover,
         ReasonCode::OrderRate,
+        ReasonCode::UnknownAsset,
+        ReasonCode::AssetNotTradable,
+        ReasonCode::FractionalNotAllowed,
+        ReasonCode::ShortNotAllowed,
+        ReasonCode::PotentialWashTrade,
     ];
 
     /// The stable snake_case name (the same string serde writes).
@@ -198,6 +216,11 @@ impl ReasonCode {
             ReasonCode::MaxOrdersPerCycle => "max_orders_per_cycle",
             ReasonCode::MaxTurnover => "max_turnover",
             ReasonCode::OrderRate => "order_rate",
+            ReasonCode::UnknownAsset => "unknown_asset",
+            ReasonCode::AssetNotTradable => "asset_not_tradable",
+            ReasonCode::FractionalNotAllowed => "fractional_not_allowed",
+            ReasonCode::ShortNotAllowed => "short_not_allowed",
+            ReasonCode::PotentialWashTrade => "potential_wash_trade",
         }
     }
 }

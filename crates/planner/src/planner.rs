@@ -34,7 +34,8 @@ use crate::num::{self, mul};
 use crate::output::{Decision, Exposure, GuardId, GuardStep, Outcome, Plan, PlanBlock, ReasonCode};
 use chrono::{DateTime, Utc};
 use keel_domain::{
-    client_order_id, AccountSnapshot, OpenOrder, Order, OrderType, Position, Quote, Side, Symbol, Target,
+    client_order_id, AccountSnapshot, AssetFacts, OpenOrder, Order, OrderType, Position, Quote, Side, Symbol,
+    Target,
 };
 use rust_decimal::Decimal;
 use std::collections::btree_map;
@@ -331,6 +332,7 @@ fn setup<'a>(input: &PlanInput<'a>, cfg: &'a RiskConfig, open: &[OpenAgg<'a>]) -
         } else {
             None
         },
+        venue_facts: input.state.assets.is_some(),
     };
     let subtract = g.buying_power.subtract_open_buys;
     let acc = CycleAccumulator {
@@ -417,6 +419,14 @@ struct OpenAgg<'a> {
     buy_market_remaining: Decimal,
     /// Highest limit price seen, a last-resort valuation price.
     max_limit: Option<Decimal>,
+    /// Lowest limit of the working sells.
+    min_sell_limit: Option<Decimal>,
+    /// Highest limit of the working buys.
+    max_buy_limit: Option<Decimal>,
+    /// Working buys without a usable limit.
+    unpriced_buys: u32,
+    /// Working sells without a usable limit.
+    unpriced_sells: u32,
     /// A remaining quantity could not be summed exactly.
     overflow: bool,
 }
@@ -438,6 +448,10 @@ fn group_open_orders(orders: &[OpenOrder]) -> Vec<OpenAgg<'_>> {
                 buy_limit_notional: Decimal::ZERO,
                 buy_market_remaining: Decimal::ZERO,
                 max_limit: None,
+                min_sell_limit: None,
+                max_buy_limit: None,
+                unpriced_buys: 0,
+                unpriced_sells: 0,
                 overflow: false,
             });
         }
@@ -464,6 +478,10 @@ fn group_open_orders(orders: &[OpenOrder]) -> Vec<OpenAgg<'_>> {
         match o.side {
             Side::Buy => {
                 agg.buys = agg.buys.saturating_add(1);
+                match limit {
+                    Some(l) => agg.max_buy_limit = Some(agg.max_buy_limit.map_or(l, |m| m.max(l))),
+                    None => agg.unpriced_buys = agg.unpriced_buys.saturating_add(1),
+                }
                 sum(&mut agg.buy_remaining, remaining, &mut agg.overflow);
                 match limit {
                     Some(l) => {
@@ -474,6 +492,10 @@ fn group_open_orders(orders: &[OpenOrder]) -> Vec<OpenAgg<'_>> {
             }
             Side::Sell => {
                 agg.sells = agg.sells.saturating_add(1);
+                match limit {
+                    Some(l) => agg.min_sell_limit = Some(agg.min_sell_limit.map_or(l, |m| m.min(l))),
+                    None => agg.unpriced_sells = agg.unpriced_sells.saturating_add(1),
+                }
                 sum(&mut agg.sell_remaining, remaining, &mut agg.overflow);
             }
         }
@@ -728,6 +750,8 @@ fn walk<'a>(
     let mut quotes = Cursor::new(&snap.quotes);
     let mut advs = Cursor::new(&input.state.adv);
     let mut lasts = Cursor::new(&input.state.last_trade_at);
+    static NO_ASSETS: std::collections::BTreeMap<Symbol, AssetFacts> = std::collections::BTreeMap::new();
+    let mut assets = Cursor::new(input.state.assets.as_ref().unwrap_or(&NO_ASSETS));
     loop {
         let tk = ti.peek().map_or(u128::MAX, |t| t.0);
         let pk = pi.head.map_or(u128::MAX, |p| p.0);
@@ -765,6 +789,7 @@ fn walk<'a>(
             price64,
             advs.seek(key),
             lasts.seek(key),
+            assets.seek(key),
         );
         if size(&mut c, ctx) {
             f(key, &mut c);
@@ -905,6 +930,7 @@ fn unsized_candidate<'a>(
     price64: Option<D64>,
     adv: Option<&'a Decimal>,
     last_trade_at: Option<&'a DateTime<Utc>>,
+    asset: Option<&'a AssetFacts>,
 ) -> Candidate<'a> {
     let held = holding.map(|p| p.qty).unwrap_or_default();
     let (position, pre_block) = match open {
@@ -944,11 +970,16 @@ fn unsized_candidate<'a>(
                 sell: a.sell_remaining,
                 buys: a.buys,
                 sells: a.sells,
+                min_sell_limit: a.min_sell_limit,
+                max_buy_limit: a.max_buy_limit,
+                unpriced_buys: a.unpriced_buys,
+                unpriced_sells: a.unpriced_sells,
             })
         }),
         quote,
         adv,
         last_trade_at,
+        asset,
         pre_block,
     }
 }

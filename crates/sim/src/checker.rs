@@ -461,6 +461,8 @@ impl Checker {
                     self.reconcile_pending = Some(seq);
                 }
             }
+            // Nothing is sent in a blocked cycle; the order checks see to that.
+            Event::TradingBlocked { .. } => {}
             Event::EodSnapshot { date, .. } => {
                 let n = self.eods.entry(*date).or_default();
                 *n += 1;

@@ -160,6 +160,7 @@ impl Needs {
                 | Event::OrderIntent { .. }
                 | Event::KillSwitchReleased { .. }
                 | Event::Reconciled { .. }
+                | Event::TradingBlocked { .. }
                 | Event::EodSnapshot { .. } => {}
             }
         }
@@ -610,6 +611,9 @@ impl Working {
                 let diffs = serde_json::to_string(differences).map_err(encode_err)?;
                 self.recon = Some((*ok, diffs, *at));
             }
+            // Audit only: the cycle that saw the block sent nothing, and the
+            // next cycle asks the venue again.
+            Event::TradingBlocked { .. } => {}
             Event::EodSnapshot {
                 date,
                 equity,

@@ -24,6 +24,12 @@ pub struct WorkerConfig {
     /// Pause between retries, in milliseconds (the broker's retry-after wins when longer, capped at 5 s).
     #[schemars(range(min = 0, max = 60000))]
     pub retry_backoff_ms: u64,
+    /// Retries of one read (account, positions, orders, order lookups,
+    /// quotes, closes, ADV, assets, venue blocks) that failed with a
+    /// retryable error, so one 503 does not abort a cycle. Submits are never
+    /// retried this way (see [`crate::retry`]).
+    #[schemars(range(min = 0, max = 20))]
+    pub read_retry_budget: u32,
     /// Cash difference between store and broker tolerated by reconciliation.
     #[schemars(range(min = 0, max = 100))]
     pub reconcile_cash_tolerance: Decimal,
@@ -39,6 +45,7 @@ impl Default for WorkerConfig {
             max_attempts: 3,
             retry_budget: 3,
             retry_backoff_ms: 200,
+            read_retry_budget: 4,
             reconcile_cash_tolerance: Decimal::new(1, 2),
             reconcile_qty_tolerance: Decimal::ZERO,
         }

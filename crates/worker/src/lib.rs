@@ -9,9 +9,11 @@
 
 mod config;
 mod instrumented;
+pub mod retry;
 
 pub use config::{KillSwitchConfig, WorkerConfig, MAX_STALE_ORDER_SECS};
 pub use instrumented::Instrumented;
+pub use retry::{ReadRetry, Retrying};
 
 use keel_domain::metrics_names as m;
 
@@ -65,6 +67,9 @@ pub enum CycleOutcome {
     },
     /// The target set needs nothing more (all deltas inside the no-trade band, or gave up).
     Completed(String),
+    /// The venue will not take new risk now (`Broker::trading_blocks`):
+    /// nothing was sent or cancelled, the reasons are in the audit log.
+    VenueBlocked(Vec<String>),
 }
 
 /// Where a submitted target set ended up.
@@ -88,11 +93,15 @@ pub struct Worker {
     kill_cfg: KillSwitchConfig,
     /// The single-writer lease this worker trades under, if any.
     lease: Option<Arc<Lease>>,
+    /// The venue's blocks last written to the audit log, so a venue blocked
+    /// all day is recorded when its reasons change, not every cycle.
+    last_blocks: std::sync::Mutex<Option<Vec<String>>>,
 }
 
 impl Worker {
     /// A worker over `store`, trading at `broker` on `market`'s prices; call
-    /// [`Worker::recover`] before the first cycle.
+    /// [`Worker::recover`] before the first cycle. Both venues' reads are
+    /// retried within `cfg.read_retry_budget` ([`retry`]).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         account_id: impl Into<String>,
@@ -104,16 +113,21 @@ impl Worker {
         cfg: WorkerConfig,
         kill_cfg: KillSwitchConfig,
     ) -> Self {
+        let policy = ReadRetry {
+            budget: cfg.read_retry_budget,
+            backoff_ms: cfg.retry_backoff_ms,
+        };
         Self {
             account_id: account_id.into(),
             store,
-            broker,
-            market,
+            broker: Arc::new(Retrying::new(broker, policy)),
+            market: Arc::new(Retrying::new(market, policy)),
             clock,
             risk,
             cfg,
             kill_cfg,
             lease: None,
+            last_blocks: std::sync::Mutex::new(None),
         }
     }
 
@@ -372,6 +386,7 @@ impl Worker {
             Ok(CycleOutcome::Waiting(_)) => "waiting",
             Ok(CycleOutcome::Submitted { .. }) => "submitted",
             Ok(CycleOutcome::Completed(_)) => "completed",
+            Ok(CycleOutcome::VenueBlocked(_)) => "venue_blocked",
             Err(_) => "error",
         };
         metrics::counter!(m::CYCLES, m::LABEL_OUTCOME => outcome).increment(1);
@@ -398,6 +413,14 @@ impl Worker {
         let Some(set) = self.store.queued_target_sets().await?.into_iter().next() else {
             return Ok(CycleOutcome::Idle);
         };
+        // Before anything is sent or cancelled: a venue that will not take new
+        // risk (account flags, its clock against keel's calendar) stops the cycle.
+        let blocks = self.broker.trading_blocks().await?;
+        if !blocks.is_empty() {
+            self.record_blocks(&blocks).await?;
+            return Ok(CycleOutcome::VenueBlocked(blocks));
+        }
+        self.forget_blocks();
 
         // Stale working orders are cancelled, not stacked; fresh ones are waited for.
         // Clamped and checked: no configured value can overflow the subtraction.
@@ -518,6 +541,35 @@ impl Worker {
             rejected: t.rejected,
             blocked,
         })
+    }
+
+    /// Audits the venue's blocks when they differ from the last ones recorded.
+    async fn record_blocks(&self, blocks: &[String]) -> Result<(), WorkerError> {
+        let same = self
+            .last_blocks
+            .lock()
+            .map(|l| l.as_deref() == Some(blocks))
+            .unwrap_or(false);
+        if same {
+            return Ok(());
+        }
+        tracing::warn!(reasons = ?blocks, "venue blocks new risk; nothing sent this cycle");
+        self.store
+            .append(&Event::TradingBlocked {
+                reasons: blocks.to_vec(),
+                at: self.now(),
+            })
+            .await?;
+        if let Ok(mut l) = self.last_blocks.lock() {
+            *l = Some(blocks.to_vec());
+        }
+        Ok(())
+    }
+
+    fn forget_blocks(&self) {
+        if let Ok(mut l) = self.last_blocks.lock() {
+            *l = None;
+        }
     }
 
     async fn finish_cycle(&self, cycle_id: &str, outcome: &str) -> Result<(), WorkerError> {
@@ -649,6 +701,7 @@ impl Worker {
             adv: self.market.adv(&symbols).await?,
             reference_closes,
             external_vol_scale: None,
+            assets: Some(self.market.assets(&symbols).await?),
         })
     }
 

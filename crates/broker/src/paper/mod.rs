@@ -470,18 +470,9 @@ impl MarketData for PaperBroker {
     }
 
     async fn assets(&self, symbols: &[Symbol]) -> Result<BTreeMap<Symbol, AssetFacts>, BrokerError> {
-        // The paper venue trades whole and fractional shares of every symbol it quotes.
         Ok(symbols
             .iter()
-            .filter(|s| universe::adv(s).is_some())
-            .map(|s| {
-                let facts = AssetFacts {
-                    tradable: true,
-                    fractionable: true,
-                    shortable: self.cfg.allow_short,
-                };
-                (s.clone(), facts)
-            })
+            .filter_map(|s| universe::asset_facts(s, self.cfg.allow_short).map(|f| (s.clone(), f)))
             .collect())
     }
 }

@@ -23,6 +23,7 @@
 //! kill switch stop risk-reducing orders too.
 
 pub mod adv_limit;
+pub mod broker_rules;
 pub mod buying_power;
 pub mod cooldown;
 pub mod cycle_limits;
@@ -44,6 +45,7 @@ pub mod suspicious_target_set;
 pub mod volatility_brake;
 
 pub use adv_limit::AdvLimit;
+pub use broker_rules::BrokerRules;
 pub use buying_power::BuyingPower;
 pub use cooldown::Cooldown;
 pub use cycle_limits::CycleLimits;
@@ -111,8 +113,10 @@ pub(crate) trait Guard {
 /// The per-order guards in pipeline order. Cheap, order-independent refusals
 /// come first so a doomed order costs little; guards that only shrink come
 /// next; guards that depend on what the cycle already accepted come last, so
-/// their totals only ever see quantities that will really be sent.
-pub(crate) fn per_order(g: &GuardsConfig) -> [&dyn Guard; 15] {
+/// their totals only ever see quantities that will really be sent. The
+/// broker-rules guard is last because it is the venue's view of the order
+/// as sent: a later cap could turn a whole quantity fractional again.
+pub(crate) fn per_order(g: &GuardsConfig) -> [&dyn Guard; 16] {
     [
         &g.stale_quote,
         &g.restricted_list,
@@ -129,6 +133,7 @@ pub(crate) fn per_order(g: &GuardsConfig) -> [&dyn Guard; 15] {
         &g.buying_power,
         &g.cycle_limits,
         &g.order_rate,
+        &g.broker_rules,
     ]
 }
 
