@@ -12,9 +12,10 @@ pub mod order;
 pub mod snapshot;
 pub mod symbol;
 pub mod target;
+pub mod valuation;
 
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use event::{Event, KillSource};
+pub use event::{Event, KillSource, ReconScope};
 pub use ids::client_order_id;
 pub use order::{Order, OrderStatus, OrderType, Side, TimeInForce};
 pub use snapshot::{AccountSnapshot, OpenOrder, Position, Quote};

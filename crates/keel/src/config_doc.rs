@@ -133,6 +133,18 @@ pub const DOCS: &[(&str, &str)] = &[
         "guards.suspicious_target_set.min_gross_weight",
         "Gross weight below which a set is near-empty.",
     ),
+    (
+        "guards.coverage.enabled",
+        "Block a target set whole when too much of it has no quote.",
+    ),
+    (
+        "guards.coverage.max_missing_weight",
+        "Share of a set's gross weight (0..1) that may lack quotes; 0 = every name must be priced.",
+    ),
+    (
+        "guards.coverage.max_listed",
+        "Unpriced symbols named in the block reason before \"and N more\".",
+    ),
     ("guards.market_hours.enabled", "Only trade inside NYSE sessions."),
     (
         "guards.market_hours.after_open_secs",
@@ -282,6 +294,10 @@ pub const DOCS: &[(&str, &str)] = &[
     ("guards.order_rate.enabled", "Throttle the order rate."),
     ("guards.order_rate.max_orders", "Maximum orders per window."),
     ("guards.order_rate.window_secs", "Length of the rolling window."),
+    (
+        "worker.queue_policy",
+        "\"newest\": a newer target set supersedes older queued ones; \"fifo\": trade them in turn.",
+    ),
     (
         "worker.stale_order_secs",
         "Working orders older than this are cancelled before re-planning.",

@@ -24,6 +24,8 @@ pub enum GuardId {
     StaleTargets,
     /// [`crate::guards::SuspiciousTargetSet`].
     SuspiciousTargetSet,
+    /// [`crate::guards::Coverage`].
+    Coverage,
     /// [`crate::guards::MarketHours`].
     MarketHours,
     /// [`crate::guards::StaleQuote`].
@@ -126,11 +128,13 @@ pub enum ReasonCode {
     MaxTurnover,
     /// Too many orders in the rolling rate window.
     OrderRate,
+    /// Too much of the target set's weight has no usable quote: the set is blocked whole.
+    IncompleteCoverage,
 }
 
 impl ReasonCode {
     /// Every reason code, for tests and documentation generators.
-    pub const ALL: [ReasonCode; 31] = [
+    pub const ALL: [ReasonCode; 32] = [
         ReasonCode::NonPositiveEquity,
         ReasonCode::AccountMismatch,
         ReasonCode::ArithmeticOverflow,
@@ -162,6 +166,7 @@ impl ReasonCode {
         ReasonCode::MaxOrdersPerCycle,
         ReasonCode::MaxTurnover,
         ReasonCode::OrderRate,
+        ReasonCode::IncompleteCoverage,
     ];
 
     /// The stable snake_case name (the same string serde writes).
@@ -198,6 +203,7 @@ impl ReasonCode {
             ReasonCode::MaxOrdersPerCycle => "max_orders_per_cycle",
             ReasonCode::MaxTurnover => "max_turnover",
             ReasonCode::OrderRate => "order_rate",
+            ReasonCode::IncompleteCoverage => "incomplete_coverage",
         }
     }
 }

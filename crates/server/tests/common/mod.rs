@@ -360,6 +360,7 @@ pub async fn seed(store: &dyn Store) -> Seeded {
             Event::Reconciled {
                 ok: true,
                 differences: vec![],
+                scope: None,
                 at: at(day, 20, 55),
             },
         )
