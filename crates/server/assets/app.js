@@ -15,7 +15,7 @@
   Array.prototype.forEach.call(document.querySelectorAll('header nav a'), function (a) {
     var h = a.getAttribute('href');
     // The all-accounts page is the same from every prefix.
-    if (h && h.charAt(0) === '/' && h !== '/accounts') a.setAttribute('href', BASE + h);
+    if (h && h.charAt(0) === '/' && h !== '/accounts') a.setAttribute('href', h === '/' && BASE ? BASE : BASE + h);
   });
 
   function $(id) { return document.getElementById(id); }
@@ -158,7 +158,7 @@
       var opts = a.accounts.map(function (x, i) {
         var o = el('option', x.id || '(default)');
         // The first account is also the root; named ones have their own prefix.
-        o.value = (x.base || '') + page;
+        o.value = page === '/' && x.base ? x.base : (x.base || '') + page;
         if ((x.base || '') === BASE || (BASE === '' && i === 0)) o.selected = true;
         return o;
       });
@@ -472,7 +472,7 @@
         var tr = el('tr');
         tr.dataset.account = x.id;
         var link = el('a', x.id || text(o.account_id));
-        link.href = (x.base || '') + '/';
+        link.href = x.base || '/';
         var td = el('td');
         td.appendChild(link);
         tr.appendChild(td);

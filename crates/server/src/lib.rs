@@ -267,7 +267,14 @@ pub fn router_for_accounts(
     }
     let (mut app, table) = root.unwrap_or_else(|| (Router::new(), Vec::new()));
     for (path, sub) in nested {
-        app = app.nest(&path, sub);
+        // The account's overview is `/a/<id>`; `/a/<id>/` is where people type.
+        let to = path.clone();
+        app = app
+            .route(
+                &format!("{path}/"),
+                axum::routing::get(move || async move { axum::response::Redirect::permanent(&to) }),
+            )
+            .nest(&path, sub);
     }
     let app = app
         .fallback(not_found)
