@@ -12,6 +12,7 @@ pub mod order;
 pub mod snapshot;
 pub mod symbol;
 pub mod target;
+pub mod text;
 pub mod valuation;
 
 pub use clock::{Clock, FixedClock, SystemClock};
@@ -21,5 +22,6 @@ pub use order::{Order, OrderStatus, OrderType, Side, TimeInForce};
 pub use snapshot::{AccountSnapshot, OpenOrder, Position, Quote};
 pub use symbol::{Symbol, SymbolError};
 pub use target::{Target, TargetSet};
+pub use text::log_safe;
 
 pub use rust_decimal::Decimal;

@@ -58,11 +58,9 @@ pub async fn print(env: Env, json: bool) -> Result<(), CliError> {
     let marks = keel_store::marks::recorded_marks(store.as_ref(), positions.keys(), &eods)
         .await
         .context("reading marks")?;
-    let v = valuation::mark(
-        cash,
-        positions.iter().map(|(s, p)| (s, p.qty, p.avg_cost)),
-        |s| marks.get(s).cloned(),
-    );
+    let v = valuation::mark(cash, positions.iter().map(|(s, p)| (s, p.qty, p.avg_cost)), |s| {
+        marks.get(s).cloned()
+    });
     let lines: Vec<PositionLine> = v
         .positions
         .iter()

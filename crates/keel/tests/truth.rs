@@ -37,7 +37,10 @@ fn set(id: &str, as_of: &str, weights: &[(&str, &str)]) -> String {
         .iter()
         .map(|(s, w)| format!("{{\"symbol\":\"{s}\",\"weight\":\"{w}\"}}"))
         .collect();
-    format!("{{\"id\":\"{id}\",\"as_of\":\"{as_of}\",\"targets\":[{}]}}", t.join(","))
+    format!(
+        "{{\"id\":\"{id}\",\"as_of\":\"{as_of}\",\"targets\":[{}]}}",
+        t.join(",")
+    )
 }
 
 fn submit(dir: &Path, name: &str, body: &str) {
@@ -143,7 +146,10 @@ fn status_eod_and_the_dashboard_agree_to_the_cent() {
     let after = "2026-11-24T21:10:00Z";
     ok(dir, after, &["cycle"]);
     let status = json(&ok(dir, after, &["status", "--json"]));
-    assert!(status["positions"].as_array().is_some_and(|p| p.len() == 4), "{status}");
+    assert!(
+        status["positions"].as_array().is_some_and(|p| p.len() == 4),
+        "{status}"
+    );
 
     let mut child = Killed(
         keel(dir, after, &["serve"])
@@ -157,7 +163,10 @@ fn status_eod_and_the_dashboard_agree_to_the_cent() {
         if let Some(b) = get(port, "/api/v1/overview") {
             break b;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "dashboard did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "dashboard did not start"
+        );
         if let Some(s) = child.0.try_wait().unwrap() {
             panic!("keel serve exited: {s:?}");
         }
@@ -182,7 +191,11 @@ fn status_eod_and_the_dashboard_agree_to_the_cent() {
         let st = status[status_key].as_str().unwrap().to_string();
         assert_eq!(st, cents(&overview[api_key]), "{status_key}: status vs dashboard");
         assert_eq!(st, cents(&snap[eod_key]), "{status_key}: status vs EOD snapshot");
-        assert_eq!(st, cents(&positions[api_key]), "{status_key}: status vs positions page");
+        assert_eq!(
+            st,
+            cents(&positions[api_key]),
+            "{status_key}: status vs positions page"
+        );
     }
     // Per position too: the same price and market value.
     for p in status["positions"].as_array().unwrap() {
@@ -193,10 +206,17 @@ fn status_eod_and_the_dashboard_agree_to_the_cent() {
             .iter()
             .find(|x| x["symbol"] == sym)
             .unwrap_or_else(|| panic!("{sym} missing from the dashboard"));
-        assert_eq!(p["market_value"].as_str().unwrap(), cents(&d["market_value"]), "{sym}");
+        assert_eq!(
+            p["market_value"].as_str().unwrap(),
+            cents(&d["market_value"]),
+            "{sym}"
+        );
         assert_eq!(p["price_source"], "eod", "{sym}: marked at the close");
         let qty = p["qty"].as_str().unwrap();
-        assert!(!qty.contains('.') || qty.len() < 12, "no long decimal tails: {qty}");
+        assert!(
+            !qty.contains('.') || qty.len() < 12,
+            "no long decimal tails: {qty}"
+        );
     }
     assert!(cents(&overview["equity"]) != "0.00");
 }

@@ -142,7 +142,9 @@ impl Timeline {
                 }
             }
             Ok(Event::TargetSetSuperseded {
-                target_set_id, by, at,
+                target_set_id,
+                by,
+                at,
             }) => {
                 if let Some(v) = self.sets.iter_mut().find(|v| v.id == target_set_id) {
                     v.superseded_by = Some(by);

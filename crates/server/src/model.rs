@@ -31,10 +31,10 @@ pub(crate) fn round(d: Decimal, dp: u32) -> Decimal {
 // The price rule and its types are keel_domain::valuation's, shared with
 // `keel status` and the EOD snapshot; the dashboard marks at the prices keel
 // recorded (keel_store::marks), since the store keeps no live quotes.
-pub use keel_domain::valuation::{Mark, PriceSource};
-pub(crate) use keel_store::marks::json_decimal;
 #[cfg(test)]
 use keel_domain::valuation::latest_recorded as choose_mark;
+pub use keel_domain::valuation::{Mark, PriceSource};
+pub(crate) use keel_store::marks::json_decimal;
 
 /// One held (or targeted) position, marked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -96,11 +96,9 @@ pub fn book(
 ) -> Book {
     // The one valuation (keel_domain::valuation::mark), so these totals are
     // the ones `keel status` and the EOD snapshot compute on the same state.
-    let v = keel_domain::valuation::mark(
-        cash,
-        positions.iter().map(|(s, p)| (s, p.qty, p.avg_cost)),
-        |s| marks.get(s).cloned(),
-    );
+    let v = keel_domain::valuation::mark(cash, positions.iter().map(|(s, p)| (s, p.qty, p.avg_cost)), |s| {
+        marks.get(s).cloned()
+    });
     let mut rows: Vec<PositionView> = v
         .positions
         .iter()

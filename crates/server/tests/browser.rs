@@ -10,8 +10,8 @@ mod common;
 
 use common::{expected, fmt2, seed, HOSTILE};
 use fantoccini::{Client, ClientBuilder, Locator};
-use keel_server::ServerConfig;
 use keel_domain::Event;
+use keel_server::ServerConfig;
 use keel_store::{FillFilter, OrderFilter, Store};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -245,7 +245,8 @@ async fn prehistory(store: &dyn Store) {
     for i in 0..EARLY_CYCLES {
         let cycle_id = format!("newer-alloc#{i}");
         let when = t("2025-12-01T15:00:00Z") + chrono::Duration::minutes(i as i64);
-        let detail = format!("target set \"newer-alloc\": 1 of 1 targeted symbols have no usable quote: ZZZ{i}");
+        let detail =
+            format!("target set \"newer-alloc\": 1 of 1 targeted symbols have no usable quote: ZZZ{i}");
         evs.push(Event::CycleStarted {
             cycle_id: cycle_id.clone(),
             target_set_id: "newer-alloc".into(),
@@ -374,11 +375,16 @@ async fn pages(c: &Client, base: &str, store: &dyn Store, seeded: &common::Seede
     .unwrap_or_else(|| panic!("no last-ok reconciliation time shown"));
     assert_eq!(shown, last_ok);
     assert!(
-        text(c, "reconciliation-ok-at").await.starts_with(&last_ok.format("%Y-%m-%d %H:%M:%S").to_string()),
+        text(c, "reconciliation-ok-at")
+            .await
+            .starts_with(&last_ok.format("%Y-%m-%d %H:%M:%S").to_string()),
         "readable time"
     );
     let scope = text(c, "reconciliation-scope").await;
-    assert!(scope.contains("compared cash") && scope.contains("6 symbol(s)"), "{scope}");
+    assert!(
+        scope.contains("compared cash") && scope.contains("6 symbol(s)"),
+        "{scope}"
+    );
     // The superseded target set is listed as such, with what superseded it.
     let sets = body_rows(c, "sets-body").await;
     let old = sets
@@ -386,7 +392,10 @@ async fn pages(c: &Client, base: &str, store: &dyn Store, seeded: &common::Seede
         .find(|r| r[0] == "old-alloc")
         .unwrap_or_else(|| panic!("superseded set not listed: {sets:?}"));
     assert_eq!(old[5], "superseded");
-    assert!(old[6].starts_with("newer-alloc at 2025-12-01 14:31:00"), "{old:?}");
+    assert!(
+        old[6].starts_with("newer-alloc at 2025-12-01 14:31:00"),
+        "{old:?}"
+    );
     assert_eq!(sets[0][0], "alloc-2026-01-12", "newest first");
     // The equity curve is drawn (the chart loads after the figures; wait for it).
     let mut px = 0;
@@ -559,7 +568,11 @@ async fn histogram_labels(c: &Client) {
     )
     .await;
     let hist = hist.as_array().cloned().unwrap_or_default();
-    let bars = js(c, "return JSON.parse(document.getElementById('slip-hist').dataset.bars || '[]');").await;
+    let bars = js(
+        c,
+        "return JSON.parse(document.getElementById('slip-hist').dataset.bars || '[]');",
+    )
+    .await;
     let bars = bars.as_array().cloned().unwrap_or_default();
     assert_eq!(bars.len(), hist.len(), "one bar per bucket");
     assert!(hist.len() >= 10, "{hist:?}");
@@ -570,7 +583,11 @@ async fn histogram_labels(c: &Client) {
     }
     let tallest = |v: &[Value], k: &str| {
         v.iter()
-            .max_by(|a, b| a[k].as_f64().unwrap_or(0.0).total_cmp(&b[k].as_f64().unwrap_or(0.0)))
+            .max_by(|a, b| {
+                a[k].as_f64()
+                    .unwrap_or(0.0)
+                    .total_cmp(&b[k].as_f64().unwrap_or(0.0))
+            })
             .map(|x| x["label"].clone())
     };
     assert_eq!(tallest(&bars, "value"), tallest(&hist, "count"));
@@ -589,7 +606,10 @@ async fn guard_filters(c: &Client, base: &str, seeded: &common::Seeded, total: u
     open(c, base, "/guards?symbol=XOM", "guards").await;
     let rows = body_rows(c, "guard-body").await;
     assert!(rows.iter().any(|r| r[1] == "XOM"), "{rows:?}");
-    assert!(rows.iter().all(|r| r[1] == "XOM" || r[3] == "plan_block"), "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r[1] == "XOM" || r[3] == "plan_block"),
+        "{rows:?}"
+    );
     // Guard: only that guard, and paging to the older cycles.
     open(c, base, "/guards?guard=coverage", "guards").await;
     let rows = body_rows(c, "guard-body").await;
@@ -611,7 +631,11 @@ async fn guard_filters(c: &Client, base: &str, seeded: &common::Seeded, total: u
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(older.len(), EARLY_CYCLES - 20, "older page: {older:?}");
-    assert_eq!(older.last().map(|r| r[1].as_str()), Some("newer-alloc#0"), "oldest last");
+    assert_eq!(
+        older.last().map(|r| r[1].as_str()),
+        Some("newer-alloc#0"),
+        "oldest last"
+    );
     // Unfiltered, the second page holds the rest of all cycles.
     open(c, base, "/guards", "guards").await;
     c.find(Locator::Id("guards-older"))
@@ -641,7 +665,10 @@ async fn several_accounts(c: &Client, base: &str, exp: &common::Expected) {
     assert_eq!(rows[1][0], "beta");
     assert_eq!(rows[0][1], fmt2(exp.equity));
     assert_eq!(rows[1][1], fmt2(Decimal::from(BETA_CASH)));
-    assert_eq!(exact(c, "total-equity").await, exp.equity + Decimal::from(BETA_CASH));
+    assert_eq!(
+        exact(c, "total-equity").await,
+        exp.equity + Decimal::from(BETA_CASH)
+    );
     assert_eq!(text(c, "total-killed").await, "1 engaged");
     screenshot(c, "accounts").await;
 
@@ -649,7 +676,11 @@ async fn several_accounts(c: &Client, base: &str, exp: &common::Expected) {
     assert_eq!(exact(c, "equity").await, Decimal::from(BETA_CASH));
     assert_eq!(text(c, "kill-switch").await, "released");
     assert_eq!(
-        js(c, "return document.querySelector('header nav a[href$=\"/positions\"]').getAttribute('href');").await,
+        js(
+            c,
+            "return document.querySelector('header nav a[href$=\"/positions\"]').getAttribute('href');"
+        )
+        .await,
         json!("/a/beta/positions"),
         "navigation stays in the account"
     );

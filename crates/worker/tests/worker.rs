@@ -482,14 +482,19 @@ async fn the_newest_target_set_supersedes_older_queued_ones() {
     run_until_quiet(&w).await;
     // Only the newest set was ever traded.
     let syms = ordered_symbols(&w).await;
-    assert_eq!(syms.into_iter().collect::<Vec<_>>(), vec!["MSFT".to_string(), "XOM".to_string()]);
+    assert_eq!(
+        syms.into_iter().collect::<Vec<_>>(),
+        vec!["MSFT".to_string(), "XOM".to_string()]
+    );
 
     // Audited once per superseded set, naming the newer one; replay-proof.
     let rows = w.worker.store().audit_page(0, 10_000).await.unwrap();
     let sup: Vec<(String, String)> = rows
         .iter()
         .filter_map(|r| match r.event() {
-            Ok(Event::TargetSetSuperseded { target_set_id, by, .. }) => Some((target_set_id, by)),
+            Ok(Event::TargetSetSuperseded {
+                target_set_id, by, ..
+            }) => Some((target_set_id, by)),
             _ => None,
         })
         .collect();
@@ -571,7 +576,14 @@ async fn a_set_mostly_without_quotes_is_blocked_whole() {
         .unwrap();
     let out = w.worker.cycle().await.unwrap();
     assert!(
-        matches!(out, CycleOutcome::Submitted { sent: 0, blocked: 500, .. }),
+        matches!(
+            out,
+            CycleOutcome::Submitted {
+                sent: 0,
+                blocked: 500,
+                ..
+            }
+        ),
         "{out:?}"
     );
     assert_eq!(broker_order_count(&w).await, 0, "nothing of the set traded");
@@ -607,7 +619,9 @@ async fn eod_values_with_the_one_valuation() {
     let eod = store.eod_snapshots().await.unwrap().remove(0);
     let positions = store.positions().await.unwrap();
     let symbols: Vec<Symbol> = positions.keys().cloned().collect();
-    let quotes = keel_broker::MarketData::quotes(w.paper.as_ref(), &symbols).await.unwrap();
+    let quotes = keel_broker::MarketData::quotes(w.paper.as_ref(), &symbols)
+        .await
+        .unwrap();
     let v = keel_domain::valuation::mark(
         store.cash().await.unwrap(),
         positions.iter().map(|(s, p)| (s, p.qty, p.avg_cost)),

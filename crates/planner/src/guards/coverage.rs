@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// The coverage guard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Coverage {
     /// Run the guard. Default `true`.
@@ -23,8 +23,10 @@ pub struct Coverage {
     /// lack a usable quote, as a fraction in [0, 1]. Default 0: every
     /// targeted symbol must be priced. Within the allowance the priced names
     /// trade and each unpriced one is refused on its own (missing quote).
+    #[schemars(range(min = 0, max = 1))]
     pub max_missing_weight: Decimal,
     /// Symbols named in the reason before "and N more". Default 10.
+    #[schemars(range(min = 1, max = 1000))]
     pub max_listed: usize,
 }
 
@@ -165,10 +167,7 @@ mod tests {
         assert!(detail.contains("90.00%"), "{detail}");
         assert!(detail.contains("S001, S002, S003"), "{detail}");
         assert!(detail.contains("and 440 more"), "{detail}");
-        assert!(plan
-            .decisions
-            .iter()
-            .all(|d| !d.is_sent()));
+        assert!(plan.decisions.iter().all(|d| !d.is_sent()));
     }
 
     #[test]
@@ -180,9 +179,16 @@ mod tests {
             .target("MSFT", "0")
             .quote("IBM", "0")
             .target("IBM", "0.1");
-        assert!(g.assess(&fx.targets, &fx.snapshot).is_some(), "IBM has no positive price");
+        assert!(
+            g.assess(&fx.targets, &fx.snapshot).is_some(),
+            "IBM has no positive price"
+        );
         let fx = fx.with(|f| f.targets.targets.retain(|t| t.symbol != sym("IBM")));
-        assert_eq!(g.assess(&fx.targets, &fx.snapshot), None, "MSFT exits, no exposure");
+        assert_eq!(
+            g.assess(&fx.targets, &fx.snapshot),
+            None,
+            "MSFT exits, no exposure"
+        );
         let off = Coverage {
             enabled: false,
             ..Coverage::default()
