@@ -24,6 +24,22 @@ pub enum KillSource {
     Automatic,
 }
 
+/// What one reconciliation compared: the store's cash and every symbol held
+/// on either side, within the configured tolerances.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconScope {
+    /// Symbols compared (held in the store, at the broker, or both).
+    pub symbols: u32,
+    /// The store's cash.
+    pub store_cash: Decimal,
+    /// The broker's cash.
+    pub broker_cash: Decimal,
+    /// Cash difference tolerated.
+    pub cash_tolerance: Decimal,
+    /// Share difference tolerated per symbol.
+    pub qty_tolerance: Decimal,
+}
+
 /// A state change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -148,11 +164,28 @@ pub enum Event {
         at: DateTime<Utc>,
     },
     /// The store's positions and cash were compared with the broker's.
+    /// Recorded on every trading cycle's reconciliation, agreeing or not, so
+    /// "when did keel last check" is in the log, not only mismatches.
     Reconciled {
         /// Whether they agreed within tolerance.
         ok: bool,
         /// Human-readable differences, empty when ok.
         differences: Vec<String>,
+        /// What was compared (absent in logs written before it was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scope: Option<ReconScope>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A queued (or partly executed) target set was closed because a newer
+    /// one was queued: each set is the whole portfolio, so only the newest is
+    /// traded. Working orders of the superseded set are left to the normal
+    /// stale-order handling of the next cycles.
+    TargetSetSuperseded {
+        /// The set closed.
+        target_set_id: String,
+        /// The newer set that replaces it.
+        by: String,
         /// When.
         at: DateTime<Utc>,
     },
@@ -208,6 +241,8 @@ impl Event {
             Event::Reconciled { at, .. } => format!("reconciled:{}", at.to_rfc3339()),
             Event::TradingBlocked { at, .. } => format!("trading-blocked:{}", at.to_rfc3339()),
             Event::EodSnapshot { date, .. } => format!("eod:{date}"),
+            // A set is superseded at most once, whatever superseded it.
+            Event::TargetSetSuperseded { target_set_id, .. } => format!("set-superseded:{target_set_id}"),
         }
     }
 
@@ -229,6 +264,7 @@ impl Event {
             Event::Reconciled { .. } => "reconciled",
             Event::TradingBlocked { .. } => "trading_blocked",
             Event::EodSnapshot { .. } => "eod_snapshot",
+            Event::TargetSetSuperseded { .. } => "target_set_superseded",
         }
     }
 
@@ -249,7 +285,8 @@ impl Event {
             | Event::KillSwitchReleased { at, .. }
             | Event::Reconciled { at, .. }
             | Event::TradingBlocked { at, .. }
-            | Event::EodSnapshot { at, .. } => *at,
+            | Event::EodSnapshot { at, .. }
+            | Event::TargetSetSuperseded { at, .. } => *at,
         }
     }
 }

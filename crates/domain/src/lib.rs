@@ -14,10 +14,11 @@ pub mod snapshot;
 pub mod symbol;
 pub mod target;
 pub mod text;
+pub mod valuation;
 
 pub use asset::AssetFacts;
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use event::{Event, KillSource};
+pub use event::{Event, KillSource, ReconScope};
 pub use ids::client_order_id;
 pub use order::{Order, OrderStatus, OrderType, Side, TimeInForce};
 pub use snapshot::{AccountSnapshot, OpenOrder, Position, Quote};

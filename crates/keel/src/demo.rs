@@ -95,9 +95,9 @@ pub async fn run(days: u32, seed: u64, dir: &Path, serve: bool) -> Result<(), Cl
             i + 1,
             sessions.len(),
             s.date,
-            last.map(|e| e.equity.round_dp(2).to_string()).unwrap_or_default(),
-            last.map(|e| e.day_pnl.round_dp(2).to_string()).unwrap_or_default(),
-            last.map(|e| e.gross_exposure.round_dp(2).to_string()).unwrap_or_default(),
+            last.map(|e| keel_domain::valuation::fmt_money(e.equity)).unwrap_or_default(),
+            last.map(|e| keel_domain::valuation::fmt_money(e.day_pnl)).unwrap_or_default(),
+            last.map(|e| keel_domain::valuation::fmt_money(e.gross_exposure)).unwrap_or_default(),
             fills.len()
         );
     }

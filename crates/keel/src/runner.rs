@@ -13,8 +13,9 @@
 //! standing by. On SIGINT/SIGTERM the current step finishes, the lease is
 //! released (so a standby takes over at once) and the process exits 0.
 //!
-//! The dashboard serves the first account. Its control API acts through
-//! that account's worker while this process holds the lease; otherwise it
+//! The dashboard serves every account (the first at the root, each under
+//! `/a/<id>/`, all together at `/accounts`). Each control API acts through
+//! its account's worker while this process holds the lease; otherwise it
 //! only records (kill switch, queued target sets) in the store, and the
 //! holder acts on it at its next step.
 
@@ -53,34 +54,48 @@ pub async fn run(envs: Vec<Env>) -> Result<(), CliError> {
         let backend = crate::stores::open(&env.cfg).await?;
         accounts.push((env, backend));
     }
-    let slot: Slot = Arc::new(RwLock::new(None));
+    // Every account is on the dashboard (the first at the root, each under
+    // /a/<id>/), each with its own control port over its own worker slot.
+    let slots: Vec<Slot> = accounts.iter().map(|_| Arc::new(RwLock::new(None))).collect();
     let server = {
-        let (env, backend) = &accounts[0];
+        let (env, _) = &accounts[0];
         let env2 = Env {
             cfg: env.cfg.clone(),
             clock: env.clock.clone(),
         };
-        let control = RunControl {
-            slot: slot.clone(),
-            store: backend.store(),
-            intake: env.cfg.intake.clone(),
-            clock: env.clock.clone(),
-        };
-        let store = backend.store();
+        let named = accounts.len() > 1;
+        let shown: Vec<(String, Arc<dyn Store>, RunControl)> = accounts
+            .iter()
+            .zip(&slots)
+            .map(|((env, backend), slot)| {
+                let control = RunControl {
+                    slot: slot.clone(),
+                    store: backend.store(),
+                    intake: env.cfg.intake.clone(),
+                    clock: env.clock.clone(),
+                };
+                let id = if named {
+                    env.cfg.account_id.clone()
+                } else {
+                    String::new()
+                };
+                (id, backend.store(), control)
+            })
+            .collect();
         let mut rx = stop_rx.clone();
         tokio::spawn(async move {
             let shutdown = async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             };
-            if let Err(e) = serve(&env2, store, control, shutdown).await {
+            if let Err(e) = serve(&env2, shown, shutdown).await {
                 tracing::error!(error = %e, "dashboard stopped");
             }
         })
     };
     tracing::info!(holder = %holder, accounts = accounts.len(), "keel run: starting");
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, (env, backend)) in accounts.into_iter().enumerate() {
-        let slot = (i == 0).then(|| slot.clone());
+    for ((env, backend), slot) in accounts.into_iter().zip(slots) {
+        let slot = Some(slot);
         tasks.spawn(account_loop(env, backend, holder.clone(), stop_rx.clone(), slot));
     }
     while let Some(r) = tasks.join_next().await {
@@ -365,18 +380,24 @@ impl ControlPort for RunControl {
     }
 }
 
-/// Serves the dashboard with `control` (when a token enables it) until `shutdown`.
+/// Serves the dashboard for every account in `shown` (id, store, control),
+/// with control when a token enables it, until `shutdown`.
 async fn serve(
     env: &Env,
-    store: Arc<dyn Store>,
-    control: RunControl,
+    shown: Vec<(String, Arc<dyn Store>, RunControl)>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), CliError> {
     let cfg = crate::serve::server_config(env)?;
-    let control: Option<Arc<dyn ControlPort>> = match &cfg.control_token {
-        Some(_) => Some(Arc::new(control)),
-        None => None,
-    };
+    let control_on = cfg.control_token.is_some();
+    let ids: Vec<String> = shown.iter().map(|(id, _, _)| id.clone()).collect();
+    let accounts: Vec<keel_server::Account> = shown
+        .into_iter()
+        .map(|(id, store, control)| keel_server::Account {
+            id,
+            store,
+            control: control_on.then(|| Arc::new(control) as Arc<dyn ControlPort>),
+        })
+        .collect();
     let metrics = match keel_server::install_metrics_recorder() {
         Ok(h) => Some(h),
         Err(e) => {
@@ -384,13 +405,22 @@ async fn serve(
             None
         }
     };
-    eprintln!(
-        "keel: dashboard on http://{}/ for account {} (control API {})",
-        cfg.bind,
-        env.cfg.account_id,
-        if control.is_some() { "on" } else { "off" }
-    );
-    keel_server::serve(cfg, store, control, metrics, shutdown)
+    if ids.len() > 1 {
+        eprintln!(
+            "keel: dashboard on http://{}/ for accounts {} (each under /a/<id>/, all at /accounts; control API {})",
+            cfg.bind,
+            ids.join(", "),
+            if control_on { "on" } else { "off" }
+        );
+    } else {
+        eprintln!(
+            "keel: dashboard on http://{}/ for account {} (control API {})",
+            cfg.bind,
+            env.cfg.account_id,
+            if control_on { "on" } else { "off" }
+        );
+    }
+    keel_server::serve_accounts(cfg, accounts, metrics, shutdown)
         .await
         .context("dashboard server")?;
     Ok(())

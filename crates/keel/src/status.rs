@@ -1,8 +1,10 @@
-//! `keel status`: what the store says, marked at the paper market's prices.
+//! `keel status`: what the store says, marked by the one valuation rule
+//! (`keel_domain::valuation`) at the prices keel recorded, as the dashboard does.
 
 use crate::commands::Env;
 use crate::error::{input, CliError};
 use anyhow::Context;
+use keel_domain::valuation::{self, money, PriceSource};
 use keel_domain::Decimal;
 use serde::Serialize;
 
@@ -13,6 +15,7 @@ struct PositionLine {
     qty: Decimal,
     avg_cost: Decimal,
     price: Decimal,
+    price_source: PriceSource,
     market_value: Decimal,
     weight: Decimal,
     unrealized_pnl: Decimal,
@@ -51,39 +54,37 @@ pub async fn print(env: Env, json: bool) -> Result<(), CliError> {
     let now = env.clock.now();
     let cash = store.cash().await.context("reading cash")?;
     let positions = store.positions().await.context("reading positions")?;
-    let mut lines = Vec::new();
-    let (mut gross, mut net) = (Decimal::ZERO, Decimal::ZERO);
-    for (sym, p) in &positions {
-        let price = keel_broker::universe::quote(env.cfg.paper.seed, sym, now)
-            .map(|q| q.reference())
-            .unwrap_or(p.avg_cost);
-        let mv = p.qty * price;
-        gross += mv.abs();
-        net += mv;
-        lines.push(PositionLine {
-            symbol: sym.to_string(),
-            qty: p.qty,
-            avg_cost: p.avg_cost,
-            price,
-            market_value: mv.round_dp(2),
-            weight: Decimal::ZERO,
-            unrealized_pnl: ((price - p.avg_cost) * p.qty).round_dp(2),
-        });
-    }
-    let equity = cash + net;
-    for l in &mut lines {
-        if equity > Decimal::ZERO {
-            l.weight = (l.market_value / equity).round_dp(4);
-        }
-    }
+    let eods = store.eod_snapshots().await.context("reading snapshots")?;
+    // The one valuation, at the prices keel recorded (latest fill or close),
+    // exactly as the dashboard marks: see keel_domain::valuation.
+    let marks = keel_store::marks::recorded_marks(store.as_ref(), positions.keys(), &eods)
+        .await
+        .context("reading marks")?;
+    let v = valuation::mark(cash, positions.iter().map(|(s, p)| (s, p.qty, p.avg_cost)), |s| {
+        marks.get(s).cloned()
+    });
+    let lines: Vec<PositionLine> = v
+        .positions
+        .iter()
+        .map(|p| PositionLine {
+            symbol: p.symbol.to_string(),
+            qty: valuation::plain(p.qty),
+            avg_cost: valuation::plain(p.avg_cost),
+            price: valuation::plain(p.mark.price),
+            price_source: p.mark.source,
+            market_value: money(p.market_value),
+            weight: v.weight(p.market_value).unwrap_or_default(),
+            unrealized_pnl: money(p.unrealized_pnl),
+        })
+        .collect();
     let status = Status {
         account_id: env.cfg.account_id.clone(),
         venue: env.cfg.broker.mode().label(),
         as_of: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        cash,
-        equity: equity.round_dp(2),
-        gross_exposure: gross.round_dp(2),
-        net_exposure: net.round_dp(2),
+        cash: money(v.cash),
+        equity: money(v.equity),
+        gross_exposure: money(v.gross),
+        net_exposure: money(v.net),
         positions: lines,
         open_orders: store.open_orders().await.context("reading orders")?.len(),
         kill_switch: store.kill_switch().await.context("reading the kill switch")?,
@@ -100,7 +101,7 @@ pub async fn print(env: Env, json: bool) -> Result<(), CliError> {
             .into_iter()
             .map(|s| s.id)
             .collect(),
-        eod_snapshots: store.eod_snapshots().await.context("reading snapshots")?.len(),
+        eod_snapshots: eods.len(),
         audit_events: store.audit_head().await.context("reading the audit log")?.0,
     };
     if json {
@@ -142,16 +143,17 @@ pub async fn print(env: Env, json: bool) -> Result<(), CliError> {
     );
     if !status.positions.is_empty() {
         println!(
-            "\n{:<12} {:>10} {:>10} {:>10} {:>14} {:>8} {:>12}",
-            "symbol", "qty", "avg", "price", "value", "weight", "unrl pnl"
+            "\n{:<12} {:>10} {:>10} {:>10} {:>5} {:>14} {:>8} {:>12}",
+            "symbol", "qty", "avg", "price", "from", "value", "weight", "unrl pnl"
         );
         for p in &status.positions {
             println!(
-                "{:<12} {:>10} {:>10} {:>10} {:>14} {:>8} {:>12}",
+                "{:<12} {:>10} {:>10} {:>10} {:>5} {:>14} {:>8} {:>12}",
                 p.symbol,
                 p.qty,
-                p.avg_cost.round_dp(2),
+                money(p.avg_cost),
                 p.price,
+                source_label(p.price_source),
                 p.market_value,
                 p.weight,
                 p.unrealized_pnl
@@ -159,4 +161,15 @@ pub async fn print(env: Env, json: bool) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// A short column label for a mark's origin.
+fn source_label(s: PriceSource) -> &'static str {
+    match s {
+        PriceSource::Quote => "quote",
+        PriceSource::Fill => "fill",
+        PriceSource::Eod => "close",
+        PriceSource::Cost => "cost",
+        PriceSource::Unknown => "-",
+    }
 }

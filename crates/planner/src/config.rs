@@ -6,7 +6,7 @@
 //! than a silently ignored limit.
 
 use crate::guards::{
-    AdvLimit, BrokerRules, BuyingPower, Cooldown, CycleLimits, ExposureLimits, KillSwitch, MarketHours,
+    AdvLimit, BrokerRules, BuyingPower, Cooldown, Coverage, CycleLimits, ExposureLimits, KillSwitch, MarketHours,
     MaxOrderSize, MaxPositionWeight, NoTradeBand, OpenOrderGuard, OrderRateThrottle, PositionExistence,
     PriceCollar, ReplayedTargetSet, RestrictedList, StaleQuote, StaleTargets, SuspiciousTargetSet,
     VolatilityBrake,
@@ -62,6 +62,8 @@ pub struct GuardsConfig {
     pub stale_targets: StaleTargets,
     /// Near-empty or malformed target sets.
     pub suspicious_target_set: SuspiciousTargetSet,
+    /// A set too much of which has no quote is blocked whole.
+    pub coverage: Coverage,
     /// NYSE hours and buffers.
     pub market_hours: MarketHours,
     /// Missing and stale quotes.
@@ -172,6 +174,14 @@ impl RiskConfig {
             "guards.suspicious_target_set.min_gross_weight",
             g.suspicious_target_set.min_gross_weight,
         );
+        let c = g.coverage.max_missing_weight;
+        if c < Decimal::ZERO || c > one {
+            p.push(ConfigProblem {
+                field: "guards.coverage.max_missing_weight",
+                value: c.to_string(),
+                expected: "a fraction of the set's gross weight between 0 and 1",
+            });
+        }
         let bps = self.planner.limit_offset_bps;
         if bps <= -crate::num::BPS || bps >= crate::num::BPS {
             p.push(ConfigProblem {

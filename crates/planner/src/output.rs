@@ -24,6 +24,8 @@ pub enum GuardId {
     StaleTargets,
     /// [`crate::guards::SuspiciousTargetSet`].
     SuspiciousTargetSet,
+    /// [`crate::guards::Coverage`].
+    Coverage,
     /// [`crate::guards::MarketHours`].
     MarketHours,
     /// [`crate::guards::StaleQuote`].
@@ -139,11 +141,13 @@ pub enum ReasonCode {
     ShortNotAllowed,
     /// The order could cross the account's own resting order on the other side.
     PotentialWashTrade,
+    /// Too much of the target set's weight has no usable quote: the set is blocked whole.
+    IncompleteCoverage,
 }
 
 impl ReasonCode {
     /// Every reason code, for tests and documentation generators.
-    pub const ALL: [ReasonCode; 36] = [
+    pub const ALL: [ReasonCode; 37] = [
         ReasonCode::NonPositiveEquity,
         ReasonCode::AccountMismatch,
         ReasonCode::ArithmeticOverflow,
@@ -180,6 +184,7 @@ impl ReasonCode {
         ReasonCode::FractionalNotAllowed,
         ReasonCode::ShortNotAllowed,
         ReasonCode::PotentialWashTrade,
+        ReasonCode::IncompleteCoverage,
     ];
 
     /// The stable snake_case name (the same string serde writes).
@@ -221,6 +226,7 @@ impl ReasonCode {
             ReasonCode::FractionalNotAllowed => "fractional_not_allowed",
             ReasonCode::ShortNotAllowed => "short_not_allowed",
             ReasonCode::PotentialWashTrade => "potential_wash_trade",
+            ReasonCode::IncompleteCoverage => "incomplete_coverage",
         }
     }
 }

@@ -902,6 +902,7 @@ fn whole_plan_blocks(
         g.replayed_target_set.assess(input.targets, input.state),
         g.stale_targets.assess(input.targets, input.now),
         g.suspicious_target_set.assess(input.targets, dupes),
+        g.coverage.assess(input.targets, input.snapshot),
         equity_block,
         g.market_hours.assess(input.now),
     ]

@@ -173,6 +173,9 @@ fn config() -> impl Strategy<Value = RiskConfig> {
             cfg.planner.limit_offset_bps = a.3;
             cfg.planner.time_in_force = if a.4 { TimeInForce::Day } else { TimeInForce::Ioc };
             let g = &mut cfg.guards;
+            // Worlds price only some targets on purpose; half the set may be
+            // unpriced before the whole-set coverage block, so both paths run.
+            g.coverage.max_missing_weight = rust_decimal::Decimal::new(5, 1);
             g.exposure.max_gross = b.0;
             g.exposure.max_net = b.1;
             g.no_trade_band.min_weight = b.2;

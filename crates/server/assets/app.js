@@ -9,6 +9,14 @@
   var PAGE = body.dataset.page;
   var REFRESH_MS = Math.max(1, Number(body.dataset.refresh) || 5) * 1000;
   var BLUE = '#2563eb';
+  // With several accounts each one's pages and API live under /a/<id>; the
+  // root is the first account. Every fetch and nav link stays in this prefix.
+  var BASE = (location.pathname.match(/^\/a\/[A-Za-z0-9_.-]+/) || [''])[0];
+  Array.prototype.forEach.call(document.querySelectorAll('header nav a'), function (a) {
+    var h = a.getAttribute('href');
+    // The all-accounts page is the same from every prefix.
+    if (h && h.charAt(0) === '/' && h !== '/accounts') a.setAttribute('href', h === '/' && BASE ? BASE : BASE + h);
+  });
 
   function $(id) { return document.getElementById(id); }
 
@@ -99,6 +107,7 @@
   }
 
   function getJSON(url) {
+    url = BASE + url;
     return fetch(url, { headers: { Accept: 'application/json' }, cache: 'no-store' }).then(function (r) {
       if (!r.ok) {
         return r.json().then(function (b) { throw new Error(url + ': ' + (b && b.error ? b.error : r.status)); },
@@ -133,6 +142,29 @@
     if (c) c.addEventListener('click', function () {
       names.forEach(function (n) { var e = $('f-' + n); if (e) e.value = ''; });
       onChange();
+    });
+  }
+
+  var accountsLoaded = false;
+  // The account switcher: filled once; choosing one opens the same page there.
+  function accountSwitcher() {
+    if (accountsLoaded) return Promise.resolve();
+    return getJSON('/api/v1/accounts').then(function (a) {
+      accountsLoaded = true;
+      var sel = $('hdr-account');
+      if (!sel) return;
+      var page = location.pathname.slice(BASE.length) || '/';
+      if (page === '/accounts') page = '/';
+      var opts = a.accounts.map(function (x, i) {
+        var o = el('option', x.id || '(default)');
+        // The first account is also the root; named ones have their own prefix.
+        o.value = page === '/' && x.base ? x.base : (x.base || '') + page;
+        if ((x.base || '') === BASE || (BASE === '' && i === 0)) o.selected = true;
+        return o;
+      });
+      sel.replaceChildren.apply(sel, opts);
+      sel.dataset.count = String(a.accounts.length);
+      sel.addEventListener('change', function () { location.href = sel.value; });
     });
   }
 
@@ -179,6 +211,20 @@
       var r = o.reconciliation;
       put('reconciliation', r ? (r.ok ? 'ok' : 'MISMATCH') : 'not yet', r ? String(r.ok) : '');
       put('reconciliation-detail', r ? time(r.at) + (r.ok ? '' : ' · ' + r.differences.join('; ')) : '');
+      var ok = o.last_ok_reconciliation;
+      put('reconciliation-ok-at', ok ? time(ok.at) : 'none in the recent log', ok ? ok.at : '');
+      var sc = ok && ok.scope;
+      put('reconciliation-scope', sc ? 'compared cash (store ' + money(sc.store_cash) + ', broker ' + money(sc.broker_cash) +
+        ', tolerance ' + money(sc.cash_tolerance) + ') and ' + sc.symbols + ' symbol(s) (share tolerance ' + qty(sc.qty_tolerance) + ')' : '');
+      fill('sets-body', o.target_sets, [
+        [function (t) { return t.id; }, 'mono'],
+        [function (t) { return time(t.as_of); }],
+        [function (t) { return time(t.queued_at); }],
+        [function (t) { return String(t.targets); }, 'num'],
+        [function (t) { return pct(t.gross_weight); }, 'num'],
+        [function (t) { return t.status; }, 'status'],
+        [function (t) { return t.superseded_by ? t.superseded_by + ' at ' + time(t.superseded_at) : '—'; }, 'mono']
+      ], 'no target set in the recent log');
       put('audit-seq', String(o.audit_seq), o.audit_seq);
       put('account-id', text(o.account_id));
       if (o.audit_seq !== lastEodSeq) {
@@ -283,7 +329,7 @@
       KeelChart.bars($('slip-hist'), {
         labels: s.histogram.map(function (b) { return b.label; }),
         values: s.histogram.map(function (b) { return b.count; }),
-        color: BLUE, negColor: BLUE
+        color: BLUE, negColor: BLUE, everyLabel: true
       });
       KeelChart.bars($('slip-daily'), {
         labels: s.per_day.map(function (g) { return g.key; }),
@@ -320,8 +366,18 @@
     });
   }
 
+  var guardOffset = 0;
+  var guardNext = null;
+
   function guards() {
-    return getJSON('/api/v1/guard-decisions?limit=20').then(function (g) {
+    var q = filters(['day', 'symbol', 'guard']);
+    var url = '/api/v1/guard-decisions' + (q ? q + '&' : '?') + 'limit=20&offset=' + guardOffset;
+    return getJSON(url).then(function (g) {
+      guardNext = g.next_offset;
+      $('guards-older').disabled = g.next_offset === null;
+      $('guards-newer').disabled = guardOffset === 0;
+      put('guards-range', g.cycles.length ? 'cycles ' + (guardOffset + 1) + '–' + (guardOffset + g.cycles.length) + ' (newest first)' +
+        (g.scan_truncated ? ', older than ' + g.scanned + ' cycles not searched' : '') : 'no matching cycles', String(guardOffset));
       var cycles = g.cycles;
       fill('cycles-body', cycles, [
         [function (c) { return time(c.cycle.started_at); }],
@@ -407,14 +463,52 @@
     $('audit-newest').addEventListener('click', function () { auditAfter = null; run(); });
   }
 
-  var pages = { overview: overview, positions: positions, orders: orders, slippage: slippage, eod: eod, guards: guards, audit: audit };
+  function accounts() {
+    return getJSON('/api/v1/accounts').then(function (a) {
+      if (a.accounts.length) header(a.accounts[0].overview);
+      var tb = $('accounts-body');
+      var rows = a.accounts.map(function (x) {
+        var o = x.overview;
+        var tr = el('tr');
+        tr.dataset.account = x.id;
+        var link = el('a', x.id || text(o.account_id));
+        link.href = x.base || '/';
+        var td = el('td');
+        td.appendChild(link);
+        tr.appendChild(td);
+        [[money(o.equity), o.equity], [money(o.cash), o.cash], [money(o.gross_exposure), o.gross_exposure],
+          [money(o.net_exposure), o.net_exposure], [money(o.unrealized_pnl), o.unrealized_pnl], [money(o.day_pnl), o.day_pnl],
+          [String(o.positions), o.positions], [String(o.open_orders), o.open_orders]].forEach(function (c) {
+          var d = el('td', c[0], 'num');
+          d.dataset.value = c[1] === null ? '' : String(c[1]);
+          tr.appendChild(d);
+        });
+        tr.appendChild(el('td', o.kill_switch.engaged ? 'ENGAGED' : 'released'));
+        tr.appendChild(el('td', o.last_cycle ? text(o.last_cycle.outcome) + ' · ' + time(o.last_cycle.started_at) : '—'));
+        return tr;
+      });
+      tb.replaceChildren.apply(tb, rows);
+      var t = a.total;
+      put('total-equity', money(t.equity), t.equity);
+      put('total-cash', money(t.cash), t.cash);
+      put('total-gross', money(t.gross_exposure), t.gross_exposure);
+      put('total-net', money(t.net_exposure), t.net_exposure);
+      put('total-unrealized', money(t.unrealized_pnl), t.unrealized_pnl);
+      put('total-day-pnl', money(t.day_pnl), t.day_pnl);
+      put('total-positions', String(t.positions), t.positions);
+      put('total-open-orders', String(t.open_orders), t.open_orders);
+      put('total-killed', t.killed ? t.killed + ' engaged' : 'none engaged', t.killed);
+    });
+  }
+
+  var pages = { accounts: accounts, overview: overview, positions: positions, orders: orders, slippage: slippage, eod: eod, guards: guards, audit: audit };
 
   var timer = null;
   function run() {
     if (timer) clearTimeout(timer);
     var page = pages[PAGE] || function () { return Promise.resolve(); };
-    var jobs = [page()];
-    if (PAGE !== 'overview') jobs.push(getJSON('/api/v1/overview').then(header));
+    var jobs = [page(), accountSwitcher()];
+    if (PAGE !== 'overview' && PAGE !== 'accounts') jobs.push(getJSON('/api/v1/overview').then(header));
     Promise.all(jobs).then(function () {
       put('error', '');
       $('error').hidden = true;
@@ -430,6 +524,11 @@
 
   if (PAGE === 'orders') initFilters(['day', 'symbol', 'status'], run);
   if (PAGE === 'slippage') initFilters(['day', 'symbol'], run);
+  if (PAGE === 'guards') {
+    initFilters(['day', 'symbol', 'guard'], function () { guardOffset = 0; run(); });
+    $('guards-older').addEventListener('click', function () { if (guardNext !== null) { guardOffset = guardNext; run(); } });
+    $('guards-newer').addEventListener('click', function () { guardOffset = Math.max(0, guardOffset - 20); run(); });
+  }
   if (PAGE === 'audit') initAudit();
   run();
 })();

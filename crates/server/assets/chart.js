@@ -11,7 +11,7 @@
 
   // Sizes the backing store to the element's CSS size and device pixel
   // ratio, so lines are crisp on high-DPI screens. Returns drawing metrics.
-  function setup(canvas) {
+  function setup(canvas, extraBottom) {
     var dpr = global.devicePixelRatio || 1;
     var w = canvas.clientWidth || canvas.width;
     var h = canvas.clientHeight || canvas.height;
@@ -21,7 +21,8 @@
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, w, h);
     ctx.font = FONT;
-    return { ctx: ctx, w: w, h: h, pw: w - PAD.l - PAD.r, ph: h - PAD.t - PAD.b };
+    var b = PAD.b + (extraBottom || 0);
+    return { ctx: ctx, w: w, h: h, pw: w - PAD.l - PAD.r, ph: h - PAD.t - b };
   }
 
   // "Nice" tick step (1, 2 or 5 × 10^k) giving about `n` ticks over span.
@@ -121,17 +122,47 @@
     });
   }
 
-  // Bar chart. opts: {labels, values, color, negColor}
+  // Every label centred under its own bar (a histogram's buckets must all
+  // be named, and each under the bar it counts): in one row when they fit,
+  // else alternating between two rows, so neighbours never overlap.
+  // Returns where each label went.
+  function barLabels(m, labels, x, slot) {
+    var ctx = m.ctx;
+    ctx.fillStyle = AXIS;
+    ctx.textBaseline = 'top';
+    ctx.textAlign = 'center';
+    var widest = 0;
+    labels.forEach(function (l) { widest = Math.max(widest, ctx.measureText(String(l)).width); });
+    var rows = widest + 6 <= slot ? 1 : 2;
+    return labels.map(function (l, i) {
+      var row = rows === 1 ? 0 : i % 2;
+      var ly = PAD.t + m.ph + 6 + row * 14;
+      ctx.fillText(String(l), x(i), ly);
+      return { label: String(l), x: x(i), row: row };
+    });
+  }
+
+  // Bar chart. opts: {labels, values, color, negColor, everyLabel}. The
+  // drawn geometry (each bar's centre and value, each label's centre) is
+  // left in the canvas's data-bars attribute for tests and tools.
   function bars(canvas, opts) {
-    var m = setup(canvas);
     var vals = (opts.values || []).map(Number);
     var n = vals.length;
-    if (n === 0) return empty(m, opts.emptyText);
+    var labels = opts.labels || [];
+    var m = setup(canvas, opts.everyLabel ? 14 : 0);
+    if (n === 0) { canvas.dataset.bars = '[]'; return empty(m, opts.emptyText); }
     var y = yAxis(m, Math.min(0, Math.min.apply(null, vals)), Math.max(0, Math.max.apply(null, vals)));
     var slot = m.pw / n;
     var bw = Math.max(1, slot * 0.8);
     var x = function (i) { return PAD.l + slot * i + slot / 2; };
-    xLabels(m, opts.labels || [], x);
+    var placed = opts.everyLabel ? barLabels(m, labels, x, slot) : (xLabels(m, labels, x), null);
+    canvas.dataset.bars = JSON.stringify(vals.map(function (v, i) {
+      return {
+        value: v, x: x(i), width: bw,
+        label: placed ? placed[i].label : (labels[i] === undefined ? null : String(labels[i])),
+        labelX: placed ? placed[i].x : null
+      };
+    }));
     var ctx = m.ctx;
     vals.forEach(function (v, i) {
       if (!isFinite(v)) return;

@@ -113,6 +113,8 @@ fn overview_at(core: &Core, now: DateTime<Utc>) -> Overview {
         market: model::market_status(now),
         last_cycle: core.last_cycle.clone(),
         reconciliation: core.reconciliation.clone(),
+        last_ok_reconciliation: core.last_ok_reconciliation.clone(),
+        target_sets: core.target_sets.clone(),
         eod_count: core.eod.len(),
         last_eod_date: core.eod.last().map(|e| e.date),
         audit_seq: core.seq,
@@ -284,16 +286,165 @@ pub(crate) async fn cycles(
     }))
 }
 
-/// `GET /api/v1/guard-decisions?limit=`: the latest cycles with every block
-/// and resize (what was stopped or shrunk, by which guard, and why).
+/// Query of `GET /api/v1/guard-decisions`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct GuardQuery {
+    limit: Option<String>,
+    offset: Option<String>,
+    day: Option<String>,
+    symbol: Option<String>,
+    guard: Option<String>,
+}
+
+/// Response of `GET /api/v1/guard-decisions`.
+#[derive(Debug, Serialize)]
+pub(crate) struct GuardDecisionsResponse {
+    cycles: Vec<CycleDecisions>,
+    /// Matching cycles skipped (newest first) before this page.
+    offset: u32,
+    /// The `offset` of the next (older) page; `None` when this is the last one.
+    next_offset: Option<u32>,
+    /// Cycles examined, from the newest.
+    scanned: usize,
+    /// True when the scan stopped at its bound: older cycles were not examined.
+    scan_truncated: bool,
+}
+
+/// Cycles examined per guard-decisions request, newest first: paging and
+/// filters reach this far back.
+const GUARD_SCAN: u32 = 10_000;
+
+/// `GET /api/v1/guard-decisions?limit=&offset=&day=&symbol=&guard=`: cycles,
+/// newest first, with every block and resize (what was stopped or shrunk, by
+/// which guard, and why). `day` keeps cycles started that UTC day; `symbol`
+/// and `guard` keep the actions on that symbol (whole-plan blocks concern
+/// every symbol, so they stay) or by that guard, and the cycles with any left.
+/// `offset` pages back past the newest cycles.
 pub(crate) async fn guard_decisions(
     State(state): State<AppState>,
-    Query(q): Query<CyclesQuery>,
-) -> Result<Json<CyclesResponse>, ApiError> {
+    Query(q): Query<GuardQuery>,
+) -> Result<Json<GuardDecisionsResponse>, ApiError> {
     let limit = parse_limit("limit", &q.limit, DEFAULT_CYCLES, MAX_CYCLES)?;
-    Ok(Json(CyclesResponse {
-        cycles: cycle_list(&state, limit, true).await?,
+    let offset = match parse_u64("offset", &q.offset)? {
+        Some(o) if o > u64::from(GUARD_SCAN) => {
+            return Err(ApiError::bad_param(
+                "offset",
+                &o.to_string(),
+                format!("must be at most {GUARD_SCAN}"),
+            ))
+        }
+        Some(o) => u32::try_from(o).unwrap_or(0),
+        None => 0,
+    };
+    let day = parse_day(&q.day)?;
+    let symbol = parse_symbol(&q.symbol)?.map(|s| s.to_string());
+    let guard = present(&q.guard).map(str::to_string);
+    let filtered = symbol.is_some() || guard.is_some();
+    // The cycle list is newest first and cheap; decisions are read only for
+    // cycles on the requested day.
+    let cycles = state.store().cycles(GUARD_SCAN).await?;
+    let scan_truncated = cycles.len() as u64 >= u64::from(GUARD_SCAN);
+    let (mut out, mut matched, mut scanned, mut more) = (Vec::new(), 0u32, 0usize, false);
+    for c in cycles {
+        scanned += 1;
+        if day.is_some_and(|d| c.started_at.date_naive() != d) {
+            continue;
+        }
+        let plan = state.store().guard_decisions(&c.cycle_id).await?;
+        let mut d = CycleDecisions::from_plan(c, plan.as_ref());
+        if filtered {
+            d.actions.retain(|a| {
+                symbol
+                    .as_ref()
+                    .is_none_or(|s| a.action == "plan_block" || a.symbol.as_deref() == Some(s))
+                    && guard.as_ref().is_none_or(|g| a.guard.as_deref() == Some(g))
+            });
+            if d.actions.is_empty() {
+                continue;
+            }
+        }
+        matched += 1;
+        if matched <= offset {
+            continue;
+        }
+        if out.len() as u32 == limit {
+            more = true;
+            break;
+        }
+        out.push(d);
+    }
+    Ok(Json(GuardDecisionsResponse {
+        cycles: out,
+        offset,
+        next_offset: more.then(|| offset + limit),
+        scanned,
+        scan_truncated,
     }))
+}
+
+/// One account in `GET /api/v1/accounts`.
+#[derive(Debug, Serialize)]
+pub(crate) struct AccountEntry {
+    /// The configured id (the store's account id for an unnamed store).
+    id: String,
+    /// Path prefix of its own dashboard and API ("" for the root).
+    base: String,
+    /// Its overview.
+    overview: Overview,
+}
+
+/// Sums over every account.
+#[derive(Debug, Serialize, Default)]
+pub(crate) struct AccountsTotal {
+    equity: rust_decimal::Decimal,
+    cash: rust_decimal::Decimal,
+    gross_exposure: rust_decimal::Decimal,
+    net_exposure: rust_decimal::Decimal,
+    unrealized_pnl: rust_decimal::Decimal,
+    /// Σ day P&L of the accounts that have one.
+    day_pnl: rust_decimal::Decimal,
+    positions: usize,
+    open_orders: usize,
+    /// Accounts whose kill switch is engaged.
+    killed: usize,
+}
+
+/// Response of `GET /api/v1/accounts`.
+#[derive(Debug, Serialize)]
+pub(crate) struct AccountsResponse {
+    accounts: Vec<AccountEntry>,
+    total: AccountsTotal,
+}
+
+/// `GET /api/v1/accounts`: every configured account's overview, and their sum.
+pub(crate) async fn accounts(State(state): State<AppState>) -> Result<Json<AccountsResponse>, ApiError> {
+    let now = Utc::now();
+    let mut accounts = Vec::new();
+    let mut total = AccountsTotal::default();
+    for p in state.peers().iter() {
+        let core = p.cache.core().await?;
+        let o = overview_at(&core, now);
+        total.equity += o.equity;
+        total.cash += o.cash;
+        total.gross_exposure += o.gross_exposure;
+        total.net_exposure += o.net_exposure;
+        total.unrealized_pnl += o.unrealized_pnl;
+        total.day_pnl += o.day_pnl.unwrap_or_default();
+        total.positions += o.positions;
+        total.open_orders += o.open_orders;
+        total.killed += usize::from(o.kill_switch.engaged);
+        let id = if p.id.is_empty() {
+            o.account_id.clone().unwrap_or_default()
+        } else {
+            p.id.clone()
+        };
+        accounts.push(AccountEntry {
+            id,
+            base: p.base.clone(),
+            overview: o,
+        });
+    }
+    Ok(Json(AccountsResponse { accounts, total }))
 }
 
 /// Response of `GET /api/v1/cycles/{cycle_id}/decisions`.

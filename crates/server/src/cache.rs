@@ -19,7 +19,7 @@ use keel_store::{
     AccountRow, ChainReport, CycleRow, FillFilter, KillState, OrderFilter, ReconciliationRow, Store,
     StoreError,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -66,6 +66,10 @@ pub struct Core {
     pub open_orders: usize,
     /// Latest reconciliation.
     pub reconciliation: Option<ReconciliationRow>,
+    /// Latest reconciliation that agreed (from the recent log).
+    pub last_ok_reconciliation: Option<model::ReconOk>,
+    /// Recently queued target sets, newest first.
+    pub target_sets: Vec<model::TargetSetView>,
     /// Every EOD snapshot, oldest first.
     pub eod: Arc<Vec<EodView>>,
 }
@@ -95,6 +99,63 @@ struct TargetScan {
     latest: Option<TargetSet>,
 }
 
+/// Target sets listed on the overview.
+const RECENT_SETS: usize = 10;
+
+/// What the recent log says, folded forward as the head moves: the last
+/// agreeing reconciliation and the recently queued target sets. Derived
+/// from events only, so it is what replaying the log gives.
+#[derive(Debug, Default)]
+struct Timeline {
+    /// Head sequence and hash folded up to.
+    head: Option<(u64, String)>,
+    last_ok: Option<model::ReconOk>,
+    /// Newest last; at most [`RECENT_SETS`].
+    sets: Vec<model::TargetSetView>,
+}
+
+impl Timeline {
+    fn fold(&mut self, row: &keel_store::AuditRow) {
+        if !matches!(
+            row.kind.as_str(),
+            "reconciled" | "target_set_queued" | "target_set_superseded"
+        ) {
+            return;
+        }
+        match row.event() {
+            Ok(Event::Reconciled {
+                ok: true, scope, at, ..
+            }) => self.last_ok = Some(model::ReconOk { at, scope }),
+            Ok(Event::TargetSetQueued { set, at }) => {
+                self.sets.push(model::TargetSetView {
+                    id: set.id.clone(),
+                    as_of: set.as_of,
+                    queued_at: at,
+                    targets: set.targets.len(),
+                    gross_weight: set.gross(),
+                    status: "queued".into(),
+                    superseded_by: None,
+                    superseded_at: None,
+                });
+                if self.sets.len() > RECENT_SETS {
+                    self.sets.remove(0);
+                }
+            }
+            Ok(Event::TargetSetSuperseded {
+                target_set_id,
+                by,
+                at,
+            }) => {
+                if let Some(v) = self.sets.iter_mut().find(|v| v.id == target_set_id) {
+                    v.superseded_by = Some(by);
+                    v.superseded_at = Some(at);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The cache. One per router.
 pub struct Cache {
     store: Arc<dyn Store>,
@@ -104,6 +165,7 @@ pub struct Cache {
     /// Single-flight for refreshes.
     refresh: tokio::sync::Mutex<()>,
     target: tokio::sync::Mutex<TargetScan>,
+    timeline: tokio::sync::Mutex<Timeline>,
     slippage: Mutex<HashMap<SlipKey, (u64, Arc<model::SlippageResponse>)>>,
     verify: tokio::sync::Mutex<Option<Verified>>,
     verifying: AtomicBool,
@@ -124,6 +186,7 @@ impl Cache {
             checked: Mutex::new(None),
             refresh: tokio::sync::Mutex::new(()),
             target: tokio::sync::Mutex::new(TargetScan::default()),
+            timeline: tokio::sync::Mutex::new(Timeline::default()),
             slippage: Mutex::new(HashMap::new()),
             verify: tokio::sync::Mutex::new(None),
             verifying: AtomicBool::new(false),
@@ -201,38 +264,23 @@ impl Cache {
         let eod_rows = s.eod_snapshots().await?;
         let target = self.target_set(seq, &hash).await?;
 
-        // Marks: each symbol's latest fill or latest close, whichever is newer.
-        let last_eod_prices = eod_rows
-            .last()
-            .map(|r| (model::eod_prices(&r.snapshot), model::eod_time(r)));
+        // Marks: each symbol's latest fill or latest close, whichever is newer
+        // (the one rule, shared with `keel status`).
         let mut symbols: Vec<Symbol> = positions.keys().cloned().collect();
         if let Some(t) = &target {
             symbols.extend(t.targets.iter().map(|t| t.symbol.clone()));
         }
         symbols.sort();
         symbols.dedup();
-        let mut marks = BTreeMap::new();
-        for sym in symbols {
-            let fill = s
-                .fills(&FillFilter {
-                    symbol: Some(sym.clone()),
-                    limit: Some(1),
-                    ..FillFilter::default()
-                })
-                .await?
-                .into_iter()
-                .next()
-                .map(|f| (f.price, f.at));
-            let eod = last_eod_prices.as_ref().and_then(|(prices, at)| {
-                let p = prices.get(sym.as_str())?;
-                Some((*p, (*at)?))
-            });
-            if let Some(m) = model::choose_mark(fill, eod) {
-                marks.insert(sym, m);
-            }
-        }
+        let marks = keel_store::marks::recorded_marks(s.as_ref(), &symbols, &eod_rows).await?;
         let book = model::book(cash, &positions, &marks, target.as_ref());
         let eod = Arc::new(eod_rows.iter().map(EodView::from_row).collect());
+        let (last_ok_reconciliation, mut target_sets) = self.timeline(seq, &hash).await?;
+        for v in &mut target_sets {
+            if let Some(status) = s.target_set_status(&v.id).await? {
+                v.status = status;
+            }
+        }
         Ok(Core {
             seq,
             hash,
@@ -243,8 +291,46 @@ impl Cache {
             last_cycle,
             open_orders,
             reconciliation,
+            last_ok_reconciliation,
+            target_sets,
             eod,
         })
+    }
+
+    /// Folds the log from where the last build stopped to `seq` (at most
+    /// [`TARGET_SCAN_LIMIT`] rows back; a log that moved backwards is refolded).
+    async fn timeline(
+        &self,
+        seq: u64,
+        hash: &str,
+    ) -> Result<(Option<model::ReconOk>, Vec<model::TargetSetView>), StoreError> {
+        let mut tl = self.timeline.lock().await;
+        let from = match &tl.head {
+            Some((s, h)) if *s == seq && h == hash => {
+                let mut sets = tl.sets.clone();
+                sets.reverse();
+                return Ok((tl.last_ok.clone(), sets));
+            }
+            Some((s, _)) if *s < seq && seq - *s <= TARGET_SCAN_LIMIT => *s,
+            _ => {
+                *tl = Timeline::default();
+                seq.saturating_sub(TARGET_SCAN_LIMIT)
+            }
+        };
+        let mut after = from;
+        while after < seq {
+            let limit = u32::try_from((seq - after).min(TARGET_SCAN_PAGE)).unwrap_or(1000);
+            let rows = self.store.audit_page(after, limit).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.seq;
+            for r in &rows {
+                tl.fold(r);
+            }
+        }
+        tl.head = Some((seq, hash.to_string()));
+        let mut sets = tl.sets.clone();
+        sets.reverse();
+        Ok((tl.last_ok.clone(), sets))
     }
 
     /// The target set positions are compared with: the newest set still

@@ -287,14 +287,104 @@ pub fn router_with_table(
     cfg: &ServerConfig,
     metrics: Option<PrometheusHandle>,
 ) -> (Router, Vec<RouteInfo>) {
+    router_for_accounts(
+        vec![Account {
+            id: String::new(),
+            store,
+            control,
+        }],
+        cfg,
+        metrics,
+    )
+}
+
+/// One account the server shows.
+pub struct Account {
+    /// The configured account id; with several accounts each one's dashboard
+    /// is also served under `/a/<id>/`. Empty: an unnamed single store.
+    pub id: String,
+    /// Its store.
+    pub store: Arc<dyn Store>,
+    /// Its control port (the control API needs a token as well).
+    pub control: Option<Arc<dyn ControlPort>>,
+}
+
+/// The application for several accounts: the first account's dashboard and
+/// API at the root (as with one account), every named account's under
+/// `/a/<id>/` (same pages and API), and `/accounts` with
+/// `GET /api/v1/accounts` showing them all, each and together.
+pub fn router_for_accounts(
+    accounts: Vec<Account>,
+    cfg: &ServerConfig,
+    metrics: Option<PrometheusHandle>,
+) -> (Router, Vec<RouteInfo>) {
+    let caches: Vec<Arc<cache::Cache>> = accounts
+        .iter()
+        .map(|a| Arc::new(cache::Cache::new(a.store.clone())))
+        .collect();
+    let peers = Arc::new(
+        accounts
+            .iter()
+            .zip(&caches)
+            .map(|(a, c)| state::Peer {
+                id: a.id.clone(),
+                base: if a.id.is_empty() {
+                    String::new()
+                } else {
+                    format!("/a/{}", a.id)
+                },
+                cache: c.clone(),
+            })
+            .collect::<Vec<_>>(),
+    );
+    let mut root: Option<(Router, Vec<RouteInfo>)> = None;
+    let mut nested = Vec::new();
+    for (i, (a, c)) in accounts.into_iter().zip(caches).enumerate() {
+        let (app, table) = account_app(a.store, c, peers.clone(), a.control, cfg, metrics.clone());
+        if !a.id.is_empty() {
+            nested.push((format!("/a/{}", a.id), app.clone()));
+        }
+        if i == 0 {
+            root = Some((app, table));
+        }
+    }
+    let (mut app, table) = root.unwrap_or_else(|| (Router::new(), Vec::new()));
+    for (path, sub) in nested {
+        // The account's overview is `/a/<id>`; `/a/<id>/` is where people type.
+        let to = path.clone();
+        app = app
+            .route(
+                &format!("{path}/"),
+                axum::routing::get(move || async move { axum::response::Redirect::permanent(&to) }),
+            )
+            .nest(&path, sub);
+    }
+    let app = app
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(Arc::new(cfg.hosts()), check_host))
+        .layer(middleware::from_fn(security_headers));
+    (app, table)
+}
+
+/// Every route of one account's dashboard, API and control, with its state.
+fn account_app(
+    store: Arc<dyn Store>,
+    cache: Arc<cache::Cache>,
+    peers: Arc<Vec<state::Peer>>,
+    control: Option<Arc<dyn ControlPort>>,
+    cfg: &ServerConfig,
+    metrics: Option<PrometheusHandle>,
+) -> (Router, Vec<RouteInfo>) {
     let token = cfg.token();
     let control = match (token, control) {
         (Some(_), Some(c)) => Some(c),
         _ => None,
     };
     let control_on = control.is_some();
-    let state = AppState::new(
+    let state = AppState::with_cache(
         store,
+        cache,
+        peers,
         control,
         token.filter(|_| control_on),
         metrics,
@@ -304,6 +394,7 @@ pub fn router_with_table(
 
     let read = Routes::new(false)
         .get("/", pages::overview)
+        .get("/accounts", pages::accounts)
         .get("/positions", pages::positions)
         .get("/orders", pages::orders)
         .get("/slippage", pages::slippage)
@@ -317,6 +408,7 @@ pub fn router_with_table(
         .get("/api/v1/health", api::health)
         .get("/api/v1/openapi.json", api::openapi)
         .get("/api/v1/overview", api::overview)
+        .get("/api/v1/accounts", api::accounts)
         .get("/api/v1/positions", api::positions)
         .get("/api/v1/orders", api::orders)
         .get("/api/v1/fills", api::fills)
@@ -347,13 +439,7 @@ pub fn router_with_table(
             .layer(DefaultBodyLimit::max(MAX_CONTROL_BODY));
         app = app.merge(ctl);
     }
-
-    let app = app
-        .fallback(not_found)
-        .with_state(state)
-        .layer(middleware::from_fn_with_state(Arc::new(cfg.hosts()), check_host))
-        .layer(middleware::from_fn(security_headers));
-    (app, table)
+    (app.with_state(state), table)
 }
 
 /// 404 for anything unrouted (including the control paths when the control API is off).
@@ -420,6 +506,26 @@ where
     serve_listener(listener, cfg, store, control, metrics, shutdown).await
 }
 
+/// Binds `cfg.bind` and serves every account in `accounts` until `shutdown`
+/// (see [`router_for_accounts`]).
+pub async fn serve_accounts<F>(
+    cfg: ServerConfig,
+    accounts: Vec<Account>,
+    metrics: Option<PrometheusHandle>,
+    shutdown: F,
+) -> Result<(), ServerError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind(cfg.bind)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: cfg.bind,
+            source,
+        })?;
+    serve_listener_accounts(listener, cfg, accounts, metrics, shutdown).await
+}
+
 /// Serves on an already-bound listener (tests bind `127.0.0.1:0` and read
 /// the port; the binary can print the address before serving). Logs a
 /// warning when the listener is not on a loopback address.
@@ -434,15 +540,34 @@ pub async fn serve_listener<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    let accounts = vec![Account {
+        id: String::new(),
+        store,
+        control,
+    }];
+    serve_listener_accounts(listener, cfg, accounts, metrics, shutdown).await
+}
+
+/// [`serve_listener`] for several accounts (see [`router_for_accounts`]).
+pub async fn serve_listener_accounts<F>(
+    listener: tokio::net::TcpListener,
+    cfg: ServerConfig,
+    accounts: Vec<Account>,
+    metrics: Option<PrometheusHandle>,
+    shutdown: F,
+) -> Result<(), ServerError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     let addr = listener.local_addr().map_err(ServerError::Serve)?;
     if let Some(w) = exposure_warning(addr) {
         tracing::warn!(bind = %addr, "{w}");
     }
-    let control_on = cfg.token().is_some() && control.is_some();
-    if cfg.token().is_some() && control.is_none() {
+    let control_on = cfg.token().is_some() && accounts.first().is_some_and(|a| a.control.is_some());
+    if cfg.token().is_some() && !control_on {
         tracing::warn!("a control token is configured but no control port was given: control API is off");
     }
-    tracing::info!(addr = %addr, control_api = control_on, "dashboard listening on http://{addr}/");
+    tracing::info!(addr = %addr, control_api = control_on, accounts = accounts.len(), "dashboard listening on http://{addr}/");
     if cfg.allowed_hosts.is_empty() && !addr.ip().is_loopback() {
         tracing::warn!(
             "server.allowed_hosts is empty: only requests for {:?} are served; list the names clients use",
@@ -450,7 +575,7 @@ where
         );
     }
     let limits = cfg.limits;
-    let app = router(store, control, &cfg, metrics);
+    let (app, _) = router_for_accounts(accounts, &cfg, metrics);
     conn::serve_bounded(listener, app, limits, shutdown)
         .await
         .map_err(ServerError::Serve)

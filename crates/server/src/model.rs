@@ -28,93 +28,13 @@ pub(crate) fn round(d: Decimal, dp: u32) -> Decimal {
     d.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero)
 }
 
-/// Where a position's price came from. The store keeps no live quotes, so the
-/// dashboard marks at the most recent price keel itself recorded, and says which.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PriceSource {
-    /// The symbol's latest fill.
-    Fill,
-    /// The close in the latest end-of-day snapshot that holds the symbol.
-    Eod,
-    /// No price is known: the position is valued at its average cost.
-    Cost,
-    /// No price is known for a symbol that is targeted but not held
-    /// (`price` is 0 and means nothing).
-    Unknown,
-}
-
-/// A price with its origin and time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Mark {
-    /// Price per share.
-    pub price: Decimal,
-    /// Where it came from.
-    pub source: PriceSource,
-    /// When it was observed (`None` for [`PriceSource::Cost`]).
-    pub at: Option<DateTime<Utc>>,
-}
-
-/// Picks the more recent of a symbol's last fill and last end-of-day close
-/// (a fill after the close is newer information than the close, and vice versa).
-pub fn choose_mark(
-    last_fill: Option<(Decimal, DateTime<Utc>)>,
-    last_eod: Option<(Decimal, DateTime<Utc>)>,
-) -> Option<Mark> {
-    let fill = last_fill.map(|(price, at)| Mark {
-        price,
-        source: PriceSource::Fill,
-        at: Some(at),
-    });
-    let eod = last_eod.map(|(price, at)| Mark {
-        price,
-        source: PriceSource::Eod,
-        at: Some(at),
-    });
-    match (fill, eod) {
-        (Some(f), Some(e)) => Some(if e.at > f.at { e } else { f }),
-        (f, e) => f.or(e),
-    }
-}
-
-/// One EOD snapshot's closes: symbol → (price, snapshot time). Parsed from the
-/// snapshot JSON the store keeps (`positions: [[symbol, qty, price], ...]`);
-/// anything that does not parse is skipped rather than failing the page.
-pub fn eod_prices(snapshot: &serde_json::Value) -> BTreeMap<String, Decimal> {
-    let mut out = BTreeMap::new();
-    let Some(rows) = snapshot.get("positions").and_then(|p| p.as_array()) else {
-        return out;
-    };
-    for row in rows {
-        let Some(cols) = row.as_array() else { continue };
-        let (Some(sym), Some(price)) = (
-            cols.first().and_then(|v| v.as_str()),
-            cols.get(2).and_then(json_decimal),
-        ) else {
-            continue;
-        };
-        out.insert(sym.to_string(), price);
-    }
-    out
-}
-
-/// A decimal from JSON written as a string (keel's convention) or a number.
-pub(crate) fn json_decimal(v: &serde_json::Value) -> Option<Decimal> {
-    match v {
-        serde_json::Value::String(s) => s.parse().ok(),
-        serde_json::Value::Number(n) => n.to_string().parse().ok(),
-        _ => None,
-    }
-}
-
-/// The snapshot time recorded in an EOD row's JSON.
-pub(crate) fn eod_time(row: &EodRow) -> Option<DateTime<Utc>> {
-    row.snapshot
-        .get("at")
-        .and_then(|v| v.as_str())
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
+// The price rule and its types are keel_domain::valuation's, shared with
+// `keel status` and the EOD snapshot; the dashboard marks at the prices keel
+// recorded (keel_store::marks), since the store keeps no live quotes.
+#[cfg(test)]
+use keel_domain::valuation::latest_recorded as choose_mark;
+pub use keel_domain::valuation::{Mark, PriceSource};
+pub(crate) use keel_store::marks::json_decimal;
 
 /// One held (or targeted) position, marked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -174,30 +94,27 @@ pub fn book(
     marks: &BTreeMap<Symbol, Mark>,
     target: Option<&TargetSet>,
 ) -> Book {
-    let mut rows: Vec<PositionView> = positions
+    // The one valuation (keel_domain::valuation::mark), so these totals are
+    // the ones `keel status` and the EOD snapshot compute on the same state.
+    let v = keel_domain::valuation::mark(cash, positions.iter().map(|(s, p)| (s, p.qty, p.avg_cost)), |s| {
+        marks.get(s).cloned()
+    });
+    let mut rows: Vec<PositionView> = v
+        .positions
         .iter()
-        .map(|(symbol, p)| {
-            let mark = marks.get(symbol).cloned().unwrap_or(Mark {
-                price: p.avg_cost,
-                source: PriceSource::Cost,
-                at: None,
-            });
-            let market_value = p.qty * mark.price;
-            let cost_basis = round(p.qty * p.avg_cost, COST_DP);
-            PositionView {
-                symbol: symbol.clone(),
-                qty: p.qty,
-                avg_cost: p.avg_cost,
-                price: mark.price,
-                price_source: mark.source,
-                price_at: mark.at,
-                market_value,
-                cost_basis,
-                unrealized_pnl: market_value - cost_basis,
-                weight: None,
-                target_weight: None,
-                weight_diff: None,
-            }
+        .map(|p| PositionView {
+            symbol: p.symbol.clone(),
+            qty: p.qty,
+            avg_cost: p.avg_cost,
+            price: p.mark.price,
+            price_source: p.mark.source,
+            price_at: p.mark.at,
+            market_value: p.market_value,
+            cost_basis: round(p.qty * p.avg_cost, COST_DP),
+            unrealized_pnl: p.unrealized_pnl,
+            weight: None,
+            target_weight: None,
+            weight_diff: None,
         })
         .collect();
     if let Some(set) = target {
@@ -225,10 +142,8 @@ pub fn book(
             }
         }
     }
-    let net: Decimal = rows.iter().map(|r| r.market_value).sum();
-    let gross: Decimal = rows.iter().map(|r| r.market_value.abs()).sum();
-    let unrealized: Decimal = rows.iter().map(|r| r.unrealized_pnl).sum();
-    let equity = cash + net;
+    // Target-only rows carry no value, so the valuation's totals stand.
+    let (net, gross, unrealized, equity) = (v.net, v.gross, v.unrealized_pnl, v.equity);
     for r in &mut rows {
         if equity > Decimal::ZERO {
             r.weight = Some(round(r.market_value / equity, WEIGHT_DP));
@@ -380,6 +295,37 @@ impl KillView {
     }
 }
 
+/// The last reconciliation that agreed: when, and what it compared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReconOk {
+    /// When it ran.
+    pub at: DateTime<Utc>,
+    /// What it compared (cash, symbols, tolerances); `None` for one recorded
+    /// before keel recorded the scope.
+    pub scope: Option<keel_domain::ReconScope>,
+}
+
+/// A recently queued target set and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetSetView {
+    /// The allocator's id.
+    pub id: String,
+    /// When the allocator computed it.
+    pub as_of: DateTime<Utc>,
+    /// When keel queued it.
+    pub queued_at: DateTime<Utc>,
+    /// Number of targets.
+    pub targets: usize,
+    /// Σ |weight|.
+    pub gross_weight: Decimal,
+    /// `queued`, `executing`, `completed` or `superseded` (the store's projection).
+    pub status: String,
+    /// The newer set that superseded it.
+    pub superseded_by: Option<String>,
+    /// When it was superseded.
+    pub superseded_at: Option<DateTime<Utc>>,
+}
+
 /// `GET /api/v1/overview`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Overview {
@@ -413,6 +359,10 @@ pub struct Overview {
     pub last_cycle: Option<CycleRow>,
     /// The latest reconciliation with the broker.
     pub reconciliation: Option<ReconciliationRow>,
+    /// The latest reconciliation that agreed, found in the recent audit log.
+    pub last_ok_reconciliation: Option<ReconOk>,
+    /// The most recently queued target sets, newest first, with their status.
+    pub target_sets: Vec<TargetSetView>,
     /// Number of EOD snapshots (the equity curve is `GET /api/v1/eod`).
     pub eod_count: usize,
     /// The last EOD snapshot's date.

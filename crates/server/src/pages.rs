@@ -38,6 +38,13 @@ const PAGES: &[Page] = &[
         body: OVERVIEW,
     },
     Page {
+        id: "accounts",
+        path: "/accounts",
+        nav: "Accounts",
+        title: "All accounts",
+        body: ACCOUNTS,
+    },
+    Page {
         id: "positions",
         path: "/positions",
         nav: "Positions",
@@ -120,7 +127,8 @@ fn render(page: &Page, refresh_secs: u64, venue: &str) -> String {
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>keel · {title}</title><link rel=\"stylesheet\" href=\"/assets/style.css\"></head>\n\
 <body data-page=\"{id}\" data-refresh=\"{refresh_secs}\">\n\
-<header><span class=\"brand\">keel</span>{badge}<nav>{nav}</nav><span class=\"spacer\"></span>\
+<header><span class="brand">keel</span>{badge}<nav>{nav}</nav>\
+<label class="acct">account <select id="hdr-account" aria-label="Account"></select></label><span class="spacer"></span>\
 <span id=\"hdr-kill\" class=\"badge\">…</span><span id=\"hdr-market\" class=\"badge\">…</span></header>\n\
 <div id=\"error\" hidden></div>\n<main><h1>{title}</h1>\n{body}\n</main>\n\
 <footer><span id=\"updated\">loading…</span> · read-only view, refreshes every {refresh_secs} s</footer>\n\
@@ -141,6 +149,10 @@ fn page_response(state: &AppState, id: &str) -> impl IntoResponse {
 /// `GET /`.
 pub(crate) async fn overview(State(s): State<AppState>) -> impl IntoResponse {
     page_response(&s, "overview")
+}
+/// `GET /accounts`.
+pub(crate) async fn accounts(State(s): State<AppState>) -> impl IntoResponse {
+    page_response(&s, "accounts")
 }
 /// `GET /positions`.
 pub(crate) async fn positions(State(s): State<AppState>) -> impl IntoResponse {
@@ -215,12 +227,19 @@ const OVERVIEW: &str = r#"<section class="cards">
 <div class="card"><div class="label">Market</div><div class="value" id="market-status">—</div><div class="sub" id="market-session"></div></div>
 <div class="card"><div class="label">Last cycle</div><div class="value" id="last-cycle-outcome">—</div><div class="sub" id="last-cycle"></div></div>
 <div class="card"><div class="label">Open orders</div><div class="value" id="open-orders">—</div><div class="sub"><span id="positions-count">—</span> positions</div></div>
-<div class="card"><div class="label">Reconciliation</div><div class="value" id="reconciliation">—</div><div class="sub" id="reconciliation-detail"></div></div>
+<div class="card"><div class="label">Reconciliation</div><div class="value" id="reconciliation">—</div><div class="sub" id="reconciliation-detail"></div><div class="sub">last ok: <span id="reconciliation-ok-at">—</span></div><div class="sub" id="reconciliation-scope"></div></div>
 <div class="card"><div class="label">Audit sequence</div><div class="value" id="audit-seq">—</div></div>
 </section>
 <h2>Equity curve (end-of-day)</h2>
 <canvas id="equity-chart" width="900" height="260"></canvas>
-<p class="muted" id="equity-chart-note"></p>"#;
+<p class="muted" id="equity-chart-note"></p>
+<h2>Target sets (newest first)</h2>
+<p class="muted">The newest set is the portfolio; older ones still queued are closed as superseded, not traded.</p>
+<table id="sets-table"><thead><tr><th>Id</th><th>As of</th><th>Queued</th><th class="num">Targets</th><th class="num">Gross weight</th><th>Status</th><th>Superseded by</th></tr></thead><tbody id="sets-body"></tbody></table>"#;
+
+const ACCOUNTS: &str = r#"<p class="muted">Every configured account, each with its own dashboard (follow its id), and all of them together. Figures are each account's own valuation; the total is their sum.</p>
+<table id="accounts-table"><thead><tr><th>Account</th><th class="num">Equity</th><th class="num">Cash</th><th class="num">Gross</th><th class="num">Net</th><th class="num">Unrealized P&amp;L</th><th class="num">Day P&amp;L</th><th class="num">Positions</th><th class="num">Open orders</th><th>Kill switch</th><th>Last cycle</th></tr></thead><tbody id="accounts-body"></tbody>
+<tfoot><tr id="accounts-total"><th>All accounts</th><td class="num" id="total-equity">—</td><td class="num" id="total-cash">—</td><td class="num" id="total-gross">—</td><td class="num" id="total-net">—</td><td class="num" id="total-unrealized">—</td><td class="num" id="total-day-pnl">—</td><td class="num" id="total-positions">—</td><td class="num" id="total-open-orders">—</td><td id="total-killed">—</td><td></td></tr></tfoot></table>"#;
 
 const POSITIONS: &str = r#"<section class="cards">
 <div class="card"><div class="label">Equity</div><div class="value" id="pos-equity">—</div></div>
@@ -275,7 +294,15 @@ const EOD: &str = r#"<div class="grid2">
 <h2>Snapshots (newest first)</h2>
 <table id="eod-table"><thead><tr><th>Date</th><th class="num">Equity</th><th class="num">Cash</th><th class="num">Gross</th><th class="num">Net</th><th class="num">Day P&amp;L</th><th class="num">Mean slippage (bps)</th><th class="num">Positions</th></tr></thead><tbody id="eod-body"></tbody></table>"#;
 
-const GUARDS: &str = r#"<p class="muted">What the guard pipeline blocked or resized in the latest 20 cycles, and why. Orders that passed untouched are only counted.</p>
+const GUARDS: &str = r#"<div class="filters">
+<label>Day (UTC)<input type="date" id="f-day"></label>
+<label>Symbol<input id="f-symbol" placeholder="AAPL" autocomplete="off" size="8"></label>
+<label>Guard<input id="f-guard" placeholder="coverage" autocomplete="off" size="14" list="guard-ids"></label>
+<datalist id="guard-ids"><option>planner</option><option>kill_switch</option><option>replayed_target_set</option><option>stale_targets</option><option>suspicious_target_set</option><option>coverage</option><option>market_hours</option><option>stale_quote</option><option>restricted_list</option><option>open_order</option><option>no_trade_band</option><option>position_existence</option><option>cooldown</option><option>volatility_brake</option><option>price_collar</option><option>max_order_size</option><option>adv_limit</option><option>max_position_weight</option><option>exposure_limits</option><option>buying_power</option><option>cycle_limits</option><option>order_rate_throttle</option></datalist>
+<button type="button" id="f-clear">Clear filters</button>
+<button type="button" id="guards-newer">Newer</button><button type="button" id="guards-older">Older</button><span class="muted" id="guards-range"></span>
+</div>
+<p class="muted">What the guard pipeline blocked or resized, 20 cycles a page, newest first, and why. With a symbol or guard filter only the cycles with matching actions are listed. Orders that passed untouched are only counted.</p>
 <div class="grid2">
 <div><h2>Cycles</h2><table id="cycles-table"><thead><tr><th>Started</th><th>Cycle</th><th>Outcome</th><th class="num">Passed</th><th class="num">Resized</th><th class="num">Blocked</th></tr></thead><tbody id="cycles-body"></tbody></table></div>
 <div><h2>By action and reason</h2><table id="guard-summary"><thead><tr><th>Action · reason</th><th class="num">Count</th></tr></thead><tbody id="guard-summary-body"></tbody></table></div>

@@ -10,8 +10,21 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
+/// One account the server shows, as every account's state sees it (for the
+/// all-accounts view).
+#[derive(Clone)]
+pub struct Peer {
+    /// The configured account id (empty for an unnamed single store).
+    pub id: String,
+    /// Where its dashboard lives: `/a/<id>`, or "" for the root.
+    pub base: String,
+    /// Its cache.
+    pub cache: Arc<Cache>,
+}
+
 struct Inner {
     store: Arc<dyn Store>,
+    peers: Arc<Vec<Peer>>,
     cache: Arc<Cache>,
     control: Option<Arc<dyn ControlPort>>,
     token_digest: Option<[u8; 32]>,
@@ -22,10 +35,14 @@ struct Inner {
 }
 
 impl AppState {
-    /// Builds the state; `token` is reduced to its digest at once so the
-    /// plain token is not kept in the server's memory longer than needed.
-    pub fn new(
+    /// The state of one account: `cache` is its own, `peers` lists every
+    /// account (itself included) for the all-accounts view; `token` is reduced
+    /// to its digest at once so the plain token is not kept in memory longer
+    /// than needed.
+    pub fn with_cache(
         store: Arc<dyn Store>,
+        cache: Arc<Cache>,
+        peers: Arc<Vec<Peer>>,
         control: Option<Arc<dyn ControlPort>>,
         token: Option<&str>,
         metrics: Option<PrometheusHandle>,
@@ -33,7 +50,8 @@ impl AppState {
         venue: String,
     ) -> Self {
         Self(Arc::new(Inner {
-            cache: Arc::new(Cache::new(store.clone())),
+            cache,
+            peers,
             store,
             control,
             token_digest: token.map(crate::control::token_digest),
@@ -47,6 +65,11 @@ impl AppState {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.0.store
+    }
+
+    /// Every account this server shows, in configuration order.
+    pub fn peers(&self) -> &Arc<Vec<Peer>> {
+        &self.0.peers
     }
 
     /// The head-keyed cache.

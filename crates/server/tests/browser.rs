@@ -10,6 +10,7 @@ mod common;
 
 use common::{expected, fmt2, seed, HOSTILE};
 use fantoccini::{Client, ClientBuilder, Locator};
+use keel_domain::Event;
 use keel_server::ServerConfig;
 use keel_store::{FillFilter, OrderFilter, Store};
 use rust_decimal::Decimal;
@@ -208,11 +209,93 @@ async fn dashboard_in_headless_chromium() {
     assert!(r.is_ok(), "browser test timed out");
 }
 
+/// Cycles written before the seeded history, each blocked whole by the
+/// coverage guard: enough that the guard page must page back past 20.
+const EARLY_CYCLES: usize = 30;
+
+/// History older than the seed: a target set superseded by a newer one, and
+/// [`EARLY_CYCLES`] cycles blocked by the coverage guard.
+async fn prehistory(store: &dyn Store) {
+    let t = |s: &str| -> chrono::DateTime<chrono::Utc> { s.parse().unwrap_or_else(|e| panic!("{s}: {e}")) };
+    let set = |id: &str, as_of: &str| keel_domain::TargetSet {
+        id: id.into(),
+        as_of: t(as_of),
+        valid_until: None,
+        targets: vec![keel_domain::Target {
+            symbol: common::sym("SPY"),
+            weight: Decimal::new(9, 1),
+        }],
+        liquidate: false,
+    };
+    let mut evs = vec![
+        Event::TargetSetQueued {
+            set: set("old-alloc", "2025-12-01T14:00:00Z"),
+            at: t("2025-12-01T14:01:00Z"),
+        },
+        Event::TargetSetQueued {
+            set: set("newer-alloc", "2025-12-01T14:30:00Z"),
+            at: t("2025-12-01T14:31:00Z"),
+        },
+        Event::TargetSetSuperseded {
+            target_set_id: "old-alloc".into(),
+            by: "newer-alloc".into(),
+            at: t("2025-12-01T14:31:00Z"),
+        },
+    ];
+    for i in 0..EARLY_CYCLES {
+        let cycle_id = format!("newer-alloc#{i}");
+        let when = t("2025-12-01T15:00:00Z") + chrono::Duration::minutes(i as i64);
+        let detail =
+            format!("target set \"newer-alloc\": 1 of 1 targeted symbols have no usable quote: ZZZ{i}");
+        evs.push(Event::CycleStarted {
+            cycle_id: cycle_id.clone(),
+            target_set_id: "newer-alloc".into(),
+            attempt: i as u32,
+            at: when,
+        });
+        evs.push(Event::GuardDecisions {
+            cycle_id: cycle_id.clone(),
+            decisions: json!({
+                "plan_blocks": [{"guard": "coverage", "reason": "incomplete_coverage", "detail": detail}],
+                "decisions": [{"symbol": format!("ZZZ{i}"), "side": "buy", "proposed_qty": "10", "final_qty": "0",
+                    "outcome": {"kind": "block", "guard": "coverage", "reason": "incomplete_coverage", "detail": detail}, "steps": []}]
+            }),
+            at: when,
+        });
+        evs.push(Event::CycleFinished {
+            cycle_id,
+            outcome: "every order blocked".into(),
+            at: when,
+        });
+    }
+    evs.push(Event::TargetSetCompleted {
+        target_set_id: "newer-alloc".into(),
+        at: t("2025-12-01T16:00:00Z"),
+    });
+    store
+        .append_batch(&evs)
+        .await
+        .unwrap_or_else(|e| panic!("prehistory: {e}"));
+}
+
+/// Cash of the second, otherwise empty account.
+const BETA_CASH: i64 = 500_000;
+
 async fn run() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let store = common::open_store(dir.path()).await;
+    prehistory(store.as_ref()).await;
     let seeded = seed(store.as_ref()).await;
     let exp = expected(store.as_ref()).await;
+    let dir_b = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let beta = common::open_store(dir_b.path()).await;
+    beta.append(&Event::AccountOpened {
+        account_id: "beta".into(),
+        cash: Decimal::from(BETA_CASH),
+        at: "2026-01-05T13:00:00Z".parse().unwrap_or_default(),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("beta: {e}"));
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -223,11 +306,22 @@ async fn run() {
         refresh_secs: 2,
         ..ServerConfig::default()
     };
-    let server = tokio::spawn(keel_server::serve_listener(
+    let accounts = vec![
+        keel_server::Account {
+            id: "alpha".into(),
+            store: store.clone(),
+            control: None,
+        },
+        keel_server::Account {
+            id: "beta".into(),
+            store: beta.clone(),
+            control: None,
+        },
+    ];
+    let server = tokio::spawn(keel_server::serve_listener_accounts(
         listener,
         cfg,
-        store.clone(),
-        None,
+        accounts,
         None,
         async {
             let _ = stopped.await;
@@ -269,6 +363,40 @@ async fn pages(c: &Client, base: &str, store: &dyn Store, seeded: &common::Seede
     assert_eq!(text(c, "open-orders").await, open_orders.to_string());
     assert_eq!(text(c, "hdr-kill").await, "KILL SWITCH ENGAGED");
     not_injected(c, "overview").await;
+    // Reconciliation: when the last successful one ran, and what it compared.
+    let last_ok = last_ok_reconciliation(store).await;
+    let shown: chrono::DateTime<chrono::Utc> = js(
+        c,
+        "return document.getElementById('reconciliation-ok-at').dataset.value;",
+    )
+    .await
+    .as_str()
+    .and_then(|s| s.parse().ok())
+    .unwrap_or_else(|| panic!("no last-ok reconciliation time shown"));
+    assert_eq!(shown, last_ok);
+    assert!(
+        text(c, "reconciliation-ok-at")
+            .await
+            .starts_with(&last_ok.format("%Y-%m-%d %H:%M:%S").to_string()),
+        "readable time"
+    );
+    let scope = text(c, "reconciliation-scope").await;
+    assert!(
+        scope.contains("compared cash") && scope.contains("6 symbol(s)"),
+        "{scope}"
+    );
+    // The superseded target set is listed as such, with what superseded it.
+    let sets = body_rows(c, "sets-body").await;
+    let old = sets
+        .iter()
+        .find(|r| r[0] == "old-alloc")
+        .unwrap_or_else(|| panic!("superseded set not listed: {sets:?}"));
+    assert_eq!(old[5], "superseded");
+    assert!(
+        old[6].starts_with("newer-alloc at 2025-12-01 14:31:00"),
+        "{old:?}"
+    );
+    assert_eq!(sets[0][0], "alloc-2026-01-12", "newest first");
     // The equity curve is drawn (the chart loads after the figures; wait for it).
     let mut px = 0;
     for _ in 0..100 {
@@ -350,6 +478,7 @@ async fn pages(c: &Client, base: &str, store: &dyn Store, seeded: &common::Seede
     let mean = (bps.iter().sum::<Decimal>() / Decimal::from(bps.len())).round_dp(4);
     assert_eq!(exact(c, "slip-mean").await, mean);
     assert!(blue_pixels(c, "slip-hist").await > 200, "histogram bars drawn");
+    histogram_labels(c).await;
     screenshot(c, "slippage").await;
 
     // ---- EOD
@@ -375,9 +504,11 @@ async fn pages(c: &Client, base: &str, store: &dyn Store, seeded: &common::Seede
         .iter()
         .any(|r| r[3] == "resize" && r[4] == "max_position_weight"));
     assert!(rows.iter().any(|r| r[3] == "plan_block" && r[5] == "kill_switch"));
-    assert_eq!(body_rows(c, "cycles-body").await.len(), seeded.cycles.len());
+    let total_cycles = seeded.cycles.len() + EARLY_CYCLES;
+    assert_eq!(body_rows(c, "cycles-body").await.len(), total_cycles.min(20));
     not_injected(c, "guards").await;
     screenshot(c, "guards").await;
+    guard_filters(c, base, seeded, total_cycles).await;
 
     // ---- audit log
     open(c, base, "/audit", "audit").await;
@@ -413,4 +544,154 @@ async fn pages(c: &Client, base: &str, store: &dyn Store, seeded: &common::Seede
         head,
         "browsing changed the store"
     );
+    several_accounts(c, base, exp).await;
+}
+
+/// The time of the newest agreeing reconciliation in the log.
+async fn last_ok_reconciliation(store: &dyn Store) -> chrono::DateTime<chrono::Utc> {
+    let rows = store.audit_page(0, 100_000).await.unwrap_or_default();
+    rows.iter()
+        .rev()
+        .find_map(|r| match r.event() {
+            Ok(Event::Reconciled { ok: true, at, .. }) => Some(at),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("fixture has an ok reconciliation"))
+}
+
+/// Every bucket of the slippage histogram is labelled, with the API's label,
+/// centred under its own bar; the tallest bar is under its bucket's label.
+async fn histogram_labels(c: &Client) {
+    let hist = js(
+        c,
+        "return fetch('/api/v1/slippage').then(r => r.json()).then(s => s.histogram);",
+    )
+    .await;
+    let hist = hist.as_array().cloned().unwrap_or_default();
+    let bars = js(
+        c,
+        "return JSON.parse(document.getElementById('slip-hist').dataset.bars || '[]');",
+    )
+    .await;
+    let bars = bars.as_array().cloned().unwrap_or_default();
+    assert_eq!(bars.len(), hist.len(), "one bar per bucket");
+    assert!(hist.len() >= 10, "{hist:?}");
+    for (b, h) in bars.iter().zip(&hist) {
+        assert_eq!(b["label"], h["label"], "label drawn for every bucket");
+        assert_eq!(b["labelX"], b["x"], "{}: label centred under its bar", h["label"]);
+        assert_eq!(b["value"].as_f64(), h["count"].as_f64(), "{}", h["label"]);
+    }
+    let tallest = |v: &[Value], k: &str| {
+        v.iter()
+            .max_by(|a, b| {
+                a[k].as_f64()
+                    .unwrap_or(0.0)
+                    .total_cmp(&b[k].as_f64().unwrap_or(0.0))
+            })
+            .map(|x| x["label"].clone())
+    };
+    assert_eq!(tallest(&bars, "value"), tallest(&hist, "count"));
+}
+
+/// The guard page filters by day, symbol and guard, and pages back past the
+/// newest 20 cycles.
+async fn guard_filters(c: &Client, base: &str, seeded: &common::Seeded, total: usize) {
+    // Day: only that day's cycle.
+    let day = seeded.days[2].to_string();
+    open(c, base, &format!("/guards?day={day}"), "guards").await;
+    let cycles = body_rows(c, "cycles-body").await;
+    assert_eq!(cycles.len(), 1, "{cycles:?}");
+    assert!(cycles[0][0].starts_with(&day), "{cycles:?}");
+    // Symbol: only its actions (and whole-plan blocks, which concern it too).
+    open(c, base, "/guards?symbol=XOM", "guards").await;
+    let rows = body_rows(c, "guard-body").await;
+    assert!(rows.iter().any(|r| r[1] == "XOM"), "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r[1] == "XOM" || r[3] == "plan_block"),
+        "{rows:?}"
+    );
+    // Guard: only that guard, and paging to the older cycles.
+    open(c, base, "/guards?guard=coverage", "guards").await;
+    let rows = body_rows(c, "guard-body").await;
+    assert_eq!(rows.len(), 40, "20 cycles, a plan block and a block each");
+    assert!(rows.iter().all(|r| r[4] == "coverage"), "{rows:?}");
+    assert_eq!(body_rows(c, "cycles-body").await.len(), 20);
+    c.find(Locator::Id("guards-older"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut older = Vec::new();
+    for _ in 0..100 {
+        older = body_rows(c, "cycles-body").await;
+        if older.len() == EARLY_CYCLES - 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(older.len(), EARLY_CYCLES - 20, "older page: {older:?}");
+    assert_eq!(
+        older.last().map(|r| r[1].as_str()),
+        Some("newer-alloc#0"),
+        "oldest last"
+    );
+    // Unfiltered, the second page holds the rest of all cycles.
+    open(c, base, "/guards", "guards").await;
+    c.find(Locator::Id("guards-older"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let want = (total - 20).min(20);
+    let mut n = 0;
+    for _ in 0..100 {
+        n = body_rows(c, "cycles-body").await.len();
+        if n == want && text(c, "guards-range").await.starts_with("cycles 21") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(n, want);
+}
+
+/// Every account on its own (`/a/<id>/`) and together (`/accounts`).
+async fn several_accounts(c: &Client, base: &str, exp: &common::Expected) {
+    open(c, base, "/accounts", "accounts").await;
+    let rows = body_rows(c, "accounts-body").await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0][0], "alpha");
+    assert_eq!(rows[1][0], "beta");
+    assert_eq!(rows[0][1], fmt2(exp.equity));
+    assert_eq!(rows[1][1], fmt2(Decimal::from(BETA_CASH)));
+    assert_eq!(
+        exact(c, "total-equity").await,
+        exp.equity + Decimal::from(BETA_CASH)
+    );
+    assert_eq!(text(c, "total-killed").await, "1 engaged");
+    screenshot(c, "accounts").await;
+
+    open(c, base, "/a/beta/", "overview").await;
+    assert_eq!(exact(c, "equity").await, Decimal::from(BETA_CASH));
+    assert_eq!(text(c, "kill-switch").await, "released");
+    assert_eq!(
+        js(
+            c,
+            "return document.querySelector('header nav a[href$=\"/positions\"]').getAttribute('href');"
+        )
+        .await,
+        json!("/a/beta/positions"),
+        "navigation stays in the account"
+    );
+    let sel = js(
+        c,
+        "const s = document.getElementById('hdr-account'); return [s.options.length, s.value];",
+    )
+    .await;
+    assert_eq!(sel, json!([2, "/a/beta"]));
+    open(c, base, "/a/beta/positions", "positions").await;
+    assert_eq!(exact(c, "pos-cash").await, Decimal::from(BETA_CASH));
+    open(c, base, "/a/alpha/", "overview").await;
+    assert_eq!(exact(c, "equity").await, exp.equity);
 }

@@ -476,7 +476,8 @@ impl Checker {
             Event::TargetSetQueued { .. }
             | Event::OrderAccepted { .. }
             | Event::CycleFinished { .. }
-            | Event::TargetSetCompleted { .. } => {}
+            | Event::TargetSetCompleted { .. }
+            | Event::TargetSetSuperseded { .. } => {}
         }
         if matches!(ev, Event::KillSwitchEngaged { .. }) {
             self.reconcile_pending = None;

@@ -100,6 +100,7 @@ fn light_batch(counter: &AtomicU64) -> Vec<Event> {
             Event::Reconciled {
                 ok: true,
                 differences: vec![],
+                scope: None,
                 at: base() + Duration::nanoseconds(n as i64),
             }
         })

@@ -136,7 +136,8 @@ impl Needs {
                     n.cash = true;
                 }
                 Event::CycleStarted { target_set_id, .. }
-                | Event::TargetSetCompleted { target_set_id, .. } => {
+                | Event::TargetSetCompleted { target_set_id, .. }
+                | Event::TargetSetSuperseded { target_set_id, .. } => {
                     n.target_sets.insert(target_set_id.clone());
                 }
                 Event::CycleFinished { cycle_id, .. } => {
@@ -586,6 +587,19 @@ impl Working {
                     s.dirty = true;
                 }
             }
+            Event::TargetSetSuperseded { target_set_id, .. } => {
+                // A set that finished before the newer one arrived keeps its
+                // outcome; only one still waiting or executing is closed.
+                let s = slot(&mut self.target_sets, target_set_id);
+                if let Some(t) = s
+                    .row
+                    .as_mut()
+                    .filter(|t| t.status == "queued" || t.status == "executing")
+                {
+                    t.status = "superseded".to_string();
+                    s.dirty = true;
+                }
+            }
             Event::KillSwitchEngaged { reason, source, at } => {
                 // Sticky (invariant 4): a second engagement while engaged keeps
                 // the first reason, which is the one an operator needs to
@@ -607,7 +621,9 @@ impl Working {
                     at: *at,
                 }));
             }
-            Event::Reconciled { ok, differences, at } => {
+            Event::Reconciled {
+                ok, differences, at, ..
+            } => {
                 let diffs = serde_json::to_string(differences).map_err(encode_err)?;
                 self.recon = Some((*ok, diffs, *at));
             }

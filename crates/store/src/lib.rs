@@ -33,6 +33,7 @@ mod conn;
 mod engine;
 mod error;
 mod lease;
+pub mod marks;
 mod pg;
 mod rows;
 mod schema;
@@ -91,7 +92,7 @@ pub trait Store: Send + Sync {
     /// Target sets not yet completed (queued or executing), oldest first.
     async fn queued_target_sets(&self) -> Result<Vec<TargetSet>, StoreError>;
 
-    /// `queued`, `executing` or `completed`; `None` for an unknown id.
+    /// `queued`, `executing`, `completed` or `superseded`; `None` for an unknown id.
     async fn target_set_status(&self, id: &str) -> Result<Option<String>, StoreError>;
 
     /// One order by client order id (how a restart finds an order instead of resending it).

@@ -36,6 +36,25 @@ pub struct WorkerConfig {
     /// Share difference per symbol tolerated by reconciliation.
     #[schemars(range(min = 0, max = 1))]
     pub reconcile_qty_tolerance: Decimal,
+    /// Which queued target set a cycle trades: `newest` (default) closes every
+    /// older queued set as superseded, `fifo` trades them in turn.
+    pub queue_policy: QueuePolicy,
+}
+
+/// Which queued target set a cycle trades.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum QueuePolicy {
+    /// Each set is the whole portfolio, so the newest one (latest `as_of`,
+    /// then latest queue time) supersedes every older queued or executing
+    /// set. A superseded set's working orders are not cancelled here: the
+    /// next cycles wait for fresh ones and cancel stale ones
+    /// (`stale_order_secs`) as for any set, then plan the newest from what
+    /// was actually filled.
+    #[default]
+    Newest,
+    /// Trade queued sets one after another, oldest queued first.
+    Fifo,
 }
 
 impl Default for WorkerConfig {
@@ -48,6 +67,7 @@ impl Default for WorkerConfig {
             read_retry_budget: 4,
             reconcile_cash_tolerance: Decimal::new(1, 2),
             reconcile_qty_tolerance: Decimal::ZERO,
+            queue_policy: QueuePolicy::Newest,
         }
     }
 }

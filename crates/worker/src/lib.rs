@@ -11,7 +11,7 @@ mod config;
 mod instrumented;
 pub mod retry;
 
-pub use config::{KillSwitchConfig, WorkerConfig, MAX_STALE_ORDER_SECS};
+pub use config::{KillSwitchConfig, QueuePolicy, WorkerConfig, MAX_STALE_ORDER_SECS};
 pub use instrumented::Instrumented;
 pub use retry::{ReadRetry, Retrying};
 
@@ -283,7 +283,11 @@ impl Worker {
             .append(&Event::TargetSetQueued { set, at: self.now() })
             .await?
         {
-            Some(_) => Ok(SubmitOutcome::Queued),
+            Some(_) => {
+                // Closed at once, so the dashboard and status show it without waiting for a cycle.
+                self.supersede_older().await?;
+                Ok(SubmitOutcome::Queued)
+            }
             None => Ok(SubmitOutcome::AlreadyKnown(
                 self.store
                     .target_set_status(&id)
@@ -291,6 +295,40 @@ impl Worker {
                     .unwrap_or_else(|| "queued".into()),
             )),
         }
+    }
+
+    /// The set the next cycle trades. Under [`QueuePolicy::Newest`] that is
+    /// the newest queued or executing set — latest `as_of`, a tie broken by
+    /// the later queue time — and every other one is closed as superseded
+    /// (audited, once per set). Under [`QueuePolicy::Fifo`] it is the oldest
+    /// queued and nothing is closed.
+    pub async fn supersede_older(&self) -> Result<Option<TargetSet>, WorkerError> {
+        // Oldest queued first (the store's order), so a later index is a later queue time.
+        let mut queued = self.store.queued_target_sets().await?;
+        if self.cfg.queue_policy == QueuePolicy::Fifo || queued.len() < 2 {
+            return Ok(queued.into_iter().next());
+        }
+        let newest = queued
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, s)| (s.as_of, *i))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        let keep = queued.swap_remove(newest);
+        let now = self.now();
+        let events: Vec<Event> = queued
+            .iter()
+            .map(|old| Event::TargetSetSuperseded {
+                target_set_id: old.id.clone(),
+                by: keep.id.clone(),
+                at: now,
+            })
+            .collect();
+        self.store.append_batch(&events).await?;
+        for old in &queued {
+            tracing::info!(superseded = %old.id, by = %keep.id, "target set superseded");
+        }
+        Ok(Some(keep))
     }
 
     /// Engages the kill switch (sticky, audited) and cancels every open order.
@@ -410,7 +448,9 @@ impl Worker {
         if !keel_calendar::is_open(now) || self.in_session_buffer(now) {
             return Ok(CycleOutcome::MarketClosed);
         }
-        let Some(set) = self.store.queued_target_sets().await?.into_iter().next() else {
+        // Sets may also be queued by another process (inbox, control API of
+        // another holder), so the newest rule is applied here too.
+        let Some(set) = self.supersede_older().await? else {
             return Ok(CycleOutcome::Idle);
         };
         // Before anything is sent or cancelled: a venue that will not take new
@@ -598,6 +638,7 @@ impl Worker {
     /// two reads); if it persists, the kill switch is engaged.
     async fn reconciled_snapshot(&self, set: &TargetSet) -> Result<AccountSnapshot, WorkerError> {
         let mut differences = Vec::new();
+        let mut scope = None;
         for _ in 0..2 {
             self.sync_orders().await?;
             let mut symbols: BTreeSet<Symbol> = set.targets.iter().map(|t| t.symbol.clone()).collect();
@@ -605,7 +646,18 @@ impl Worker {
             let symbols: Vec<Symbol> = symbols.into_iter().collect();
             let snap = keel_broker::snapshot(self.broker.as_ref(), self.market.as_ref(), &symbols).await?;
             differences = self.differences(&snap).await?;
+            scope = Some(self.recon_scope(&snap).await?);
             if differences.is_empty() {
+                // Recorded once per trading cycle (which is audited anyway), so
+                // the dashboard can say when keel last checked and what.
+                self.store
+                    .append(&Event::Reconciled {
+                        ok: true,
+                        differences: Vec::new(),
+                        scope,
+                        at: self.now(),
+                    })
+                    .await?;
                 metrics::counter!(m::RECONCILIATIONS, m::LABEL_OUTCOME => "ok").increment(1);
                 return Ok(snap);
             }
@@ -614,6 +666,7 @@ impl Worker {
             .append(&Event::Reconciled {
                 ok: false,
                 differences: differences.clone(),
+                scope,
                 at: self.now(),
             })
             .await?;
@@ -621,6 +674,20 @@ impl Worker {
         let reason = format!("reconciliation mismatch: {}", differences.join("; "));
         self.engage_kill(&reason, KillSource::Automatic).await?;
         Err(WorkerError::Refused(reason))
+    }
+
+    /// What [`Worker::differences`] compares for `snap`.
+    async fn recon_scope(&self, snap: &AccountSnapshot) -> Result<keel_domain::ReconScope, WorkerError> {
+        let mine = self.store.positions().await?;
+        let mut symbols: BTreeSet<&Symbol> = mine.keys().collect();
+        symbols.extend(snap.positions.keys());
+        Ok(keel_domain::ReconScope {
+            symbols: u32::try_from(symbols.len()).unwrap_or(u32::MAX),
+            store_cash: self.store.cash().await?,
+            broker_cash: snap.cash,
+            cash_tolerance: self.cfg.reconcile_cash_tolerance,
+            qty_tolerance: self.cfg.reconcile_qty_tolerance,
+        })
     }
 
     /// Differences between the store's positions and cash and the broker's snapshot.
@@ -845,17 +912,25 @@ impl Worker {
         let symbols: Vec<Symbol> = positions.keys().cloned().collect();
         let quotes = self.market.quotes(&symbols).await?;
         let cash = self.store.cash().await?;
-        let mut gross = Decimal::ZERO;
-        let mut net = Decimal::ZERO;
-        let mut rows = Vec::new();
-        for (s, p) in &positions {
-            let px = quotes.get(s).map(|q| q.reference()).unwrap_or(p.avg_cost);
-            let mv = p.qty * px;
-            gross += mv.abs();
-            net += mv;
-            rows.push((s.clone(), p.qty, px));
-        }
-        let equity = cash + net;
+        // The one valuation (keel_domain::valuation): the close's quotes, else
+        // the recorded price, else cost — the rule status and the dashboard use.
+        let eods = self.store.eod_snapshots().await?;
+        let recorded =
+            keel_store::marks::recorded_marks(self.store.as_ref(), positions.keys(), &eods).await?;
+        let v =
+            keel_domain::valuation::mark(cash, positions.iter().map(|(s, p)| (s, p.qty, p.avg_cost)), |s| {
+                quotes
+                    .get(s)
+                    .filter(|q| q.reference() > Decimal::ZERO)
+                    .map(keel_domain::valuation::Mark::of_quote)
+                    .or_else(|| recorded.get(s).cloned())
+            });
+        let rows: Vec<(Symbol, Decimal, Decimal)> = v
+            .positions
+            .iter()
+            .map(|p| (p.symbol.clone(), p.qty, p.mark.price))
+            .collect();
+        let (equity, gross, net) = (v.equity, v.gross, v.net);
         let prev = match self.store.eod_snapshots().await?.last() {
             Some(e) => e.equity,
             None => self

@@ -119,9 +119,11 @@ async fn a_worker_stops_sending_when_its_lease_lapses_and_is_fenced_after_a_take
     // The new holder carries on from the same state.
     let wb = leased_worker(&lb, paper.clone(), clock.clone());
     wb.recover().await.unwrap();
-    // First s1 is found at target and completed, then s2 trades.
-    let out = wb.cycle().await.unwrap();
-    assert!(matches!(out, CycleOutcome::Completed(_)), "{out:?}");
+    // s1 was superseded when the newer s2 was queued, so s2 trades at once.
+    assert_eq!(
+        store.target_set_status("s1").await.unwrap().as_deref(),
+        Some("superseded")
+    );
     let out = wb.cycle().await.unwrap();
     assert!(matches!(out, CycleOutcome::Submitted { sent: 2, .. }), "{out:?}");
     for (id, n) in paper.submissions_received().await.unwrap() {

@@ -437,3 +437,198 @@ async fn eod_snapshot_is_recorded_once_per_session() {
     assert_eq!(eods[0].cash, snap.cash);
     let _ = w.path();
 }
+
+/// Three disjoint two-name books (intake wants a gross weight of at least 0.5).
+const AAPL_KO: &[(&str, &str)] = &[("AAPL", "0.3"), ("KO", "0.3")];
+const MS_XOM: &[(&str, &str)] = &[("MSFT", "0.3"), ("XOM", "0.3")];
+const JPM_PG: &[(&str, &str)] = &[("JPM", "0.3"), ("PG", "0.3")];
+
+/// Status of a target set in the store's projection.
+async fn status_of(w: &World, id: &str) -> Option<String> {
+    w.worker.store().target_set_status(id).await.unwrap()
+}
+
+/// Symbols the broker ever received an order for.
+async fn ordered_symbols(w: &World) -> std::collections::BTreeSet<String> {
+    w.paper
+        .orders()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.symbol.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_newest_target_set_supersedes_older_queued_ones() {
+    let s = Setup::default();
+    let w = world(&s).await;
+    // Queued first but computed later: it is the newer portfolio.
+    w.worker
+        .submit_target_set(set("late-as-of", t0() - Duration::minutes(1), MS_XOM))
+        .await
+        .unwrap();
+    w.worker
+        .submit_target_set(set("old-a", t0() - Duration::minutes(10), AAPL_KO))
+        .await
+        .unwrap();
+    w.worker
+        .submit_target_set(set("old-b", t0() - Duration::minutes(5), JPM_PG))
+        .await
+        .unwrap();
+    assert_eq!(status_of(&w, "old-a").await.as_deref(), Some("superseded"));
+    assert_eq!(status_of(&w, "old-b").await.as_deref(), Some("superseded"));
+    assert_eq!(status_of(&w, "late-as-of").await.as_deref(), Some("queued"));
+    run_until_quiet(&w).await;
+    // Only the newest set was ever traded.
+    let syms = ordered_symbols(&w).await;
+    assert_eq!(
+        syms.into_iter().collect::<Vec<_>>(),
+        vec!["MSFT".to_string(), "XOM".to_string()]
+    );
+
+    // Audited once per superseded set, naming the newer one; replay-proof.
+    let rows = w.worker.store().audit_page(0, 10_000).await.unwrap();
+    let sup: Vec<(String, String)> = rows
+        .iter()
+        .filter_map(|r| match r.event() {
+            Ok(Event::TargetSetSuperseded {
+                target_set_id, by, ..
+            }) => Some((target_set_id, by)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sup,
+        vec![
+            ("old-a".to_string(), "late-as-of".to_string()),
+            ("old-b".to_string(), "late-as-of".to_string())
+        ]
+    );
+    w.worker.store().rebuild_projections().await.unwrap();
+    assert_eq!(status_of(&w, "old-a").await.as_deref(), Some("superseded"));
+    assert_eq!(status_of(&w, "late-as-of").await.as_deref(), Some("completed"));
+    assert!(w.worker.store().verify_chain().await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn a_partly_executed_set_is_superseded_and_the_newest_wins() {
+    let s = Setup::default();
+    let w = world(&s).await;
+    w.worker
+        .submit_target_set(set("first", t0() - Duration::minutes(5), AAPL_KO))
+        .await
+        .unwrap();
+    let out = w.worker.cycle().await.unwrap();
+    assert!(matches!(out, CycleOutcome::Submitted { sent: 2, .. }), "{out:?}");
+    assert_eq!(status_of(&w, "first").await.as_deref(), Some("executing"));
+    w.clock.advance(Duration::minutes(1));
+    w.worker
+        .submit_target_set(set("second", w.clock.now(), MS_XOM))
+        .await
+        .unwrap();
+    assert_eq!(status_of(&w, "first").await.as_deref(), Some("superseded"));
+    run_until_quiet(&w).await;
+    // The newest set is the whole portfolio: the AAPL bought by the first is sold.
+    let held = w.worker.store().positions().await.unwrap();
+    assert!(!held.contains_key(&Symbol::new("AAPL").unwrap()), "{held:?}");
+    assert!(!held.contains_key(&Symbol::new("KO").unwrap()), "{held:?}");
+    assert!(held.contains_key(&Symbol::new("MSFT").unwrap()), "{held:?}");
+    assert_eq!(status_of(&w, "second").await.as_deref(), Some("completed"));
+    assert_eq!(status_of(&w, "first").await.as_deref(), Some("superseded"));
+}
+
+#[tokio::test]
+async fn fifo_trades_queued_sets_in_turn() {
+    let mut s = Setup::default();
+    s.worker.queue_policy = keel_worker::QueuePolicy::Fifo;
+    let w = world(&s).await;
+    w.worker
+        .submit_target_set(set("first", t0() - Duration::minutes(5), AAPL_KO))
+        .await
+        .unwrap();
+    w.worker
+        .submit_target_set(set("second", t0() - Duration::minutes(1), MS_XOM))
+        .await
+        .unwrap();
+    assert_eq!(status_of(&w, "first").await.as_deref(), Some("queued"));
+    run_until_quiet(&w).await;
+    assert_eq!(status_of(&w, "first").await.as_deref(), Some("completed"));
+    assert_eq!(status_of(&w, "second").await.as_deref(), Some("completed"));
+    let syms = ordered_symbols(&w).await;
+    assert!(syms.contains("AAPL") && syms.contains("MSFT"), "{syms:?}");
+}
+
+#[tokio::test]
+async fn a_set_mostly_without_quotes_is_blocked_whole() {
+    let s = Setup::default();
+    let w = world(&s).await;
+    // 500 names, 5 of them known to the paper venue; the other 495 have no quote.
+    let known = ["AAPL", "MSFT", "JPM", "XOM", "KO"];
+    let names: Vec<String> = (0..495)
+        .map(|i| format!("ZQ{i:03}"))
+        .chain(known.iter().map(|s| s.to_string()))
+        .collect();
+    let weights: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "0.0018")).collect();
+    w.worker
+        .submit_target_set(set("wide", t0(), &weights))
+        .await
+        .unwrap();
+    let out = w.worker.cycle().await.unwrap();
+    assert!(
+        matches!(
+            out,
+            CycleOutcome::Submitted {
+                sent: 0,
+                blocked: 500,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+    assert_eq!(broker_order_count(&w).await, 0, "nothing of the set traded");
+    let cycle = w.worker.store().cycles(1).await.unwrap().remove(0);
+    let plan = w
+        .worker
+        .store()
+        .guard_decisions(&cycle.cycle_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let blocks = plan["plan_blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 1, "{blocks:?}");
+    assert_eq!(blocks[0]["reason"], "incomplete_coverage");
+    let detail = blocks[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("495 of 500 targeted symbols"), "{detail}");
+    assert!(detail.contains("ZQ000, ZQ001"), "{detail}");
+    assert!(detail.contains("and 485 more"), "{detail}");
+}
+
+#[tokio::test]
+async fn eod_values_with_the_one_valuation() {
+    let s = Setup::default();
+    let w = world(&s).await;
+    w.worker
+        .submit_target_set(set("day-1", t0(), BOOK))
+        .await
+        .unwrap();
+    run_until_quiet(&w).await;
+    w.clock.set("2026-11-24T21:05:00Z".parse().unwrap());
+    w.worker.maybe_eod().await.unwrap();
+    let store = w.worker.store();
+    let eod = store.eod_snapshots().await.unwrap().remove(0);
+    let positions = store.positions().await.unwrap();
+    let symbols: Vec<Symbol> = positions.keys().cloned().collect();
+    let quotes = keel_broker::MarketData::quotes(w.paper.as_ref(), &symbols)
+        .await
+        .unwrap();
+    let v = keel_domain::valuation::mark(
+        store.cash().await.unwrap(),
+        positions.iter().map(|(s, p)| (s, p.qty, p.avg_cost)),
+        |s| quotes.get(s).map(keel_domain::valuation::Mark::of_quote),
+    );
+    assert_eq!(eod.equity, v.equity);
+    assert_eq!(eod.gross_exposure, v.gross);
+    assert_eq!(eod.net_exposure, v.net);
+    assert!(eod.gross_exposure > Decimal::ZERO);
+}

@@ -4,7 +4,7 @@
 //! Two kinds of guard:
 //!
 //! * **Whole-plan guards** ([`KillSwitch`], [`ReplayedTargetSet`],
-//!   [`StaleTargets`], [`SuspiciousTargetSet`], [`MarketHours`]) judge the run
+//!   [`StaleTargets`], [`SuspiciousTargetSet`], [`Coverage`], [`MarketHours`]) judge the run
 //!   once; when one applies, every order of the plan is blocked with its reason.
 //! * **Per-order guards** implement [`Guard`] and run in the fixed order of
 //!   [`per_order`] on each proposed order, sells first, then buys. Each may pass
@@ -26,6 +26,7 @@ pub mod adv_limit;
 pub mod broker_rules;
 pub mod buying_power;
 pub mod cooldown;
+pub mod coverage;
 pub mod cycle_limits;
 pub mod exposure;
 pub mod kill_switch;
@@ -48,6 +49,7 @@ pub use adv_limit::AdvLimit;
 pub use broker_rules::BrokerRules;
 pub use buying_power::BuyingPower;
 pub use cooldown::Cooldown;
+pub use coverage::Coverage;
 pub use cycle_limits::CycleLimits;
 pub use exposure::ExposureLimits;
 pub use kill_switch::KillSwitch;

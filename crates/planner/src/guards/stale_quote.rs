@@ -193,7 +193,11 @@ mod tests {
         let fx = Fixture::new()
             .target("AAPL", "0.1")
             .position("MSFT", "10")
-            .with(|f| f.cfg.guards.stale_quote.enabled = false);
+            .with(|f| {
+                f.cfg.guards.stale_quote.enabled = false;
+                // Per-symbol refusal; the whole-set coverage block is tested in coverage.rs.
+                f.cfg.guards.coverage.enabled = false;
+            });
         let plan = fx.plan();
         assert!(plan.orders.is_empty());
         let aapl = decision(&plan, "AAPL");
@@ -211,6 +215,7 @@ mod tests {
         let fx = Fixture::new().target("AAPL", "0.1").with(|f| {
             let q = quote_obj("AAPL", "0", t(NOW));
             f.snapshot.quotes.insert(sym("AAPL"), q);
+            f.cfg.guards.coverage.enabled = false;
         });
         let plan = fx.plan();
         let dd = decision(&plan, "AAPL");

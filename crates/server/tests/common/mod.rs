@@ -360,6 +360,13 @@ pub async fn seed(store: &dyn Store) -> Seeded {
             Event::Reconciled {
                 ok: true,
                 differences: vec![],
+                scope: Some(keel_domain::ReconScope {
+                    symbols: 6,
+                    store_cash: store.cash().await.unwrap_or_default(),
+                    broker_cash: store.cash().await.unwrap_or_default(),
+                    cash_tolerance: d("0.01"),
+                    qty_tolerance: Decimal::ZERO,
+                }),
                 at: at(day, 20, 55),
             },
         )

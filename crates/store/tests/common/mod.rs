@@ -162,6 +162,7 @@ pub fn scenario() -> Vec<Event> {
         Event::Reconciled {
             ok: false,
             differences: vec!["AAPL: store 18, broker 17".into()],
+            scope: None,
             at: t(46),
         },
         Event::EodSnapshot {
