@@ -8,9 +8,11 @@
 //! what the broker says, before anything new is sent.
 
 mod config;
+mod dry_run;
 mod instrumented;
 
 pub use config::{KillSwitchConfig, WorkerConfig};
+pub use dry_run::DryRun;
 pub use instrumented::Instrumented;
 
 use keel_domain::metrics_names as m;
@@ -430,18 +432,9 @@ impl Worker {
             return Ok(CycleOutcome::Killed(reason));
         }
 
-        let state = self.guard_state(&set, &snapshot, now).await?;
-        let input = PlanInput {
-            account_id: &self.account_id,
-            targets: &set,
-            snapshot: &snapshot,
-            now,
-            attempt,
-            state: &state,
-        };
-        let plan = keel_planner::plan(&input, &self.risk);
+        let plan = self.plan_orders(&set, &snapshot, attempt, now, None).await?;
         record_guard_metrics(&plan);
-        let cycle_id = format!("{}#{}", set.id, attempt);
+        let cycle_id = cycle_id(&set, attempt);
         let decisions = serde_json::to_value(&plan).unwrap_or(serde_json::Value::Null);
         let blocked = plan.decisions.iter().filter(|d| !d.is_sent()).count() as u32;
         self.store
@@ -605,6 +598,34 @@ impl Worker {
             }
         }
         Ok(None)
+    }
+
+    /// The planning half of a cycle, shared with [`Worker::dry_run`] so
+    /// `keel plan` and `keel cycle` cannot disagree: guard state from the
+    /// store and the market, then the pure planner. `kill_override` is the
+    /// reason a kill switch the store does not show yet would be engaged by
+    /// (the flag file, in a dry run that must not engage it).
+    async fn plan_orders(
+        &self,
+        set: &TargetSet,
+        snapshot: &AccountSnapshot,
+        attempt: u32,
+        now: DateTime<Utc>,
+        kill_override: Option<String>,
+    ) -> Result<keel_planner::Plan, WorkerError> {
+        let mut state = self.guard_state(set, snapshot, now).await?;
+        if state.kill_switch.is_none() {
+            state.kill_switch = kill_override;
+        }
+        let input = PlanInput {
+            account_id: &self.account_id,
+            targets: set,
+            snapshot,
+            now,
+            attempt,
+            state: &state,
+        };
+        Ok(keel_planner::plan(&input, &self.risk))
     }
 
     async fn guard_state(
@@ -861,6 +882,11 @@ struct Tally {
     unknown_outcomes: u32,
     /// Orders whose fate is still unknown after the retry budget.
     unresolved: u32,
+}
+
+/// A cycle's id: its target set and attempt number (client order ids derive from both).
+fn cycle_id(set: &TargetSet, attempt: u32) -> String {
+    format!("{}#{}", set.id, attempt)
 }
 
 fn set_expired(set: &TargetSet, now: DateTime<Utc>) -> Option<String> {
