@@ -54,12 +54,12 @@ pub async fn run(envs: Vec<Env>) -> Result<(), CliError> {
         accounts.push((env, backend));
     }
     let slot: Slot = Arc::new(RwLock::new(None));
+    // Bind before anything trades: a dashboard or control API that cannot be
+    // served is a start-up failure (exit 1), never a silent half-start.
+    let server_cfg = crate::serve::server_config(&accounts[0].0)?;
+    let listener = crate::serve::bind(&server_cfg).await?;
     let server = {
         let (env, backend) = &accounts[0];
-        let env2 = Env {
-            cfg: env.cfg.clone(),
-            clock: env.clock.clone(),
-        };
         let control = RunControl {
             slot: slot.clone(),
             store: backend.store(),
@@ -67,17 +67,26 @@ pub async fn run(envs: Vec<Env>) -> Result<(), CliError> {
             clock: env.clock.clone(),
         };
         let store = backend.store();
+        let account = env.cfg.account_id.clone();
         let mut rx = stop_rx.clone();
         tokio::spawn(async move {
             let shutdown = async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             };
-            if let Err(e) = serve(&env2, store, control, shutdown).await {
+            if let Err(e) = serve(listener, server_cfg, &account, store, control, shutdown).await {
                 tracing::error!(error = %e, "dashboard stopped");
             }
         })
     };
-    tracing::info!(holder = %holder, accounts = accounts.len(), "keel run: starting");
+    for (env, _) in &accounts {
+        tracing::info!(
+            config = %crate::discover::used().unwrap_or("defaults"),
+            account = %env.cfg.account_id,
+            data_dir = %env.cfg.data_dir.display(),
+            holder = %holder,
+            "keel run: starting"
+        );
+    }
     let mut tasks = tokio::task::JoinSet::new();
     for (i, (env, backend)) in accounts.into_iter().enumerate() {
         let slot = (i == 0).then(|| slot.clone());
@@ -199,11 +208,27 @@ async fn tenure(
     let mut last_cycle: Option<Instant> = None;
     while !stopped(stop) && lease.is_valid() {
         crate::live::take_inbox(env, &worker, &inbox).await;
+        // The flag file is honoured on every tick, market open or not: an
+        // operator's `touch` must not wait for the next session.
+        if worker.flag_file_present() {
+            match worker.store().kill_switch().await {
+                Ok(None) => {
+                    if let Err(e) = worker
+                        .engage_kill("flag file present", KillSource::FlagFile)
+                        .await
+                    {
+                        tracing::error!(error = %e, "engaging the kill switch from the flag file failed");
+                    }
+                }
+                Ok(Some(_)) => {}
+                Err(e) => tracing::error!(error = %e, "reading the kill switch failed"),
+            }
+        }
         let due = last_cycle.is_none_or(|t| t.elapsed() >= every);
         if due && lease.is_valid() && keel_calendar::is_open(env.clock.now()) {
             last_cycle = Some(Instant::now());
             match worker.cycle().await {
-                Ok(outcome) => tracing::info!(?outcome, "cycle"),
+                Ok(outcome) => log_outcome(&env.cfg.account_id, &outcome),
                 Err(e) => tracing::error!(error = %e, "cycle failed closed"),
             }
         }
@@ -215,6 +240,34 @@ async fn tenure(
         nap(stop, TICK).await;
     }
     Ok(())
+}
+
+/// One structured log line per cycle: `outcome` is the machine name, the
+/// message the text `keel cycle` prints.
+fn log_outcome(account: &str, outcome: &keel_worker::CycleOutcome) {
+    use keel_worker::CycleOutcome as O;
+    let text = crate::commands::describe_outcome(outcome);
+    match outcome {
+        O::Submitted {
+            cycle_id,
+            sent,
+            rejected,
+            blocked,
+        } => tracing::info!(
+            account,
+            outcome = "submitted",
+            cycle_id = %cycle_id,
+            sent,
+            rejected,
+            blocked,
+            "{text}"
+        ),
+        O::Killed(reason) => tracing::warn!(account, outcome = "killed", reason = %reason, "{text}"),
+        O::MarketClosed => tracing::info!(account, outcome = "market_closed", "{text}"),
+        O::Idle => tracing::info!(account, outcome = "idle", "{text}"),
+        O::Waiting(w) => tracing::info!(account, outcome = "waiting", detail = %w, "{text}"),
+        O::Completed(c) => tracing::info!(account, outcome = "completed", detail = %c, "{text}"),
+    }
 }
 
 /// Renews `lease` every `every` until it is lost (or the task is aborted).
@@ -365,14 +418,16 @@ impl ControlPort for RunControl {
     }
 }
 
-/// Serves the dashboard with `control` (when a token enables it) until `shutdown`.
+/// Serves the dashboard on the bound `listener` with `control` (when a token
+/// enables it) until `shutdown`.
 async fn serve(
-    env: &Env,
+    listener: tokio::net::TcpListener,
+    cfg: keel_server::ServerConfig,
+    account: &str,
     store: Arc<dyn Store>,
     control: RunControl,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), CliError> {
-    let cfg = crate::serve::server_config(env)?;
     let control: Option<Arc<dyn ControlPort>> = match &cfg.control_token {
         Some(_) => Some(Arc::new(control)),
         None => None,
@@ -384,13 +439,8 @@ async fn serve(
             None
         }
     };
-    eprintln!(
-        "keel: dashboard on http://{}/ for account {} (control API {})",
-        cfg.bind,
-        env.cfg.account_id,
-        if control.is_some() { "on" } else { "off" }
-    );
-    keel_server::serve(cfg, store, control, metrics, shutdown)
+    crate::serve::announce(&listener, account, control.is_some());
+    keel_server::serve_listener(listener, cfg, store, control, metrics, shutdown)
         .await
         .context("dashboard server")?;
     Ok(())

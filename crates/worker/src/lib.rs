@@ -244,7 +244,25 @@ impl Worker {
         // Count only what was new: adopting the same order twice must not double-count.
         for (ev, seq) in events.iter().zip(&applied) {
             match (ev, seq) {
-                (Event::OrderFilled { side, .. }, Some(_)) => {
+                (
+                    Event::OrderFilled {
+                        side,
+                        qty,
+                        price,
+                        fill_id,
+                        ..
+                    },
+                    Some(_),
+                ) => {
+                    tracing::info!(
+                        client_order_id = %bo.client_order_id,
+                        symbol = %bo.symbol,
+                        side = side.as_str(),
+                        qty = %qty.normalize(),
+                        price = %price.normalize(),
+                        fill_id = %fill_id,
+                        "order filled"
+                    );
                     metrics::counter!(m::FILLS, m::LABEL_SIDE => side.as_str()).increment(1)
                 }
                 (
@@ -298,7 +316,7 @@ impl Worker {
                     at: self.now(),
                 })
                 .await?;
-            tracing::warn!(reason, ?source, "kill switch engaged");
+            tracing::warn!(reason, source = %label(&source), "kill switch engaged");
             metrics::counter!(m::KILL_SWITCH_ENGAGEMENTS, m::LABEL_SOURCE => label(&source)).increment(1);
         }
         Ok(())
@@ -316,7 +334,7 @@ impl Worker {
                 at: self.now(),
             })
             .await?;
-        tracing::warn!(reason, ?source, "kill switch released");
+        tracing::warn!(reason, source = %label(&source), "kill switch released");
         Ok(true)
     }
 
@@ -358,7 +376,9 @@ impl Worker {
         mh.enabled && (now < s.open + secs(mh.after_open_secs) || now >= s.close - secs(mh.before_close_secs))
     }
 
-    fn flag_file_present(&self) -> bool {
+    /// True when the configured kill-switch flag file exists (`keel run`
+    /// looks every tick, market open or not).
+    pub fn flag_file_present(&self) -> bool {
         self.kill_cfg.flag_file.as_ref().is_some_and(|p| p.exists())
     }
 
@@ -693,10 +713,25 @@ impl Worker {
             self.lease_held()?;
             match self.submit_one(order, &mut tally).await? {
                 Sent::Accepted => {
+                    tracing::info!(
+                        client_order_id = %order.client_order_id,
+                        symbol = %order.symbol,
+                        side = order.side.as_str(),
+                        qty = %order.qty.normalize(),
+                        limit_price = %order.limit_price.map(|p| p.normalize().to_string()).unwrap_or_else(|| "market".into()),
+                        "order sent"
+                    );
                     tally.sent += 1;
                     metrics::counter!(m::ORDERS_SENT, m::LABEL_SIDE => order.side.as_str()).increment(1);
                 }
                 Sent::Rejected => {
+                    tracing::warn!(
+                        client_order_id = %order.client_order_id,
+                        symbol = %order.symbol,
+                        side = order.side.as_str(),
+                        qty = %order.qty.normalize(),
+                        "order rejected by the broker"
+                    );
                     tally.rejected += 1;
                     metrics::counter!(m::ORDERS_REJECTED, m::LABEL_REASON => "broker_reject").increment(1);
                 }
