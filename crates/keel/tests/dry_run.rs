@@ -125,13 +125,14 @@ fn contents(dir: &Path) -> BTreeMap<String, Vec<String>> {
         for db in ["keel.db", "paper-broker.db"] {
             let url = format!("sqlite://{}?mode=ro", dir.join(db).display());
             let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            let tables: Vec<String> = sqlx::query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-                .fetch_all(&mut c)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get::<String, _>(0))
-                .collect();
+            let tables: Vec<String> =
+                sqlx::query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                    .fetch_all(&mut c)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get::<String, _>(0))
+                    .collect();
             for t in tables {
                 let cols: Vec<String> = sqlx::query(&format!("SELECT name FROM pragma_table_info('{t}')"))
                     .fetch_all(&mut c)
@@ -165,7 +166,9 @@ fn assert_unchanged(dir: &Path, before: &BTreeMap<String, Vec<String>>) {
         .collect();
     assert!(changed.is_empty(), "keel plan changed {changed:?}");
     assert!(before.get("keel.db:audit").is_some_and(|r| !r.is_empty()));
-    assert!(before.get("paper-broker.db:counters").is_some_and(|r| !r.is_empty()));
+    assert!(before
+        .get("paper-broker.db:counters")
+        .is_some_and(|r| !r.is_empty()));
 }
 
 /// Cycles set `id` until it completes, so no order is left working.
@@ -193,7 +196,12 @@ fn plan_prints_exactly_what_the_next_cycle_sends_and_writes_nothing() {
     // History: a first set bought positions (fills, cooldowns, order-rate
     // history, one executed set id), then completed.
     let t0 = at("2026-11-24T15:00:00Z");
-    let a = write_set(dir, "set-a", t0 - Duration::minutes(1), &[("AAPL", "0.3"), ("MSFT", "0.3"), ("JPM", "0.2")]);
+    let a = write_set(
+        dir,
+        "set-a",
+        t0 - Duration::minutes(1),
+        &[("AAPL", "0.3"), ("MSFT", "0.3"), ("JPM", "0.2")],
+    );
     ok(dir, t0, &["submit", &a]);
     let t1 = trade_until_done(dir, t0);
     let held = venue_orders(dir, t1);
@@ -201,7 +209,12 @@ fn plan_prints_exactly_what_the_next_cycle_sends_and_writes_nothing() {
 
     // A new set that sells some, buys others.
     let t2 = t1 + Duration::minutes(20);
-    let b = write_set(dir, "set-b", t2 - Duration::minutes(1), &[("AAPL", "0.1"), ("MSFT", "0.3"), ("NVDA", "0.25")]);
+    let b = write_set(
+        dir,
+        "set-b",
+        t2 - Duration::minutes(1),
+        &[("AAPL", "0.1"), ("MSFT", "0.3"), ("NVDA", "0.25")],
+    );
     let before = contents(dir);
     let plan_out = ok(dir, t2, &["plan", "--targets", &b, "--json"]);
     assert_unchanged(dir, &before);
@@ -210,12 +223,18 @@ fn plan_prints_exactly_what_the_next_cycle_sends_and_writes_nothing() {
     assert_eq!(plan["cycle_id"], "set-b#0");
     let want = planned(&plan);
     assert!(!want.is_empty(), "the plan has orders: {plan_out}");
-    assert!(want.values().any(|(s, ..)| s == "sell") && want.values().any(|(s, ..)| s == "buy"), "{want:?}");
+    assert!(
+        want.values().any(|(s, ..)| s == "sell") && want.values().any(|(s, ..)| s == "buy"),
+        "{want:?}"
+    );
     // The same plan in text, for people, with normalized numbers.
     let text = ok(dir, t2, &["plan", "--targets", &b]);
     assert!(text.contains("would send these"), "{text}");
     for (id, (_, qty, _)) in &want {
-        assert!(text.contains(id.as_str()) && text.contains(qty.as_str()), "{text}");
+        assert!(
+            text.contains(id.as_str()) && text.contains(qty.as_str()),
+            "{text}"
+        );
     }
 
     ok(dir, t2, &["submit", &b]);
@@ -231,7 +250,12 @@ fn plan_prints_exactly_what_the_next_cycle_sends_and_writes_nothing() {
     // Kill switch engaged: the plan shows the block, the cycle sends nothing, exit 3.
     let t3 = trade_until_done(dir, t2 + Duration::minutes(3)) + Duration::minutes(20);
     ok(dir, t3, &["kill", "--reason", "desk says stop"]);
-    let c = write_set(dir, "set-c", t3 - Duration::minutes(1), &[("AAPL", "0.3"), ("XOM", "0.2")]);
+    let c = write_set(
+        dir,
+        "set-c",
+        t3 - Duration::minutes(1),
+        &[("AAPL", "0.3"), ("XOM", "0.2")],
+    );
     let plan_out = ok(dir, t3, &["plan", "--targets", &c, "--json"]);
     let plan: serde_json::Value = serde_json::from_str(&plan_out).unwrap();
     assert_eq!(plan["would_send"], false);
@@ -241,11 +265,19 @@ fn plan_prints_exactly_what_the_next_cycle_sends_and_writes_nothing() {
         plan["holds"][0].as_str().unwrap().contains("desk says stop"),
         "{plan_out}"
     );
-    assert!(!plan["decisions"].as_array().unwrap().is_empty(), "every order shown blocked: {plan_out}");
+    assert!(
+        !plan["decisions"].as_array().unwrap().is_empty(),
+        "every order shown blocked: {plan_out}"
+    );
     let before = venue_orders(dir, t3);
     ok(dir, t3, &["submit", &c]);
     let cycle = keel(dir, t3, &["cycle"]);
-    assert_eq!(cycle.status.code(), Some(3), "{}", String::from_utf8_lossy(&cycle.stderr));
+    assert_eq!(
+        cycle.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&cycle.stderr)
+    );
     assert!(String::from_utf8_lossy(&cycle.stdout).contains("killed"));
     assert_eq!(venue_orders(dir, t3), before, "a killed cycle sent an order");
 }
