@@ -203,7 +203,25 @@ fn plan_prints_exactly_what_the_next_cycle_sends_and_writes_nothing() {
         &[("AAPL", "0.3"), ("MSFT", "0.3"), ("JPM", "0.2")],
     );
     ok(dir, t0, &["submit", &a]);
-    let t1 = trade_until_done(dir, t0);
+    let out = ok(dir, t0, &["cycle"]);
+    assert!(out.contains("submitted"), "{out}");
+    // Minutes later the venue has filled orders the store has not seen yet:
+    // the dry run adopts them (on its private copy) exactly as the cycle will.
+    let t0b = t0 + Duration::minutes(3);
+    let seen = venue_orders(dir, t0b);
+    let before = contents(dir);
+    let p: serde_json::Value =
+        serde_json::from_str(&ok(dir, t0b, &["plan", "--targets", &a, "--json"])).unwrap();
+    assert_unchanged(dir, &before);
+    assert_eq!(p["cycle_id"], "set-a#1", "{p}");
+    ok(dir, t0b, &["cycle"]);
+    let sent: Orders = venue_orders(dir, t0b)
+        .into_iter()
+        .filter(|(id, _)| !seen.contains_key(id))
+        .collect();
+    println!("second attempt: {} planned, notes {}", sent.len(), p["notes"]);
+    assert_eq!(sent, planned(&p), "second attempt: sent differs from planned");
+    let t1 = trade_until_done(dir, t0b + Duration::minutes(3));
     let held = venue_orders(dir, t1);
     assert!(!held.is_empty(), "the first set traded");
 

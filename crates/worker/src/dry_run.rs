@@ -1,16 +1,26 @@
 //! `keel plan`: what the next cycle would do at this instant, computed by the
-//! cycle's own planning half ([`Worker::plan_orders`]) over the same broker
-//! snapshot and store guard state, with every write left out. The cycle's
-//! preconditions (kill switch, market hours, working orders, attempts,
-//! reconciliation, loss limits) are evaluated, not acted on: a dry run never
-//! engages the kill switch, cancels, syncs or appends; it says what would
-//! happen.
+//! cycle's own code over the same broker snapshot and store guard state.
+//!
+//! The cycle starts with bookkeeping that writes to the store (opening the
+//! account, adopting fills that arrived since the last sync, the EOD snapshot
+//! of a session that closed meanwhile), and the plan depends on it: a fill
+//! starts a cooldown, an EOD snapshot moves the daily-loss base. So the dry
+//! run replays the store's audit log into a private in-memory copy and runs
+//! that bookkeeping there, with the broker only read. The real store is never
+//! written. The cycle's preconditions (kill switch, market hours, working
+//! orders, attempts, reconciliation, loss limits) are evaluated, not acted
+//! on: a dry run never engages the kill switch at the store or cancels at the
+//! broker; it says what would happen.
 
 use crate::{cycle_id, label, set_expired, Worker, WorkerError};
 use chrono::{DateTime, Duration, Utc};
 use keel_domain::{Symbol, TargetSet};
 use keel_planner::Plan;
 use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Audit rows copied per page into the dry run's scratch store.
+const COPY_PAGE: u32 = 5_000;
 
 /// The result of [`Worker::dry_run`].
 #[derive(Debug, Clone, serde::Serialize)]
@@ -36,12 +46,52 @@ pub struct DryRun {
 }
 
 impl Worker {
-    /// Plans `set` as the next cycle would at this instant, reading the broker
-    /// and the store only.
+    /// Plans `set` as the next cycle would at this instant. Reads the broker
+    /// (account, positions, open orders, order lookups, quotes) and the store;
+    /// writes neither.
     pub async fn dry_run(&self, set: &TargetSet) -> Result<DryRun, WorkerError> {
+        self.scratch().await?.dry_run_on_scratch(set).await
+    }
+
+    /// This worker over an in-memory copy of its store (no lease: the copy is
+    /// private, and the broker is only read).
+    async fn scratch(&self) -> Result<Worker, WorkerError> {
+        let copy = keel_store::SqliteStore::open_in_memory().await?;
+        let mut after = 0;
+        loop {
+            let page = self.store.audit_page(after, COPY_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            copy.import_audit(&page).await?;
+        }
+        Ok(Worker {
+            account_id: self.account_id.clone(),
+            store: Arc::new(copy),
+            broker: self.broker.clone(),
+            market: self.market.clone(),
+            clock: self.clock.clone(),
+            risk: self.risk.clone(),
+            cfg: self.cfg.clone(),
+            kill_cfg: self.kill_cfg.clone(),
+            lease: None,
+        })
+    }
+
+    /// The dry run proper; `self.store` is the scratch copy.
+    async fn dry_run_on_scratch(&self, set: &TargetSet) -> Result<DryRun, WorkerError> {
         let now = self.now();
         let mut holds = Vec::new();
         let mut notes = Vec::new();
+
+        // The cycle's bookkeeping, as the cycle does it. A broker that lost an
+        // acknowledged order engages the (copy's) kill switch, reported below.
+        match self.recover().await {
+            Ok(()) => {
+                self.maybe_eod().await?;
+            }
+            Err(WorkerError::Refused(_)) => {}
+            Err(e) => return Err(e),
+        }
 
         // The flag file engages the switch at the start of a cycle; a dry run
         // plans as if it had, without engaging it.
@@ -65,7 +115,8 @@ impl Worker {
             holds.push("market closed (or inside the market-hours buffer): the cycle would not trade".into());
         }
         match self.store.target_set_status(&set.id).await? {
-            Some(s) if s != "queued" => holds.push(format!(
+            // Queued or executing sets are traded; any other status is final.
+            Some(s) if s != "queued" && s != "executing" => holds.push(format!(
                 "target set {:?} was already submitted (status: {s}): it would not be traded again",
                 set.id
             )),
@@ -77,31 +128,28 @@ impl Worker {
             }
         }
 
+        // After the sync, the store's open orders are the ones still working.
+        // The cycle cancels the stale ones and plans without them in the same
+        // cycle; it waits for fresh ones.
+        let stale_before = now - Duration::seconds(self.cfg.stale_order_secs);
         let open = self.store.open_orders().await?;
-        if !open.is_empty() {
-            let stale_before = now - Duration::seconds(self.cfg.stale_order_secs);
-            let working: BTreeSet<String> = self
-                .broker
-                .open_orders()
-                .await?
-                .into_iter()
-                .map(|o| o.client_order_id)
-                .collect();
-            let still = open
-                .iter()
-                .filter(|r| r.created_at >= stale_before && working.contains(&r.client_order_id))
-                .count();
-            if still > 0 {
-                holds.push(format!(
-                    "{still} order(s) still working: the cycle would wait for them"
-                ));
-            } else {
-                notes.push(format!(
-                    "{} open order(s) would be synced or cancelled as stale first; fills the store \
-                     has not seen yet are not in the cooldown and reconciliation inputs",
-                    open.len()
-                ));
-            }
+        let stale: BTreeSet<String> = open
+            .iter()
+            .filter(|r| r.created_at < stale_before)
+            .map(|r| r.client_order_id.clone())
+            .collect();
+        let fresh = open.len() - stale.len();
+        if fresh > 0 {
+            holds.push(format!(
+                "{fresh} order(s) still working: the cycle would wait for them"
+            ));
+        }
+        if !stale.is_empty() {
+            notes.push(format!(
+                "the cycle would first cancel {} stale order(s): {}; this plan assumes they are gone",
+                stale.len(),
+                stale.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
         }
 
         if let Some(reason) = set_expired(set, now) {
@@ -119,10 +167,12 @@ impl Worker {
         let mut symbols: BTreeSet<Symbol> = set.targets.iter().map(|t| t.symbol.clone()).collect();
         symbols.extend(self.store.positions().await?.into_keys());
         let symbols: Vec<Symbol> = symbols.into_iter().collect();
-        let snapshot = keel_broker::snapshot(self.broker.as_ref(), self.market.as_ref(), &symbols).await?;
-        // A store without an account yet is opened from the broker's cash by
-        // the cycle, so there is nothing to compare.
-        if open.is_empty() && self.store.account().await?.is_some() {
+        let mut snapshot =
+            keel_broker::snapshot(self.broker.as_ref(), self.market.as_ref(), &symbols).await?;
+        snapshot
+            .open_orders
+            .retain(|o| !stale.contains(&o.client_order_id));
+        if fresh == 0 {
             let differences = self.differences(&snapshot).await?;
             if !differences.is_empty() {
                 holds.push(format!(

@@ -453,7 +453,16 @@ impl Broker for PaperBroker {
 
     async fn order_by_client_id(&self, client_order_id: &str) -> Result<Option<BrokerOrder>, BrokerError> {
         let (mut g, w) = self.begin("order_by_client_id", client_order_id, true).await?;
-        let open = w.open_by_client_id(client_order_id).map(|o| o.order.clone());
+        let mut open = w.open_by_client_id(client_order_id).map(|o| o.order.clone());
+        if self.read_only && open.is_none() {
+            // Processing up to now may have just finished the order, and a
+            // read-only venue never writes that to the file: answer from it.
+            open =
+                w.ch.orders
+                    .values()
+                    .find(|o| o.order.client_order_id == client_order_id)
+                    .map(|o| o.order.clone());
+        }
         self.persist(&mut g, w).await?;
         match open {
             Some(o) => Ok(Some(o)),
