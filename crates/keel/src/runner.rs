@@ -355,6 +355,7 @@ impl ControlPort for RunControl {
                 })
                 .await
                 .map_err(internal)?;
+            tracing::warn!(reason, source = "http", "kill switch engaged");
         }
         Ok(())
     }
@@ -374,6 +375,7 @@ impl ControlPort for RunControl {
             })
             .await
             .map_err(internal)?;
+        tracing::warn!(reason, source = "http", "kill switch released");
         Ok(true)
     }
 

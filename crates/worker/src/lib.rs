@@ -574,7 +574,11 @@ impl Worker {
         let mut out = Vec::new();
         let cash = self.store.cash().await?;
         if (cash - snap.cash).abs() > self.cfg.reconcile_cash_tolerance {
-            out.push(format!("cash: store {cash}, broker {}", snap.cash));
+            out.push(format!(
+                "cash: store {}, broker {}",
+                cash.normalize(),
+                snap.cash.normalize()
+            ));
         }
         let mine = self.store.positions().await?;
         let mut symbols: BTreeSet<&Symbol> = mine.keys().collect();
@@ -583,7 +587,7 @@ impl Worker {
             let a = mine.get(s).map(|p| p.qty).unwrap_or_default();
             let b = snap.held(s);
             if (a - b).abs() > self.cfg.reconcile_qty_tolerance {
-                out.push(format!("{s}: store {a}, broker {b}"));
+                out.push(format!("{s}: store {}, broker {}", a.normalize(), b.normalize()));
             }
         }
         Ok(out)
