@@ -21,7 +21,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             keel_sim::cli::SimFailure::Usage(m) => input(m),
             other => CliError::Runtime(anyhow::anyhow!("{other}")),
         }),
-        Command::Init { path } => init(&path),
+        Command::Init { schema: true, .. } => {
+            print!("{}", crate::config_schema::schema_text());
+            Ok(())
+        }
+        Command::Init { path, .. } => init(&path),
         Command::Plan {
             targets,
             id,
@@ -470,7 +474,7 @@ async fn kill(env: Env, reason: &str, engage: bool) -> Result<(), CliError> {
             .engage_kill(reason, KillSource::Cli)
             .await
             .context("engaging the kill switch")?;
-        println!("kill switch engaged: {reason}");
+        println!("kill switch engaged: {}", keel_domain::log_safe(reason));
         return Ok(());
     }
     let worker = env.worker().await?;
@@ -479,7 +483,7 @@ async fn kill(env: Env, reason: &str, engage: bool) -> Result<(), CliError> {
         .await
         .context("releasing the kill switch")?
     {
-        println!("kill switch released: {reason}");
+        println!("kill switch released: {}", keel_domain::log_safe(reason));
     } else {
         println!("kill switch was not engaged; nothing changed");
     }

@@ -83,7 +83,12 @@ pub(crate) async fn take_inbox(env: &Env, worker: &Worker, inbox: &Path) {
         };
         match &result {
             Err(msg) => {
-                tracing::warn!(file = %f.display(), moved_to = %dest.display(), reason = %msg, "target file rejected");
+                tracing::warn!(
+                    file = %keel_domain::log_safe(&f.display().to_string()),
+                    moved_to = %keel_domain::log_safe(&dest.display().to_string()),
+                    reason = %keel_domain::log_safe(msg),
+                    "target file rejected"
+                );
                 let mut err_name = dest.file_name().map(|n| n.to_os_string()).unwrap_or_default();
                 err_name.push(".error");
                 if let Err(e) = write_new(&dest_dir, &err_name, &format!("{msg}\n")) {

@@ -13,7 +13,7 @@
 //! broker; it says what would happen.
 
 use crate::{cycle_id, label, set_expired, Worker, WorkerError};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use keel_domain::{Symbol, TargetSet};
 use keel_planner::Plan;
 use std::collections::BTreeSet;
@@ -131,7 +131,7 @@ impl Worker {
         // After the sync, the store's open orders are the ones still working.
         // The cycle cancels the stale ones and plans without them in the same
         // cycle; it waits for fresh ones.
-        let stale_before = now - Duration::seconds(self.cfg.stale_order_secs);
+        let stale_before = self.stale_before(now);
         let open = self.store.open_orders().await?;
         let stale: BTreeSet<String> = open
             .iter()

@@ -11,7 +11,7 @@ mod config;
 mod dry_run;
 mod instrumented;
 
-pub use config::{KillSwitchConfig, WorkerConfig};
+pub use config::{KillSwitchConfig, WorkerConfig, MAX_STALE_ORDER_SECS};
 pub use dry_run::DryRun;
 pub use instrumented::Instrumented;
 
@@ -316,7 +316,7 @@ impl Worker {
                     at: self.now(),
                 })
                 .await?;
-            tracing::warn!(reason, source = %label(&source), "kill switch engaged");
+            tracing::warn!(reason = %keel_domain::log_safe(reason), source = %label(&source), "kill switch engaged");
             metrics::counter!(m::KILL_SWITCH_ENGAGEMENTS, m::LABEL_SOURCE => label(&source)).increment(1);
         }
         Ok(())
@@ -334,7 +334,7 @@ impl Worker {
                 at: self.now(),
             })
             .await?;
-        tracing::warn!(reason, source = %label(&source), "kill switch released");
+        tracing::warn!(reason = %keel_domain::log_safe(reason), source = %label(&source), "kill switch released");
         Ok(true)
     }
 
@@ -382,6 +382,15 @@ impl Worker {
         self.kill_cfg.flag_file.as_ref().is_some_and(|p| p.exists())
     }
 
+    /// Orders created before this are stale. Clamped and checked: no
+    /// configured value can overflow the subtraction.
+    fn stale_before(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let stale_age =
+            Duration::try_seconds(self.cfg.stale_order_secs.clamp(0, config::MAX_STALE_ORDER_SECS))
+                .unwrap_or_else(Duration::zero);
+        now.checked_sub_signed(stale_age).unwrap_or(now)
+    }
+
     /// Runs one execution cycle now.
     pub async fn cycle(&self) -> Result<CycleOutcome, WorkerError> {
         let start = std::time::Instant::now();
@@ -422,7 +431,7 @@ impl Worker {
         };
 
         // Stale working orders are cancelled, not stacked; fresh ones are waited for.
-        let stale_before = now - Duration::seconds(self.cfg.stale_order_secs);
+        let stale_before = self.stale_before(now);
         let open = self.store.open_orders().await?;
         if !open.is_empty() {
             self.cancel_open_orders("stale", |r| r.created_at < stale_before)
@@ -666,9 +675,7 @@ impl Worker {
         // An unknown reference symbol yields no closes: the brake then fails closed to 0.
         let reference_closes = match Symbol::new(&brake.reference_symbol) {
             Ok(s) if brake.enabled && brake.builtin => {
-                self.market
-                    .daily_closes(&s, brake.lookback_days as usize + 1)
-                    .await?
+                self.market.daily_closes(&s, brake.closes_needed()).await?
             }
             _ => Vec::new(),
         };
@@ -795,7 +802,7 @@ impl Worker {
                     let wait = retry_after
                         .unwrap_or(std::time::Duration::from_millis(self.cfg.retry_backoff_ms))
                         .min(std::time::Duration::from_millis(
-                            self.cfg.retry_backoff_ms.max(1) * 25,
+                            self.cfg.retry_backoff_ms.clamp(1, 60_000).saturating_mul(25),
                         ));
                     tokio::time::sleep(wait).await;
                 }
