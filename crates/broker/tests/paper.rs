@@ -1045,3 +1045,53 @@ mod props {
         }
     }
 }
+
+/// `keel plan`'s view of the venue: reads see fills processed up to now, the
+/// file is never written (the next real call sees exactly what it would have
+/// without the look), and orders are refused.
+#[tokio::test]
+async fn read_only_open_sees_processed_fills_writes_nothing_and_refuses_orders() {
+    let s = session();
+    let v = venue(quiet(), s.open + Duration::minutes(30)).await;
+    let order = mkt("ro-1", "AAPL", Side::Buy, dec!(10));
+    v.broker.submit(&order).await.unwrap();
+    v.broker.close().await;
+    let later = s.open + Duration::minutes(40);
+    assert!(
+        PaperBroker::open_read_only(&v.path.with_extension("nope"), quiet(), v.clock.clone())
+            .await
+            .is_err()
+    );
+    let file_before = std::fs::read(&v.path).unwrap();
+    let ro = PaperBroker::open_read_only(&v.path, quiet(), Arc::new(FixedClock::new(later)))
+        .await
+        .unwrap();
+    let seen = ro.order_by_client_id("ro-1").await.unwrap().unwrap();
+    assert_eq!(
+        seen.status,
+        OrderStatus::Filled,
+        "processing up to now is visible"
+    );
+    assert_eq!(ro.positions().await.unwrap().len(), 1);
+    assert!(matches!(
+        ro.submit(&mkt("ro-2", "MSFT", Side::Buy, dec!(1))).await,
+        Err(BrokerError::Other(_))
+    ));
+    assert!(ro.cancel("ro-1").await.is_err());
+    ro.close().await;
+    assert_eq!(
+        std::fs::read(&v.path).unwrap(),
+        file_before,
+        "a read-only look changed the file"
+    );
+    // The real venue then processes the same instants itself.
+    let rw = reopen(&v.path, quiet(), Arc::new(FixedClock::new(later))).await;
+    assert_eq!(
+        rw.order_by_client_id("ro-1").await.unwrap().unwrap().status,
+        OrderStatus::Filled
+    );
+    assert_eq!(
+        rw.submissions_received().await.unwrap(),
+        vec![("ro-1".to_string(), 1)]
+    );
+}

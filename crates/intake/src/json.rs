@@ -30,20 +30,16 @@ pub fn parse_json(
 ) -> Result<TargetSet, IntakeError> {
     check_size(source, bytes.len() as u64, cfg)?;
     let text = decode_utf8(source, bytes)?;
-    let value: Value = serde_json::from_str(text).map_err(|e| syntax_error(source, text, &e))?;
+    let (value, duplicate) = parse_checked(text).map_err(|e| syntax_error(source, text, &e))?;
     // serde_json keeps the last of repeated keys; refuse instead, since another
     // reader of the same file may keep the first and see a different portfolio.
-    match find_duplicate_key(text) {
-        Ok(None) => {}
-        Ok(Some((field, key))) => {
-            return Err(IntakeError::new(
-                source,
-                field,
-                render(&Value::String(key)),
-                "duplicate key: a JSON object must not repeat a key (readers disagree on which copy wins)",
-            ))
-        }
-        Err(e) => return Err(syntax_error(source, text, &e)),
+    if let Some((field, key)) = duplicate {
+        return Err(IntakeError::new(
+            source,
+            field,
+            render(&Value::String(key)),
+            "duplicate key: a JSON object must not repeat a key (readers disagree on which copy wins)",
+        ));
     }
     let Value::Object(top) = value else {
         return Err(IntakeError::new(
@@ -344,21 +340,32 @@ fn excerpt_at(line: &str, at: usize) -> String {
     line[start..end].to_string()
 }
 
-/// Finds the first repeated key in any object of `text`, as (path of the key, key).
-fn find_duplicate_key(text: &str) -> Result<Option<(String, String)>, serde_json::Error> {
+/// Parses `text` once into a [`Value`], noting the first repeated key in any
+/// object as (path of the key, key). serde_json alone keeps the last copy of
+/// a repeated key silently; a second pass over the text to find one would
+/// parse every target set twice.
+fn parse_checked(text: &str) -> Result<(Value, Option<(String, String)>), serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let found = DuplicateFinder { path: String::new() }.deserialize(&mut de)?;
+    let found = Checked { path: String::new() }.deserialize(&mut de)?;
     de.end()?;
     Ok(found)
 }
 
-/// Walks a JSON document remembering each object's keys. It sees every value
-/// without building it, so memory stays proportional to one object's keys.
-struct DuplicateFinder {
+#[cfg(test)]
+fn find_duplicate_key(text: &str) -> Result<Option<(String, String)>, serde_json::Error> {
+    parse_checked(text).map(|(_, dup)| dup)
+}
+
+/// The key under which serde_json (with `arbitrary_precision`) hands a
+/// number's exact text to a visitor.
+const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+
+/// Builds a JSON value remembering each object's keys.
+struct Checked {
     path: String,
 }
 
-impl DuplicateFinder {
+impl Checked {
     fn child(&self, suffix: &str) -> Self {
         Self {
             path: format!("{}{suffix}", self.path),
@@ -366,54 +373,71 @@ impl DuplicateFinder {
     }
 }
 
-impl<'de> DeserializeSeed<'de> for DuplicateFinder {
-    type Value = Option<(String, String)>;
+type CheckedValue = (Value, Option<(String, String)>);
+
+impl<'de> DeserializeSeed<'de> for Checked {
+    type Value = CheckedValue;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for DuplicateFinder {
-    type Value = Option<(String, String)>;
+impl<'de> Visitor<'de> for Checked {
+    type Value = CheckedValue;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok((Value::Bool(v), None))
     }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok((Value::from(v), None))
     }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok((Value::from(v), None))
     }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok((Value::from(v), None))
     }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok((Value::String(v.to_owned()), None))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok((Value::String(v), None))
     }
     fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok((Value::Null, None))
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok((Value::Null, None))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut found = None;
-        let mut i = 0usize;
-        while let Some(r) = seq.next_element_seed(self.child(&format!("[{i}]")))? {
+        let mut items = Vec::new();
+        while let Some((v, r)) = seq.next_element_seed(self.child(&format!("[{}]", items.len())))? {
             found = found.or(r);
-            i += 1;
+            items.push(v);
         }
-        Ok(found)
+        Ok((Value::Array(items), found))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut keys = HashSet::new();
         let mut found = None;
+        let mut out = Map::new();
+        let mut first = true;
         while let Some(key) = map.next_key::<String>()? {
+            if first && key == NUMBER_TOKEN {
+                // A number, exact text preserved.
+                let text: String = map.next_value()?;
+                let n: serde_json::Number = text.parse().map_err(serde::de::Error::custom)?;
+                return Ok((Value::Number(n), None));
+            }
+            first = false;
             let child = if self.path.is_empty() {
                 Self { path: key.clone() }
             } else {
@@ -422,11 +446,12 @@ impl<'de> Visitor<'de> for DuplicateFinder {
             if found.is_none() && keys.contains(&key) {
                 found = Some((child.path.clone(), key.clone()));
             }
-            keys.insert(key);
-            let r = map.next_value_seed(child)?;
+            keys.insert(key.clone());
+            let (v, r) = map.next_value_seed(child)?;
             found = found.or(r);
+            out.insert(key, v);
         }
-        Ok(found)
+        Ok((Value::Object(out), found))
     }
 }
 
@@ -445,6 +470,26 @@ mod tests {
             find_duplicate_key(r#"{"a":1,"a":1.5e3}"#).unwrap(),
             Some(("a".into(), "a".into()))
         );
+    }
+
+    #[test]
+    fn one_pass_value_equals_serde_json() {
+        for text in [
+            r#"{"id":"x","targets":[{"symbol":"AAPL","weight":0.100000000000000000000000000001}],"n":null,"t":true}"#,
+            r#"[1, -2, 3.5e-3, "é\u0041", [], {}, {"a":{"b":[{"c":18446744073709551616}]}}]"#,
+            r#""just a string""#,
+            "12345678901234567890123456789.5",
+        ] {
+            let (v, dup) = parse_checked(text).unwrap();
+            assert_eq!(v, serde_json::from_str::<Value>(text).unwrap(), "{text}");
+            assert_eq!(
+                v.to_string(),
+                serde_json::from_str::<Value>(text).unwrap().to_string()
+            );
+            assert!(dup.is_none());
+        }
+        assert!(parse_checked(r#"{"a":1} x"#).is_err());
+        assert!(parse_checked(r#"{"a":[1,}"#).is_err());
     }
 
     #[test]

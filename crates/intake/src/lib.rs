@@ -44,6 +44,6 @@ mod validate;
 pub use config::IntakeConfig;
 pub use csv_format::parse_csv;
 pub use error::IntakeError;
-pub use file::read_file;
+pub use file::{read_file, read_inbox_file, CSV_ID_HEADER};
 pub use json::parse_json;
 pub use validate::MAX_ID_LEN;

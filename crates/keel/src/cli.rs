@@ -3,9 +3,30 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+/// Shown under `keel --help`: what the README's "Configuration", "Logs" and
+/// "Exit codes" sections say, in short.
+const AFTER_HELP: &str = "\
+Configuration: --config FILE, else $KEEL_CONFIG, else ./keel.toml, else <data dir>/keel.toml,
+else built-in defaults. Every state verb prints on stderr which config, account and data
+directory it uses.
+
+Environment:
+  KEEL_CONFIG         config file (when --config is not given)
+  KEEL_LOG            log filter, e.g. info, debug, keel_worker=debug,warn
+                      (default: info for run/serve/demo, warn otherwise)
+  KEEL_LOG_FORMAT     json: one JSON object per log line, fields at top level
+                      (default: text, coloured only when stderr is a terminal)
+  KEEL_CONTROL_TOKEN  bearer token enabling the control API
+
+Exit codes:
+  0  success
+  1  runtime failure (store, broker, cannot bind the dashboard)
+  2  bad input or usage; nothing changed
+  3  `keel cycle` stopped by the kill switch: nothing was sent";
+
 /// keel: turns target portfolios into safe broker orders.
 #[derive(Debug, Parser)]
-#[command(name = "keel", version, about)]
+#[command(name = "keel", version, about, after_help = AFTER_HELP)]
 pub struct Cli {
     /// The subcommand.
     #[command(subcommand)]
@@ -53,9 +74,15 @@ pub enum Command {
         /// Exit after the simulation instead of serving the dashboard.
         #[arg(long)]
         no_serve: bool,
+        /// Address to serve the dashboard on (default: server.bind, 127.0.0.1:8080).
+        #[arg(long)]
+        bind: Option<String>,
     },
     /// Serve the read-only dashboard (and the control API when a token is configured).
     Serve {
+        /// Address to serve on, overriding `server.bind`.
+        #[arg(long)]
+        bind: Option<String>,
         /// Shared options.
         #[command(flatten)]
         common: Common,
@@ -92,8 +119,11 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Run one execution cycle now.
+    /// Run one execution cycle now. Exit code 3 when the kill switch stopped it.
     Cycle {
+        /// Print the outcome as JSON instead of text.
+        #[arg(long)]
+        json: bool,
         /// Shared options.
         #[command(flatten)]
         common: Common,

@@ -5,10 +5,10 @@ use crate::config::KeelConfig;
 use crate::error::{input, CliError};
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
-use keel_broker::PaperConfig;
-use keel_domain::{AccountSnapshot, Clock, FixedClock, KillSource, SystemClock};
+use keel_broker::{Broker, MarketData, PaperBroker, PaperConfig};
+use keel_domain::{Clock, FixedClock, KillSource, SystemClock};
 use keel_store::{Lease, Store};
-use keel_worker::{SubmitOutcome, Worker};
+use keel_worker::{CycleOutcome, SubmitOutcome, Worker};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -37,9 +37,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             seed,
             dir,
             no_serve,
-        } => block_on(crate::demo::run(days, seed, &dir, !no_serve)),
-        Command::Serve { common } => {
-            let env = Env::load(&common)?;
+            bind,
+        } => block_on(crate::demo::run(days, seed, &dir, !no_serve, bind)),
+        Command::Serve { bind, common } => {
+            let mut env = Env::load(&common)?;
+            if let Some(b) = bind {
+                env.cfg.server.bind = b;
+            }
             block_on(serve(env))
         }
         Command::Run { common } => {
@@ -58,9 +62,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let env = Env::load(&common)?;
             block_on(submit(env, &file, id.as_deref()))
         }
-        Command::Cycle { common } => {
+        Command::Cycle { json, common } => {
             let env = Env::load(&common)?;
-            block_on(cycle(env))
+            block_on(cycle(env, json))
         }
         Command::Status { json, common } => {
             let env = Env::load(&common)?;
@@ -129,7 +133,7 @@ impl Env {
     /// One environment per configured account (just `--account` when given),
     /// sharing the clock.
     pub fn load_accounts(common: &Common) -> Result<Vec<Self>, CliError> {
-        let base = Self::load_file(common)?;
+        let (base, source) = Self::load_file(common)?;
         let all = base.cfg.account_configs().map_err(input)?;
         let chosen: Vec<_> = match &common.account {
             None => all,
@@ -145,6 +149,20 @@ impl Env {
                 one
             }
         };
+        // One line, so an operator always sees which file, account and
+        // directory a command acted on (never a silent fallback).
+        let accounts: Vec<String> = chosen
+            .iter()
+            .map(|c| {
+                format!(
+                    "account {}, data directory {}",
+                    c.account_id,
+                    c.data_dir.display()
+                )
+            })
+            .collect();
+        eprintln!("keel: config {}; {}", source.describe(), accounts.join("; "));
+        crate::discover::record_used(&source);
         Ok(chosen
             .into_iter()
             .map(|cfg| Env {
@@ -154,16 +172,11 @@ impl Env {
             .collect())
     }
 
-    /// The config file as written (top level plus `[[accounts]]`) and the clock.
-    fn load_file(common: &Common) -> Result<Self, CliError> {
-        // A data directory carries its own keel.toml (written by `keel demo`), so
-        // `--data-dir D` alone sees the same account, seed and limits that created D.
-        let implied = common
-            .data_dir
-            .as_ref()
-            .map(|d| d.join("keel.toml"))
-            .filter(|p| p.exists());
-        let mut cfg = KeelConfig::load(common.config.as_deref().or(implied.as_deref()))?;
+    /// The config file as written (top level plus `[[accounts]]`) and the
+    /// clock, the file found by the documented order (see `discover.rs`).
+    fn load_file(common: &Common) -> Result<(Self, crate::discover::ConfigSource), CliError> {
+        let source = crate::discover::discover_here(common.config.as_deref(), common.data_dir.as_deref())?;
+        let mut cfg = KeelConfig::load(source.path())?;
         if let Some(d) = &common.data_dir {
             cfg.data_dir = d.clone();
         }
@@ -173,7 +186,7 @@ impl Env {
             Some(t) => Arc::new(FixedClock::new(t)),
             None => Arc::new(SystemClock),
         };
-        Ok(Self { cfg, clock })
+        Ok((Self { cfg, clock }, source))
     }
 
     /// Opens the store (creating the data directory): SQLite, or the
@@ -210,6 +223,51 @@ impl Env {
     pub async fn streaming_worker(&self, lease: &Arc<Lease>) -> Result<Worker, CliError> {
         let store: Arc<dyn Store> = Arc::new(lease.fenced_store());
         Ok(self.worker_over(store, true).await?.with_lease(lease.clone()))
+    }
+
+    /// A worker for `keel plan`: the same store and venue the cycle would
+    /// use, opened so that nothing is written. A data directory with no
+    /// store or no venue file yet plans against a fresh in-memory one (the
+    /// embedded paper account with its starting cash), leaving nothing behind.
+    pub async fn dry_run_worker(&self) -> anyhow::Result<Worker> {
+        let store: Arc<dyn Store> = if crate::stores::missing(&self.cfg) {
+            Arc::new(keel_store::SqliteStore::open_in_memory().await?)
+        } else {
+            crate::stores::open(&self.cfg)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .store()
+        };
+        let (broker, market): (Arc<dyn Broker>, Arc<dyn MarketData>) = match self.cfg.broker.kind {
+            crate::venue::BrokerKind::Paper => {
+                let path = self.cfg.paper_path();
+                let broker = if path.is_file() {
+                    PaperBroker::open_read_only(&path, self.paper_config(), self.clock.clone()).await
+                } else {
+                    PaperBroker::open_in_memory(self.paper_config(), self.clock.clone()).await
+                }
+                .with_context(|| format!("opening paper broker {} (read-only)", path.display()))?;
+                let broker = Arc::new(broker);
+                (broker.clone(), broker)
+            }
+            // A real venue is only read: the dry run never submits or cancels.
+            crate::venue::BrokerKind::Alpaca => {
+                let venue = crate::venue::open(self, false)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                (venue.broker, venue.market)
+            }
+        };
+        Ok(Worker::new(
+            self.cfg.account_id.clone(),
+            store,
+            broker,
+            market,
+            self.clock.clone(),
+            self.cfg.risk(),
+            self.cfg.worker.clone(),
+            self.cfg.kill_switch.clone(),
+        ))
     }
 
     async fn worker_over(&self, store: Arc<dyn Store>, stream: bool) -> Result<Worker, CliError> {
@@ -271,133 +329,36 @@ fn init(path: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The embedded paper account `keel plan` runs against: starting cash, no
-/// positions, synthetic quotes for the built-in universe at `now`.
-pub fn embedded_snapshot(cfg: &KeelConfig, now: DateTime<Utc>) -> AccountSnapshot {
-    let cash = cfg.paper.initial_cash;
-    AccountSnapshot {
-        account_id: cfg.account_id.clone(),
-        cash,
-        equity: cash,
-        buying_power: cash,
-        positions: Default::default(),
-        open_orders: Vec::new(),
-        quotes: keel_broker::universe::quotes(cfg.paper.seed, now),
-    }
+fn plan(targets: &Path, id: Option<&str>, json: bool, common: &Common) -> Result<(), CliError> {
+    let env = Env::load(common)?;
+    let now = env.clock.now();
+    // Read and validated once; the dry run and the report use this one set.
+    let set = keel_intake::read_file(targets, id, &env.cfg.intake, now).map_err(input)?;
+    let dry = block_on_value(async {
+        let worker = env.dry_run_worker().await?;
+        worker.dry_run(&set).await.context("planning (dry run)")
+    })?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let res = if json {
+        serde_json::to_writer_pretty(&mut out, &dry)
+            .map_err(std::io::Error::other)
+            .and_then(|_| writeln!(out))
+    } else {
+        crate::report::write_dry_run(&mut out, &set, &dry)
+    };
+    res.and_then(|_| out.flush())
+        .context("writing the plan to stdout")?;
+    Ok(())
 }
 
-/// What the embedded paper market knows for the guards: ADV and the
-/// volatility brake's reference closes.
-fn embedded_guard_state(
-    cfg: &KeelConfig,
-    snap: &AccountSnapshot,
-    now: DateTime<Utc>,
-) -> keel_planner::GuardState {
-    let brake = &cfg.guards.volatility_brake;
-    let reference_closes = keel_domain::Symbol::new(&brake.reference_symbol)
-        .map(|s| {
-            keel_broker::universe::daily_closes(cfg.paper.seed, &s, now.date_naive(), brake.closes_needed())
-        })
-        .unwrap_or_default();
-    keel_planner::GuardState {
-        adv: snap
-            .quotes
-            .keys()
-            .filter_map(|s| keel_broker::universe::adv(s).map(|a| (s.clone(), a)))
-            .collect(),
-        reference_closes,
-        // The same facts the paper venue's `MarketData::assets` reports, so
-        // the broker-rules guard judges a plan as it judges a cycle.
-        assets: Some(
-            snap.quotes
-                .keys()
-                .filter_map(|s| {
-                    keel_broker::universe::asset_facts(s, cfg.paper.allow_short).map(|f| (s.clone(), f))
-                })
-                .collect(),
-        ),
-        ..Default::default()
-    }
-}
-
-fn block_on_value<T, F: std::future::Future<Output = Result<T, CliError>>>(f: F) -> Result<T, CliError> {
+fn block_on_value<T, F: std::future::Future<Output = Result<T, anyhow::Error>>>(f: F) -> Result<T, CliError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(f)
-}
-
-/// The snapshot and guard inputs `keel plan` reads from a configured venue.
-async fn venue_plan_inputs(
-    env: &Env,
-    set: &keel_domain::TargetSet,
-) -> Result<(AccountSnapshot, keel_planner::GuardState), CliError> {
-    let venue = crate::venue::open(env, false).await?;
-    let symbols: Vec<keel_domain::Symbol> = set.targets.iter().map(|t| t.symbol.clone()).collect();
-    let snapshot = keel_broker::snapshot(venue.broker.as_ref(), venue.market.as_ref(), &symbols)
-        .await
-        .context("reading the venue's account")?;
-    let brake = &env.cfg.guards.volatility_brake;
-    let reference_closes = match keel_domain::Symbol::new(&brake.reference_symbol) {
-        Ok(s) if brake.enabled && brake.builtin => venue
-            .market
-            .daily_closes(&s, brake.lookback_days as usize + 1)
-            .await
-            .context("reading the volatility brake's closes")?,
-        _ => Vec::new(),
-    };
-    let quoted: Vec<keel_domain::Symbol> = snapshot.quotes.keys().cloned().collect();
-    let adv = venue
-        .market
-        .adv(&quoted)
-        .await
-        .context("reading average daily volumes")?;
-    Ok((
-        snapshot,
-        keel_planner::GuardState {
-            adv,
-            reference_closes,
-            ..Default::default()
-        },
-    ))
-}
-
-fn plan(targets: &Path, id: Option<&str>, json: bool, common: &Common) -> Result<(), CliError> {
-    let env = Env::load(common)?;
-    let now = env.clock.now();
-    let set = keel_intake::read_file(targets, id, &env.cfg.intake, now).map_err(input)?;
-    let (snapshot, state) = match env.cfg.broker.kind {
-        crate::venue::BrokerKind::Paper => {
-            let snapshot = embedded_snapshot(&env.cfg, now);
-            let state = embedded_guard_state(&env.cfg, &snapshot, now);
-            (snapshot, state)
-        }
-        // A real venue: its account, positions, orders and prices (read only).
-        crate::venue::BrokerKind::Alpaca => block_on_value(venue_plan_inputs(&env, &set))?,
-    };
-    let input_ = keel_planner::PlanInput {
-        account_id: &env.cfg.account_id,
-        targets: &set,
-        snapshot: &snapshot,
-        now,
-        attempt: 0,
-        state: &state,
-    };
-    let plan = keel_planner::plan(&input_, &env.cfg.risk());
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let res = if json {
-        serde_json::to_writer_pretty(&mut out, &plan)
-            .map_err(std::io::Error::other)
-            .and_then(|_| writeln!(out))
-    } else {
-        crate::report::write_plan(&mut out, &set, now, &plan)
-    };
-    res.and_then(|_| out.flush())
-        .context("writing the plan to stdout")?;
-    Ok(())
+    Ok(rt.block_on(f)?)
 }
 
 async fn serve(env: Env) -> Result<(), CliError> {
@@ -449,7 +410,7 @@ async fn submit(env: Env, file: &Path, id: Option<&str>) -> Result<(), CliError>
     }
 }
 
-async fn cycle(env: Env) -> Result<(), CliError> {
+async fn cycle(env: Env, json: bool) -> Result<(), CliError> {
     // One cycle under the account's lease: waits (up to one TTL) for a
     // holder to go away, renews while the cycle runs, releases at the end.
     let backend = crate::stores::open(&env.cfg).await?;
@@ -467,14 +428,44 @@ async fn cycle(env: Env) -> Result<(), CliError> {
         tracing::warn!(error = %e, "releasing the lease failed; it expires by itself");
     }
     let (outcome, eod) = result?;
-    println!(
-        "{}",
-        serde_json::to_string(&outcome).context("rendering the outcome")?
-    );
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&outcome).context("rendering the outcome")?
+        );
+    } else {
+        println!("{}", describe_outcome(&outcome));
+    }
     if let Some(d) = eod {
         println!("end-of-day snapshot recorded for {d}");
     }
-    Ok(())
+    match outcome {
+        CycleOutcome::Killed(reason) => Err(CliError::Killed(reason)),
+        _ => Ok(()),
+    }
+}
+
+/// One line per cycle outcome, for people (`--json` gives the machine form).
+pub fn describe_outcome(o: &CycleOutcome) -> String {
+    match o {
+        CycleOutcome::Killed(r) => {
+            format!("cycle killed: kill switch engaged ({r}); open orders cancelled, nothing sent")
+        }
+        CycleOutcome::MarketClosed => "cycle: market closed; nothing to do".into(),
+        CycleOutcome::Idle => "cycle idle: no target set waiting".into(),
+        CycleOutcome::Waiting(w) => format!("cycle waiting: {w}"),
+        CycleOutcome::Submitted {
+            cycle_id,
+            sent,
+            rejected,
+            blocked,
+        } => format!("cycle {cycle_id} submitted: sent {sent}, rejected {rejected}, blocked {blocked}"),
+        CycleOutcome::Completed(c) => format!("cycle completed: {c}"),
+        CycleOutcome::VenueBlocked(reasons) => format!(
+            "cycle blocked by the venue, nothing sent: {}",
+            keel_domain::log_safe(&reasons.join("; "))
+        ),
+    }
 }
 
 async fn kill(mut env: Env, reason: &str, engage: bool) -> Result<(), CliError> {
@@ -484,14 +475,34 @@ async fn kill(mut env: Env, reason: &str, engage: bool) -> Result<(), CliError> 
     if engage {
         env.cfg.broker.allow_live_for_risk_reduction();
     }
-    let worker = env.worker().await?;
     if engage {
+        // Already engaged: say since when and why, and change nothing (no
+        // second event, no re-cancel).
+        if !crate::stores::missing(&env.cfg) {
+            let store = env.store().await?;
+            if let Some(k) = store.kill_switch().await.context("reading the kill switch")? {
+                println!(
+                    "kill switch already engaged since {} by {}: {}; nothing changed",
+                    k.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    serde_json::to_value(k.source)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    k.reason
+                );
+                return Ok(());
+            }
+        }
+        let worker = env.worker().await?;
         worker
             .engage_kill(reason, KillSource::Cli)
             .await
             .context("engaging the kill switch")?;
         println!("kill switch engaged: {}", keel_domain::log_safe(reason));
-    } else if worker
+        return Ok(());
+    }
+    let worker = env.worker().await?;
+    if worker
         .release_kill(reason, KillSource::Cli)
         .await
         .context("releasing the kill switch")?

@@ -18,15 +18,30 @@ const MARKER: &str = ".keel-demo";
 const CYCLE_EVERY_MIN: i64 = 10;
 
 /// Runs the demo into a fresh `dir`.
-pub async fn run(days: u32, seed: u64, dir: &Path, serve: bool) -> Result<(), CliError> {
+pub async fn run(
+    days: u32,
+    seed: u64,
+    dir: &Path,
+    serve: bool,
+    bind: Option<String>,
+) -> Result<(), CliError> {
     if days == 0 || days > 2_000 {
         return Err(input(format!("--days = {days}: must be between 1 and 2000")));
     }
-    fresh_dir(dir)?;
     let mut cfg = KeelConfig {
         data_dir: dir.to_path_buf(),
         ..KeelConfig::default()
     };
+    if let Some(b) = bind {
+        // Checked before the simulation, so a typo does not cost the run.
+        b.parse::<std::net::SocketAddr>().map_err(|e| {
+            input(format!(
+                "--bind = {b:?}: not an address like 127.0.0.1:8080 ({e})"
+            ))
+        })?;
+        cfg.server.bind = b;
+    }
+    fresh_dir(dir)?;
     cfg.account_id = "demo".into();
     cfg.paper.seed = seed;
     cfg.paper.account_id = cfg.account_id.clone();

@@ -9,7 +9,13 @@ pub enum CliError {
     Input(anyhow::Error),
     /// A runtime failure: exit code 1.
     Runtime(anyhow::Error),
+    /// The kill switch stopped the cycle: exit code 3 (so a cron job sees
+    /// that nothing was traded, and why).
+    Killed(String),
 }
+
+/// Exit code of a cycle the kill switch stopped (README "Exit codes").
+pub const EXIT_KILLED: u8 = 3;
 
 impl CliError {
     /// The process exit code for this failure.
@@ -17,6 +23,7 @@ impl CliError {
         match self {
             CliError::Input(_) => 2,
             CliError::Runtime(_) => 1,
+            CliError::Killed(_) => EXIT_KILLED,
         }
     }
 }
@@ -25,6 +32,10 @@ impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::Input(e) | CliError::Runtime(e) => write!(f, "{e:#}"),
+            CliError::Killed(reason) => write!(
+                f,
+                "kill switch engaged ({reason}): the cycle sent nothing; `keel resume --reason ...` releases it"
+            ),
         }
     }
 }

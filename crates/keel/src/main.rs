@@ -1,6 +1,7 @@
 //! The `keel` command line: a thin layer over the library crates.
 //!
-//! Exit codes: 0 success, 1 runtime failure, 2 bad input or usage.
+//! Exit codes: 0 success, 1 runtime failure, 2 bad input or usage, 3 a cycle
+//! the kill switch stopped.
 
 mod cli;
 mod commands;
@@ -8,6 +9,7 @@ mod config;
 mod config_doc;
 mod config_schema;
 mod demo;
+mod discover;
 mod error;
 mod export;
 mod live;
@@ -27,7 +29,6 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    init_tracing();
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -37,6 +38,13 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // The long-running verbs narrate at info (start, each cycle, each order,
+    // each kill-switch change); one-shot verbs print their result and only warn.
+    let default_level = match cli.command {
+        cli::Command::Run { .. } | cli::Command::Serve { .. } | cli::Command::Demo { .. } => "info",
+        _ => "warn",
+    };
+    init_tracing(default_level);
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -46,16 +54,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr; `KEEL_LOG=debug` raises the level, `KEEL_LOG_FORMAT=json` switches to JSON lines.
-fn init_tracing() {
+/// Logs go to stderr: `KEEL_LOG` sets the filter (`debug`, `keel_worker=debug,warn`, ...),
+/// `KEEL_LOG_FORMAT=json` gives one JSON object per line with the event's
+/// fields at the top level. Colour only when stderr is a terminal.
+fn init_tracing(default_level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEEL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     if std::env::var("KEEL_LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().init();
+        builder.json().flatten_event(true).with_current_span(false).init();
     } else {
-        builder.init();
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
     }
 }

@@ -54,15 +54,15 @@ pub async fn run(envs: Vec<Env>) -> Result<(), CliError> {
         let backend = crate::stores::open(&env.cfg).await?;
         accounts.push((env, backend));
     }
+    // Bind before anything trades: a dashboard or control API that cannot be
+    // served is a start-up failure (exit 1), never a silent half-start.
+    let server_cfg = crate::serve::server_config(&accounts[0].0)?;
+    let listener = crate::serve::bind(&server_cfg).await?;
+    let first_account = accounts[0].0.cfg.account_id.clone();
     // Every account is on the dashboard (the first at the root, each under
     // /a/<id>/), each with its own control port over its own worker slot.
     let slots: Vec<Slot> = accounts.iter().map(|_| Arc::new(RwLock::new(None))).collect();
     let server = {
-        let (env, _) = &accounts[0];
-        let env2 = Env {
-            cfg: env.cfg.clone(),
-            clock: env.clock.clone(),
-        };
         let named = accounts.len() > 1;
         let shown: Vec<(String, Arc<dyn Store>, RunControl)> = accounts
             .iter()
@@ -87,12 +87,20 @@ pub async fn run(envs: Vec<Env>) -> Result<(), CliError> {
             let shutdown = async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             };
-            if let Err(e) = serve(&env2, shown, shutdown).await {
+            if let Err(e) = serve(listener, server_cfg, &first_account, shown, shutdown).await {
                 tracing::error!(error = %e, "dashboard stopped");
             }
         })
     };
-    tracing::info!(holder = %holder, accounts = accounts.len(), "keel run: starting");
+    for (env, _) in &accounts {
+        tracing::info!(
+            config = %crate::discover::used().unwrap_or("defaults"),
+            account = %env.cfg.account_id,
+            data_dir = %env.cfg.data_dir.display(),
+            holder = %holder,
+            "keel run: starting"
+        );
+    }
     let mut tasks = tokio::task::JoinSet::new();
     for ((env, backend), slot) in accounts.into_iter().zip(slots) {
         let slot = Some(slot);
@@ -214,11 +222,27 @@ async fn tenure(
     let mut last_cycle: Option<Instant> = None;
     while !stopped(stop) && lease.is_valid() {
         crate::live::take_inbox(env, &worker, &inbox).await;
+        // The flag file is honoured on every tick, market open or not: an
+        // operator's `touch` must not wait for the next session.
+        if worker.flag_file_present() {
+            match worker.store().kill_switch().await {
+                Ok(None) => {
+                    if let Err(e) = worker
+                        .engage_kill("flag file present", KillSource::FlagFile)
+                        .await
+                    {
+                        tracing::error!(error = %e, "engaging the kill switch from the flag file failed");
+                    }
+                }
+                Ok(Some(_)) => {}
+                Err(e) => tracing::error!(error = %e, "reading the kill switch failed"),
+            }
+        }
         let due = last_cycle.is_none_or(|t| t.elapsed() >= every);
         if due && lease.is_valid() && keel_calendar::is_open(env.clock.now()) {
             last_cycle = Some(Instant::now());
             match worker.cycle().await {
-                Ok(outcome) => tracing::info!(?outcome, "cycle"),
+                Ok(outcome) => log_outcome(&env.cfg.account_id, &outcome),
                 Err(e) => tracing::error!(error = %e, "cycle failed closed"),
             }
         }
@@ -230,6 +254,37 @@ async fn tenure(
         nap(stop, TICK).await;
     }
     Ok(())
+}
+
+/// One structured log line per cycle: `outcome` is the machine name, the
+/// message the text `keel cycle` prints.
+fn log_outcome(account: &str, outcome: &keel_worker::CycleOutcome) {
+    use keel_worker::CycleOutcome as O;
+    let text = crate::commands::describe_outcome(outcome);
+    match outcome {
+        O::Submitted {
+            cycle_id,
+            sent,
+            rejected,
+            blocked,
+        } => tracing::info!(
+            account,
+            outcome = "submitted",
+            cycle_id = %cycle_id,
+            sent,
+            rejected,
+            blocked,
+            "{text}"
+        ),
+        O::Killed(reason) => tracing::warn!(account, outcome = "killed", reason = %reason, "{text}"),
+        O::MarketClosed => tracing::info!(account, outcome = "market_closed", "{text}"),
+        O::Idle => tracing::info!(account, outcome = "idle", "{text}"),
+        O::Waiting(w) => tracing::info!(account, outcome = "waiting", detail = %w, "{text}"),
+        O::Completed(c) => tracing::info!(account, outcome = "completed", detail = %c, "{text}"),
+        O::VenueBlocked(reasons) => {
+            tracing::warn!(account, outcome = "venue_blocked", detail = %reasons.join("; "), "{text}")
+        }
+    }
 }
 
 /// Renews `lease` every `every` until it is lost (or the task is aborted).
@@ -317,6 +372,7 @@ impl ControlPort for RunControl {
                 })
                 .await
                 .map_err(internal)?;
+            tracing::warn!(reason, source = "http", "kill switch engaged");
         }
         Ok(())
     }
@@ -336,6 +392,7 @@ impl ControlPort for RunControl {
             })
             .await
             .map_err(internal)?;
+        tracing::warn!(reason, source = "http", "kill switch released");
         Ok(true)
     }
 
@@ -380,14 +437,15 @@ impl ControlPort for RunControl {
     }
 }
 
-/// Serves the dashboard for every account in `shown` (id, store, control),
-/// with control when a token enables it, until `shutdown`.
+/// Serves the dashboard on the bound `listener` for every account in
+/// `shown` (id, store, control), with control when a token enables it, until `shutdown`.
 async fn serve(
-    env: &Env,
+    listener: tokio::net::TcpListener,
+    cfg: keel_server::ServerConfig,
+    first_account: &str,
     shown: Vec<(String, Arc<dyn Store>, RunControl)>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), CliError> {
-    let cfg = crate::serve::server_config(env)?;
     let control_on = cfg.control_token.is_some();
     let ids: Vec<String> = shown.iter().map(|(id, _, _)| id.clone()).collect();
     let accounts: Vec<keel_server::Account> = shown
@@ -406,21 +464,19 @@ async fn serve(
         }
     };
     if ids.len() > 1 {
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| "?".into());
         eprintln!(
-            "keel: dashboard on http://{}/ for accounts {} (each under /a/<id>/, all at /accounts; control API {})",
-            cfg.bind,
+            "keel: dashboard on http://{addr}/ for accounts {} (each under /a/<id>/, all at /accounts; control API {})",
             ids.join(", "),
             if control_on { "on" } else { "off" }
         );
     } else {
-        eprintln!(
-            "keel: dashboard on http://{}/ for account {} (control API {})",
-            cfg.bind,
-            env.cfg.account_id,
-            if control_on { "on" } else { "off" }
-        );
+        crate::serve::announce(&listener, first_account, control_on);
     }
-    keel_server::serve_accounts(cfg, accounts, metrics, shutdown)
+    keel_server::serve_listener_accounts(listener, cfg, accounts, metrics, shutdown)
         .await
         .context("dashboard server")?;
     Ok(())

@@ -98,6 +98,30 @@ pub fn server_config(env: &Env) -> Result<ServerConfig, CliError> {
     })
 }
 
+/// Binds the dashboard's address, failing closed: the error names the address
+/// and the cause, and nothing is served or printed.
+pub async fn bind(cfg: &ServerConfig) -> Result<tokio::net::TcpListener, CliError> {
+    tokio::net::TcpListener::bind(cfg.bind).await.map_err(|e| {
+        CliError::Runtime(anyhow::anyhow!(
+            "cannot serve the dashboard and control API on {}: {e}",
+            cfg.bind
+        ))
+    })
+}
+
+/// The one line saying where the dashboard is, printed only once the
+/// listener is bound (so it is never a URL keel is not serving).
+pub fn announce(listener: &tokio::net::TcpListener, account: &str, control_on: bool) {
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into());
+    eprintln!(
+        "keel: dashboard on http://{addr}/ for account {account} (control API {})",
+        if control_on { "on" } else { "off" }
+    );
+}
+
 /// Serves the dashboard until `shutdown`; control routes only with a token and a worker.
 pub async fn serve(
     env: &Env,
@@ -106,6 +130,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), CliError> {
     let cfg = server_config(env)?;
+    let listener = bind(&cfg).await?;
     let control: Option<Arc<dyn ControlPort>> = match (&cfg.control_token, worker) {
         (Some(_), Some(w)) => Some(Arc::new(WorkerControl::new(
             w,
@@ -121,12 +146,8 @@ pub async fn serve(
             None
         }
     };
-    eprintln!(
-        "keel: dashboard on http://{}/ (control API {})",
-        cfg.bind,
-        if control.is_some() { "on" } else { "off" }
-    );
-    keel_server::serve(cfg, store, control, metrics, shutdown)
+    announce(&listener, &env.cfg.account_id, control.is_some());
+    keel_server::serve_listener(listener, cfg, store, control, metrics, shutdown)
         .await
         .context("dashboard server")?;
     Ok(())

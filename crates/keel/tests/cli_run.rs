@@ -101,6 +101,7 @@ fn submit_twice_is_refused_the_second_time_and_kill_is_sticky() {
     let k = keel(dir, &["kill", "--reason", "fat finger"]).output().unwrap();
     assert!(k.status.success());
     let c = keel(dir, &["cycle"]).output().unwrap();
+    assert_eq!(c.status.code(), Some(3), "a killed cycle exits 3");
     assert!(
         String::from_utf8_lossy(&c.stdout).contains("killed"),
         "{}",

@@ -127,8 +127,8 @@ fn render(page: &Page, refresh_secs: u64, venue: &str) -> String {
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>keel · {title}</title><link rel=\"stylesheet\" href=\"/assets/style.css\"></head>\n\
 <body data-page=\"{id}\" data-refresh=\"{refresh_secs}\">\n\
-<header><span class="brand">keel</span>{badge}<nav>{nav}</nav>\
-<label class="acct">account <select id="hdr-account" aria-label="Account"></select></label><span class="spacer"></span>\
+<header><span class=\"brand\">keel</span>{badge}<nav>{nav}</nav>\
+<label class=\"acct\">account <select id=\"hdr-account\" aria-label=\"Account\"></select></label><span class=\"spacer\"></span>\
 <span id=\"hdr-kill\" class=\"badge\">…</span><span id=\"hdr-market\" class=\"badge\">…</span></header>\n\
 <div id=\"error\" hidden></div>\n<main><h1>{title}</h1>\n{body}\n</main>\n\
 <footer><span id=\"updated\">loading…</span> · read-only view, refreshes every {refresh_secs} s</footer>\n\

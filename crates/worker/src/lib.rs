@@ -8,10 +8,12 @@
 //! what the broker says, before anything new is sent.
 
 mod config;
+mod dry_run;
 mod instrumented;
 pub mod retry;
 
 pub use config::{KillSwitchConfig, QueuePolicy, WorkerConfig, MAX_STALE_ORDER_SECS};
+pub use dry_run::DryRun;
 pub use instrumented::Instrumented;
 pub use retry::{ReadRetry, Retrying};
 
@@ -256,7 +258,25 @@ impl Worker {
         // Count only what was new: adopting the same order twice must not double-count.
         for (ev, seq) in events.iter().zip(&applied) {
             match (ev, seq) {
-                (Event::OrderFilled { side, .. }, Some(_)) => {
+                (
+                    Event::OrderFilled {
+                        side,
+                        qty,
+                        price,
+                        fill_id,
+                        ..
+                    },
+                    Some(_),
+                ) => {
+                    tracing::info!(
+                        client_order_id = %bo.client_order_id,
+                        symbol = %bo.symbol,
+                        side = side.as_str(),
+                        qty = %qty.normalize(),
+                        price = %price.normalize(),
+                        fill_id = %fill_id,
+                        "order filled"
+                    );
                     metrics::counter!(m::FILLS, m::LABEL_SIDE => side.as_str()).increment(1)
                 }
                 (
@@ -348,7 +368,7 @@ impl Worker {
                     at: self.now(),
                 })
                 .await?;
-            tracing::warn!(reason = %keel_domain::log_safe(reason), ?source, "kill switch engaged");
+            tracing::warn!(reason = %keel_domain::log_safe(reason), source = %label(&source), "kill switch engaged");
             metrics::counter!(m::KILL_SWITCH_ENGAGEMENTS, m::LABEL_SOURCE => label(&source)).increment(1);
         }
         Ok(())
@@ -366,7 +386,7 @@ impl Worker {
                 at: self.now(),
             })
             .await?;
-        tracing::warn!(reason = %keel_domain::log_safe(reason), ?source, "kill switch released");
+        tracing::warn!(reason = %keel_domain::log_safe(reason), source = %label(&source), "kill switch released");
         Ok(true)
     }
 
@@ -408,8 +428,19 @@ impl Worker {
         mh.enabled && (now < s.open + secs(mh.after_open_secs) || now >= s.close - secs(mh.before_close_secs))
     }
 
-    fn flag_file_present(&self) -> bool {
+    /// True when the configured kill-switch flag file exists (`keel run`
+    /// looks every tick, market open or not).
+    pub fn flag_file_present(&self) -> bool {
         self.kill_cfg.flag_file.as_ref().is_some_and(|p| p.exists())
+    }
+
+    /// Orders created before this are stale. Clamped and checked: no
+    /// configured value can overflow the subtraction.
+    fn stale_before(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let stale_age =
+            Duration::try_seconds(self.cfg.stale_order_secs.clamp(0, config::MAX_STALE_ORDER_SECS))
+                .unwrap_or_else(Duration::zero);
+        now.checked_sub_signed(stale_age).unwrap_or(now)
     }
 
     /// Runs one execution cycle now.
@@ -463,11 +494,7 @@ impl Worker {
         self.forget_blocks();
 
         // Stale working orders are cancelled, not stacked; fresh ones are waited for.
-        // Clamped and checked: no configured value can overflow the subtraction.
-        let stale_age =
-            Duration::try_seconds(self.cfg.stale_order_secs.clamp(0, config::MAX_STALE_ORDER_SECS))
-                .unwrap_or_else(Duration::zero);
-        let stale_before = now.checked_sub_signed(stale_age).unwrap_or(now);
+        let stale_before = self.stale_before(now);
         let open = self.store.open_orders().await?;
         if !open.is_empty() {
             self.cancel_open_orders("stale", |r| r.created_at < stale_before)
@@ -491,35 +518,15 @@ impl Worker {
                 .await;
         }
 
-        // Venue-side reasons not to take new risk (account flags, a venue clock
-        // that disagrees with the calendar, a trade stream not yet backfilled):
-        // fail closed before anything is planned or sent. (Seam added with the
-        // Alpaca adapter; the paper broker reports none.)
-        let blocks = self.broker.trading_blocks().await?;
-        if !blocks.is_empty() {
-            return Ok(CycleOutcome::Waiting(format!(
-                "venue refuses new risk: {}",
-                blocks.join("; ")
-            )));
-        }
         let snapshot = self.reconciled_snapshot(&set).await?;
         if let Some(reason) = self.loss_trigger(&snapshot).await? {
             self.engage_kill(&reason, KillSource::Automatic).await?;
             return Ok(CycleOutcome::Killed(reason));
         }
 
-        let state = self.guard_state(&set, &snapshot, now).await?;
-        let input = PlanInput {
-            account_id: &self.account_id,
-            targets: &set,
-            snapshot: &snapshot,
-            now,
-            attempt,
-            state: &state,
-        };
-        let plan = keel_planner::plan(&input, &self.risk);
+        let plan = self.plan_orders(&set, &snapshot, attempt, now, None).await?;
         record_guard_metrics(&plan);
-        let cycle_id = format!("{}#{}", set.id, attempt);
+        let cycle_id = cycle_id(&set, attempt);
         let decisions = serde_json::to_value(&plan).unwrap_or(serde_json::Value::Null);
         let blocked = plan.decisions.iter().filter(|d| !d.is_sent()).count() as u32;
         self.store
@@ -695,7 +702,11 @@ impl Worker {
         let mut out = Vec::new();
         let cash = self.store.cash().await?;
         if (cash - snap.cash).abs() > self.cfg.reconcile_cash_tolerance {
-            out.push(format!("cash: store {cash}, broker {}", snap.cash));
+            out.push(format!(
+                "cash: store {}, broker {}",
+                cash.normalize(),
+                snap.cash.normalize()
+            ));
         }
         let mine = self.store.positions().await?;
         let mut symbols: BTreeSet<&Symbol> = mine.keys().collect();
@@ -704,7 +715,7 @@ impl Worker {
             let a = mine.get(s).map(|p| p.qty).unwrap_or_default();
             let b = snap.held(s);
             if (a - b).abs() > self.cfg.reconcile_qty_tolerance {
-                out.push(format!("{s}: store {a}, broker {b}"));
+                out.push(format!("{s}: store {}, broker {}", a.normalize(), b.normalize()));
             }
         }
         Ok(out)
@@ -739,6 +750,34 @@ impl Worker {
             }
         }
         Ok(None)
+    }
+
+    /// The planning half of a cycle, shared with [`Worker::dry_run`] so
+    /// `keel plan` and `keel cycle` cannot disagree: guard state from the
+    /// store and the market, then the pure planner. `kill_override` is the
+    /// reason a kill switch the store does not show yet would be engaged by
+    /// (the flag file, in a dry run that must not engage it).
+    async fn plan_orders(
+        &self,
+        set: &TargetSet,
+        snapshot: &AccountSnapshot,
+        attempt: u32,
+        now: DateTime<Utc>,
+        kill_override: Option<String>,
+    ) -> Result<keel_planner::Plan, WorkerError> {
+        let mut state = self.guard_state(set, snapshot, now).await?;
+        if state.kill_switch.is_none() {
+            state.kill_switch = kill_override;
+        }
+        let input = PlanInput {
+            account_id: &self.account_id,
+            targets: set,
+            snapshot,
+            now,
+            attempt,
+            state: &state,
+        };
+        Ok(keel_planner::plan(&input, &self.risk))
     }
 
     async fn guard_state(
@@ -805,10 +844,25 @@ impl Worker {
             self.lease_held()?;
             match self.submit_one(order, &mut tally).await? {
                 Sent::Accepted => {
+                    tracing::info!(
+                        client_order_id = %order.client_order_id,
+                        symbol = %order.symbol,
+                        side = order.side.as_str(),
+                        qty = %order.qty.normalize(),
+                        limit_price = %order.limit_price.map(|p| p.normalize().to_string()).unwrap_or_else(|| "market".into()),
+                        "order sent"
+                    );
                     tally.sent += 1;
                     metrics::counter!(m::ORDERS_SENT, m::LABEL_SIDE => order.side.as_str()).increment(1);
                 }
                 Sent::Rejected => {
+                    tracing::warn!(
+                        client_order_id = %order.client_order_id,
+                        symbol = %order.symbol,
+                        side = order.side.as_str(),
+                        qty = %order.qty.normalize(),
+                        "order rejected by the broker"
+                    );
                     tally.rejected += 1;
                     metrics::counter!(m::ORDERS_REJECTED, m::LABEL_REASON => "broker_reject").increment(1);
                 }
@@ -1002,6 +1056,11 @@ struct Tally {
     unknown_outcomes: u32,
     /// Orders whose fate is still unknown after the retry budget.
     unresolved: u32,
+}
+
+/// A cycle's id: its target set and attempt number (client order ids derive from both).
+fn cycle_id(set: &TargetSet, attempt: u32) -> String {
+    format!("{}#{}", set.id, attempt)
 }
 
 fn set_expired(set: &TargetSet, now: DateTime<Utc>) -> Option<String> {

@@ -208,6 +208,9 @@ pub struct PaperBroker {
     cfg: PaperConfig,
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
+    /// Opened by [`PaperBroker::open_read_only`]: reads process fills on a
+    /// copy that is never written back, and orders are refused.
+    read_only: bool,
 }
 
 impl std::fmt::Debug for PaperBroker {
@@ -232,7 +235,30 @@ impl PaperBroker {
             cfg,
             clock,
             state: Mutex::new(state),
+            read_only: false,
         })
+    }
+
+    /// Opens an existing venue file for looking only (`keel plan`, a dry run):
+    /// every read sees the venue as processed up to `clock.now()`, exactly as
+    /// the next real call would, but nothing is written back (not even the
+    /// call counter the fault injection keys on), so looking changes neither
+    /// the file nor what the next real call does. Submits and cancels are
+    /// refused. A missing file is an error, never created.
+    pub async fn open_read_only(
+        path: &Path,
+        cfg: PaperConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, BrokerError> {
+        if !path.is_file() {
+            return Err(BrokerError::Other(format!(
+                "paper broker: {} does not exist",
+                path.display()
+            )));
+        }
+        let mut b = Self::open(path, cfg, clock).await?;
+        b.read_only = true;
+        Ok(b)
     }
 
     /// A venue on a private in-memory database: the same engine with no file
@@ -248,6 +274,7 @@ impl PaperBroker {
             cfg,
             clock,
             state: Mutex::new(state),
+            read_only: false,
         })
     }
 
@@ -335,6 +362,9 @@ impl PaperBroker {
 
     /// Commits a call's changes, then publishes its state.
     async fn persist(&self, guard: &mut MutexGuard<'_, State>, w: Work<'_>) -> Result<(), BrokerError> {
+        if self.read_only {
+            return Ok(());
+        }
         let Work { st, ch, now, .. } = w;
         store::persist(&self.pool, &st, &ch, now).await?;
         **guard = st;
@@ -375,6 +405,11 @@ impl Broker for PaperBroker {
     }
 
     async fn submit(&self, order: &Order) -> Result<BrokerOrder, BrokerError> {
+        if self.read_only {
+            return Err(BrokerError::Other(
+                "paper broker opened read-only: not sending".into(),
+            ));
+        }
         let key = order.client_order_id.as_str();
         let (mut g, mut w) = self.begin("submit", key, true).await?;
         w.record_submission(key);
@@ -399,6 +434,11 @@ impl Broker for PaperBroker {
     }
 
     async fn cancel(&self, client_order_id: &str) -> Result<(), BrokerError> {
+        if self.read_only {
+            return Err(BrokerError::Other(
+                "paper broker opened read-only: not cancelling".into(),
+            ));
+        }
         let (mut g, mut w) = self.begin("cancel", client_order_id, true).await?;
         if w.cancel_open(client_order_id) {
             let lost = w.lost_answer("cancel", client_order_id);
@@ -426,7 +466,16 @@ impl Broker for PaperBroker {
 
     async fn order_by_client_id(&self, client_order_id: &str) -> Result<Option<BrokerOrder>, BrokerError> {
         let (mut g, w) = self.begin("order_by_client_id", client_order_id, true).await?;
-        let open = w.open_by_client_id(client_order_id).map(|o| o.order.clone());
+        let mut open = w.open_by_client_id(client_order_id).map(|o| o.order.clone());
+        if self.read_only && open.is_none() {
+            // Processing up to now may have just finished the order, and a
+            // read-only venue never writes that to the file: answer from it.
+            open =
+                w.ch.orders
+                    .values()
+                    .find(|o| o.order.client_order_id == client_order_id)
+                    .map(|o| o.order.clone());
+        }
         self.persist(&mut g, w).await?;
         match open {
             Some(o) => Ok(Some(o)),
