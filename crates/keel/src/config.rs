@@ -40,6 +40,8 @@ pub struct KeelConfig {
     pub server: ServerSection,
     /// The single-writer lease `keel run` and `keel cycle` trade under.
     pub lease: LeaseSection,
+    /// The audit key and the witnesses of the chain head (see `audit_config.rs`).
+    pub audit: crate::audit_config::AuditConfig,
     /// More than one account: `[[accounts]]` entries, each with its own
     /// store, paper venue and inbox, inheriting everything else from the
     /// top level. Empty (the default): the one top-level account.
@@ -62,6 +64,7 @@ impl Default for KeelConfig {
             schedule: ScheduleSection::default(),
             server: ServerSection::default(),
             lease: LeaseSection::default(),
+            audit: crate::audit_config::AuditConfig::default(),
             accounts: Vec::new(),
         }
     }

@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 bad input or usage.
 
+mod audit_config;
 mod cli;
 mod commands;
 mod config;
@@ -9,6 +10,7 @@ mod config_doc;
 mod demo;
 mod error;
 mod export;
+mod integrity;
 mod live;
 mod report;
 mod runner;

@@ -187,6 +187,11 @@ async fn tenure(
     slot: Option<&Slot>,
 ) -> Result<(), CliError> {
     let worker = Arc::new(env.leased_worker(lease).await?);
+    let backend = crate::stores::open(&env.cfg).await?;
+    // Fail closed before this tenure trades: chain, projections, anchors, broker.
+    crate::integrity::startup(env, &backend, &worker).await?;
+    let key = backend.audit_key().cloned();
+    backend.close().await;
     if let Err(e) = worker.recover().await {
         // The cycle recovers again before anything is sent; keep going.
         tracing::error!(error = %e, "recovering state from the broker failed");
@@ -206,15 +211,25 @@ async fn tenure(
                 Ok(outcome) => tracing::info!(?outcome, "cycle"),
                 Err(e) => tracing::error!(error = %e, "cycle failed closed"),
             }
+            anchor(env, &worker, key.as_ref()).await;
         }
         if lease.is_valid() {
-            if let Err(e) = worker.maybe_eod().await {
-                tracing::error!(error = %e, "end-of-day snapshot failed");
+            match worker.maybe_eod().await {
+                Ok(Some(_)) => anchor(env, &worker, key.as_ref()).await,
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "end-of-day snapshot failed"),
             }
         }
         nap(stop, TICK).await;
     }
     Ok(())
+}
+
+/// Writes a checkpoint of the chain head; a failure is logged, not fatal to the loop.
+async fn anchor(env: &Env, worker: &Worker, key: Option<&keel_store::AuditKey>) {
+    if let Err(e) = crate::integrity::checkpoint(env, worker.store().as_ref(), key).await {
+        tracing::error!(account = %env.cfg.account_id, error = %e, "audit checkpoint failed");
+    }
 }
 
 /// Renews `lease` every `every` until it is lost (or the task is aborted).
