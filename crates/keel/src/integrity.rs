@@ -118,9 +118,13 @@ pub async fn startup(env: &Env, backend: &Backend, worker: &Worker) -> Result<()
         }
     }
     tracing::error!(account = %env.cfg.account_id, failures = ?failures, "start-up verification failed; not trading");
+    let more = match failures.len() {
+        0..=3 => String::new(),
+        n => format!("; and {} more", n - 3),
+    };
     Err(CliError::Runtime(anyhow::anyhow!(
-        "{}; kill switch engaged, no orders sent (run `keel audit verify` for the details)",
-        failures.join("; ")
+        "{}{more}; kill switch engaged, no orders sent (run `keel audit verify` for the details)",
+        failures.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
     )))
 }
 

@@ -70,11 +70,11 @@ impl LogReport {
         if let Some((seq, why)) = &self.chain {
             out.push(format!("audit chain broken at sequence {seq}: {why}"));
         }
-        for p in &self.projections {
-            out.push(format!("projection not proven by the log: {p}"));
-        }
         if let Some(a) = &self.anchor {
             out.push(format!("anchor: {a}"));
+        }
+        for p in &self.projections {
+            out.push(format!("projection not proven by the log: {p}"));
         }
         out
     }
