@@ -314,11 +314,39 @@ where
             &mut *c,
             "audit",
             "reading the last kill-switch release",
-            "SELECT seq FROM audit WHERE kind = 'kill_switch_released' ORDER BY seq DESC LIMIT 1",
+            "SELECT seq, at, kind, event_id, payload, prev_hash, hash FROM audit \
+             WHERE kind = 'kill_switch_released' ORDER BY seq DESC LIMIT 1",
             &[],
         )
         .await?;
-        let after = released.map_or(Ok(0), |r| r.int(0, "seq"))?;
+        let mut after = 0i64;
+        if let Some(r) = released {
+            let row = audit_row(&r)?;
+            let genuine = check_row_hash(
+                self.key.as_ref(),
+                &row.hash,
+                &row.prev_hash,
+                row.seq,
+                &row.at,
+                &row.kind,
+                &row.event_id,
+                &row.payload,
+            )
+            .is_ok()
+                && matches!(row.event(), Ok(Event::KillSwitchReleased { .. }));
+            if !genuine {
+                // A release that does not verify releases nothing.
+                return Ok(Some(KillState {
+                    reason: format!(
+                        "audit row {} (a kill-switch release) does not verify; treated as engaged",
+                        row.seq
+                    ),
+                    source: keel_domain::KillSource::Automatic,
+                    at: crate::codec::parse_time(&row.at).unwrap_or_default(),
+                }));
+            }
+            after = seq_i64(row.seq)?;
+        }
         let engaged = fetch_one(
             &mut *c,
             "audit",
