@@ -493,7 +493,9 @@ async fn audit_verify(env: Env) -> Result<(), CliError> {
                 cp.at,
                 keel_store::grouped(cp.seq)
             ),
-            None => "no checkpoint yet".to_string(),
+            None => "no checkpoint yet, so truncation or a restored backup cannot be detected \
+                     (one is written after every cycle, EOD and operator action)"
+                .to_string(),
         };
         println!(
             "audit chain ok: {} events; projections equal the replayed log; {anchored}",
