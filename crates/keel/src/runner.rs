@@ -202,6 +202,7 @@ async fn tenure(
     let inbox = env.cfg.inbox();
     let every = Duration::from_secs(env.cfg.schedule.cycle_every_secs.max(1));
     let mut last_cycle: Option<Instant> = None;
+    let mut anchored = 0u64;
     while !stopped(stop) && lease.is_valid() {
         crate::live::take_inbox(env, &worker, &inbox).await;
         let due = last_cycle.is_none_or(|t| t.elapsed() >= every);
@@ -211,24 +212,45 @@ async fn tenure(
                 Ok(outcome) => tracing::info!(?outcome, "cycle"),
                 Err(e) => tracing::error!(error = %e, "cycle failed closed"),
             }
-            anchor(env, &worker, key.as_ref()).await;
         }
         if lease.is_valid() {
-            match worker.maybe_eod().await {
-                Ok(Some(_)) => anchor(env, &worker, key.as_ref()).await,
-                Ok(None) => {}
-                Err(e) => tracing::error!(error = %e, "end-of-day snapshot failed"),
+            if let Err(e) = worker.maybe_eod().await {
+                tracing::error!(error = %e, "end-of-day snapshot failed");
             }
         }
+        // Whatever moved the head this tick (a cycle, the EOD snapshot, the
+        // inbox, the control API, the flag file) is anchored before the next.
+        anchored = anchor_if_moved(env, &worker, key.as_ref(), anchored).await;
         nap(stop, TICK).await;
     }
     Ok(())
 }
 
-/// Writes a checkpoint of the chain head; a failure is logged, not fatal to the loop.
-async fn anchor(env: &Env, worker: &Worker, key: Option<&keel_store::AuditKey>) {
-    if let Err(e) = crate::integrity::checkpoint(env, worker.store().as_ref(), key).await {
-        tracing::error!(account = %env.cfg.account_id, error = %e, "audit checkpoint failed");
+/// Writes a checkpoint when the head moved past `anchored` (one indexed
+/// read otherwise); returns the seq now anchored. A failure is logged and
+/// retried next tick, not fatal to the loop.
+async fn anchor_if_moved(
+    env: &Env,
+    worker: &Worker,
+    key: Option<&keel_store::AuditKey>,
+    anchored: u64,
+) -> u64 {
+    let seq = match worker.store().audit_head().await {
+        Ok((seq, _)) => seq,
+        Err(e) => {
+            tracing::error!(account = %env.cfg.account_id, error = %e, "reading the audit head failed");
+            return anchored;
+        }
+    };
+    if seq <= anchored {
+        return anchored;
+    }
+    match crate::integrity::checkpoint(env, worker.store().as_ref(), key).await {
+        Ok(()) => seq,
+        Err(e) => {
+            tracing::error!(account = %env.cfg.account_id, error = %e, "audit checkpoint failed");
+            anchored
+        }
     }
 }
 

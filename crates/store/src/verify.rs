@@ -18,11 +18,11 @@
 
 use crate::anchor::Checkpoint;
 use crate::apply::Replay;
-use crate::chain::{check_row_hash, is_keyed};
+use crate::chain::{check_row_hash, is_keyed, AuditKey};
 use crate::conn::{exec, fetch, fetch_one, Conn, Val};
 use crate::engine::{audit_row, read_head, seq_i64, SqlStore};
 use crate::error::StoreError;
-use crate::rows::KillState;
+use crate::rows::{AuditRow, KillState};
 use crate::GENESIS_HASH;
 use keel_domain::Event;
 use serde::Serialize;
@@ -102,92 +102,63 @@ where
     /// the anchor, reading the log once. Only a database error is `Err`;
     /// every finding is in the report.
     pub async fn verify_log(&self, checkpoint: Option<&Checkpoint>) -> Result<LogReport, StoreError> {
-        let key = self.key.as_ref();
+        // Two stages so that reading rows and checking them overlap: this
+        // task fetches pages, a thread hashes, decodes and replays them. If
+        // the thread stops at a bad row it drops its end and reading stops.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<AuditRow, String>>>(4);
+        let key = self.key.clone();
+        let cp_seq = checkpoint.map(|c| c.seq);
+        let scanner = std::thread::Builder::new()
+            .name("keel-verify".into())
+            .spawn(move || scan(key.as_ref(), cp_seq, rx))
+            .map_err(|e| StoreError::Refused {
+                event_id: "-".into(),
+                why: format!("cannot start the verification thread: {e}"),
+            })?;
         let mut c = self
             .pool
             .acquire()
             .await
             .map_err(StoreError::db("acquiring a connection"))?;
-        let mut report = LogReport::default();
-        let mut replay = Replay::default();
-        let mut expected = 1u64;
-        let mut prev = GENESIS_HASH.to_string();
-        let mut checkpoint_row: Option<String> = None;
         let mut after = 0i64;
-        'scan: loop {
-            let rows = fetch(
-                &mut *c,
-                "audit",
-                "verifying the audit log",
-                "SELECT seq, at, kind, event_id, payload, prev_hash, hash FROM audit \
-                 WHERE seq > $1 ORDER BY seq LIMIT $2",
-                &[Val::i(after), Val::i(PAGE)],
-            )
-            .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.int(0, "seq")?;
-            for r in &rows {
-                report.events += 1;
-                let row = match audit_row(r) {
-                    Ok(row) => row,
-                    Err(e) => {
-                        report.chain = Some((expected, format!("unreadable row: {e}")));
-                        break 'scan;
-                    }
-                };
-                let fail = if row.seq != expected {
-                    Some(format!(
-                        "seq gap: expected {expected}, found {} (row {expected} was removed or renumbered)",
-                        row.seq
-                    ))
-                } else if row.prev_hash != prev {
-                    Some(format!(
-                        "prev_hash mismatch: row links to {}, previous row's hash is {prev} \
-                         (rows reordered, removed or replaced)",
-                        row.prev_hash
-                    ))
-                } else if let Err(why) = check_row_hash(
-                    key,
-                    &row.hash,
-                    &row.prev_hash,
-                    row.seq,
-                    &row.at,
-                    &row.kind,
-                    &row.event_id,
-                    &row.payload,
-                ) {
-                    Some(why)
-                } else {
-                    match row.event() {
-                        Err(e) => Some(format!("payload is not an event: {e}")),
-                        Ok(ev) if ev.kind() != row.kind || ev.event_id() != row.event_id => Some(format!(
-                            "payload is a {} event {:?}, the row says {} {:?}",
-                            ev.kind(),
-                            ev.event_id(),
-                            row.kind,
-                            row.event_id
-                        )),
-                        Ok(ev) => replay
-                            .apply(&ev, &row.event_id)
-                            .err()
-                            .map(|e| format!("replaying the event failed: {e}")),
-                    }
-                };
-                if let Some(why) = fail {
-                    report.chain = Some((expected, why));
-                    break 'scan;
+        let read: Result<(), StoreError> = async {
+            loop {
+                let rows = fetch(
+                    &mut *c,
+                    "audit",
+                    "verifying the audit log",
+                    "SELECT seq, at, kind, event_id, payload, prev_hash, hash FROM audit \
+                     WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    &[Val::i(after), Val::i(PAGE)],
+                )
+                .await?;
+                let Some(last) = rows.last() else { break };
+                after = last.int(0, "seq")?;
+                let page = rows
+                    .iter()
+                    .map(|r| audit_row(r).map_err(|e| e.to_string()))
+                    .collect();
+                if tx.send(page).is_err() {
+                    break;
                 }
-                if report.events == 1 {
-                    report.keyed = is_keyed(&row.hash);
-                }
-                if checkpoint.is_some_and(|cp| cp.seq == row.seq) {
-                    checkpoint_row = Some(row.hash.clone());
-                }
-                expected += 1;
-                prev = row.hash;
             }
+            Ok(())
         }
+        .await;
+        drop(tx);
         drop(c);
+        let scanned = scanner.join().map_err(|_| StoreError::Refused {
+            event_id: "-".into(),
+            why: "the verification thread panicked".into(),
+        })?;
+        read?;
+        let Scan {
+            mut report,
+            replay,
+            expected,
+            prev,
+            checkpoint_row,
+        } = scanned;
         report.head = (expected - 1, prev);
         if let Some(cp) = checkpoint {
             report.checkpoint = Some(cp.clone());
@@ -462,6 +433,99 @@ where
         *head = read_head(&self.pool).await?;
         Ok(expected - 1)
     }
+}
+
+/// What the scanning thread found.
+struct Scan {
+    report: LogReport,
+    replay: Replay,
+    /// The next seq expected (head + 1 when the chain held).
+    expected: u64,
+    /// The last good row's hash.
+    prev: String,
+    /// The hash of the row at the checkpoint's seq, when reached.
+    checkpoint_row: Option<String>,
+}
+
+/// Checks pages of rows in order: seq continuity, links, hashes under the
+/// key policy, payload against kind and id, and replays each event.
+fn scan(
+    key: Option<&AuditKey>,
+    cp_seq: Option<u64>,
+    rx: std::sync::mpsc::Receiver<Vec<Result<AuditRow, String>>>,
+) -> Scan {
+    let mut s = Scan {
+        report: LogReport::default(),
+        replay: Replay::default(),
+        expected: 1,
+        prev: GENESIS_HASH.to_string(),
+        checkpoint_row: None,
+    };
+    for page in rx {
+        for row in page {
+            s.report.events += 1;
+            let row = match row {
+                Ok(row) => row,
+                Err(e) => {
+                    s.report.chain = Some((s.expected, format!("unreadable row: {e}")));
+                    return s;
+                }
+            };
+            let expected = s.expected;
+            let fail = if row.seq != expected {
+                Some(format!(
+                    "seq gap: expected {expected}, found {} (row {expected} was removed or renumbered)",
+                    row.seq
+                ))
+            } else if row.prev_hash != s.prev {
+                Some(format!(
+                    "prev_hash mismatch: row links to {}, previous row's hash is {} \
+                     (rows reordered, removed or replaced)",
+                    row.prev_hash, s.prev
+                ))
+            } else if let Err(why) = check_row_hash(
+                key,
+                &row.hash,
+                &row.prev_hash,
+                row.seq,
+                &row.at,
+                &row.kind,
+                &row.event_id,
+                &row.payload,
+            ) {
+                Some(why)
+            } else {
+                match row.event() {
+                    Err(e) => Some(format!("payload is not an event: {e}")),
+                    Ok(ev) if ev.kind() != row.kind || ev.event_id() != row.event_id => Some(format!(
+                        "payload is a {} event {:?}, the row says {} {:?}",
+                        ev.kind(),
+                        ev.event_id(),
+                        row.kind,
+                        row.event_id
+                    )),
+                    Ok(ev) => s
+                        .replay
+                        .apply(&ev, &row.event_id)
+                        .err()
+                        .map(|e| format!("replaying the event failed: {e}")),
+                }
+            };
+            if let Some(why) = fail {
+                s.report.chain = Some((expected, why));
+                return s;
+            }
+            if s.report.events == 1 {
+                s.report.keyed = is_keyed(&row.hash);
+            }
+            if cp_seq == Some(row.seq) {
+                s.checkpoint_row = Some(row.hash.clone());
+            }
+            s.expected += 1;
+            s.prev = row.hash;
+        }
+    }
+    s
 }
 
 /// The column names of a projection table, for messages.
