@@ -22,18 +22,21 @@ use std::path::{Path, PathBuf};
 pub const KEY_ENV: &str = "KEEL_AUDIT_KEY";
 
 /// The `[audit]` section.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuditConfig {
     /// A file holding the audit key (used when `KEEL_AUDIT_KEY` is unset).
     /// Refused inside the data directory or when readable by group or others.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
     pub key_file: Option<PathBuf>,
     /// Directory of the append-only checkpoint files (default `<data_dir>/witness`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
     pub witness_dir: Option<PathBuf>,
     /// A command (run with `sh -c`) that receives each checkpoint as a JSON line on stdin.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
     pub witness_command: Option<String>,
 }
 
