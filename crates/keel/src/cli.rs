@@ -208,8 +208,18 @@ pub enum Command {
 /// `keel audit ...`.
 #[derive(Debug, Subcommand)]
 pub enum AuditAction {
-    /// Recompute the hash chain; exit 1 naming the first bad sequence number.
+    /// Verify the chain (keyed or not), replay the log against every projection
+    /// table and check the newest checkpoint; exit 1 naming the sequence number,
+    /// table row or checkpoint at fault.
     Verify {
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Migrate an unkeyed (SHA-256) log to a keyed (HMAC-SHA-256) one under the
+    /// configured key (KEEL_AUDIT_KEY or [audit] key_file), after verifying it;
+    /// then write a keyed checkpoint.
+    Rekey {
         /// Shared options.
         #[command(flatten)]
         common: Common,

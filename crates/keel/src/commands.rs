@@ -84,6 +84,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let env = Env::load(&common)?;
             block_on(audit_verify(env))
         }
+        Command::Audit {
+            action: AuditAction::Rekey { common },
+        } => {
+            let env = Env::load(&common)?;
+            block_on(audit_rekey(env))
+        }
     }
 }
 
@@ -93,7 +99,14 @@ fn block_on<F: std::future::Future<Output = Result<(), CliError>>>(f: F) -> Resu
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(f)
+    let result = rt.block_on(f);
+    // Exit must not depend on what is still running. Dropping a runtime waits
+    // without limit for blocking-pool threads (sqlx's file helpers, DNS
+    // look-ups for a PostgreSQL host, tokio::fs) and for tasks that were
+    // aborted but not yet polled to their end; bound that wait so a verb that
+    // has finished its work always exits.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    result
 }
 
 /// Parses `--at`.
@@ -399,6 +412,7 @@ async fn submit(env: Env, file: &Path, id: Option<&str>) -> Result<(), CliError>
         .context("queueing the target set")?
     {
         SubmitOutcome::Queued => {
+            crate::integrity::checkpoint(&env, worker.store().as_ref(), audit_key(&env)?.as_ref()).await?;
             println!("queued target set {set_id}");
             Ok(())
         }
@@ -418,15 +432,22 @@ async fn cycle(env: Env, json: bool) -> Result<(), CliError> {
     let renewer = crate::runner::spawn_renewal(lease.clone(), env.cfg.lease.renew_every());
     let result = async {
         let worker = env.leased_worker(&lease).await?;
+        // Fail closed before anything is sent: chain, projections, anchors, broker.
+        crate::integrity::startup(&env, &backend, &worker).await?;
         let outcome = worker.cycle().await.context("cycle")?;
         let eod = worker.maybe_eod().await.context("end-of-day snapshot")?;
+        crate::integrity::checkpoint(&env, worker.store().as_ref(), backend.audit_key()).await?;
         Ok::<_, CliError>((outcome, eod))
     }
     .await;
+    // Stop the renewal task and wait for it to be gone, so no renewal runs
+    // after (or during) the release and nothing is left running at exit.
     renewer.abort();
+    let _ = renewer.await;
     if let Err(e) = lease.release().await {
         tracing::warn!(error = %e, "releasing the lease failed; it expires by itself");
     }
+    backend.close().await;
     let (outcome, eod) = result?;
     if json {
         println!(
@@ -468,6 +489,11 @@ pub fn describe_outcome(o: &CycleOutcome) -> String {
     }
 }
 
+/// The configured audit key (for checkpoints written by verbs that only hold a `dyn Store`).
+pub fn audit_key(env: &Env) -> Result<Option<keel_store::AuditKey>, CliError> {
+    env.cfg.audit.key(&env.cfg.data_dir)
+}
+
 async fn kill(mut env: Env, reason: &str, engage: bool) -> Result<(), CliError> {
     if reason.trim().is_empty() {
         return Err(input("--reason = \"\": a reason is required"));
@@ -498,6 +524,7 @@ async fn kill(mut env: Env, reason: &str, engage: bool) -> Result<(), CliError> 
             .engage_kill(reason, KillSource::Cli)
             .await
             .context("engaging the kill switch")?;
+        crate::integrity::checkpoint(&env, worker.store().as_ref(), audit_key(&env)?.as_ref()).await?;
         println!("kill switch engaged: {}", keel_domain::log_safe(reason));
         return Ok(());
     }
@@ -507,6 +534,7 @@ async fn kill(mut env: Env, reason: &str, engage: bool) -> Result<(), CliError> 
         .await
         .context("releasing the kill switch")?
     {
+        crate::integrity::checkpoint(&env, worker.store().as_ref(), audit_key(&env)?.as_ref()).await?;
         println!("kill switch released: {}", keel_domain::log_safe(reason));
     } else {
         println!("kill switch was not engaged; nothing changed");
@@ -517,21 +545,69 @@ async fn kill(mut env: Env, reason: &str, engage: bool) -> Result<(), CliError> 
 async fn audit_verify(env: Env) -> Result<(), CliError> {
     let path = env.cfg.store_path();
     if crate::stores::missing(&env.cfg) {
+        let witness = env.cfg.audit.witness(&env.cfg.data_dir);
+        if witness.has_checkpoints(&env.cfg.account_id) {
+            return Err(CliError::Runtime(anyhow::anyhow!(
+                "{}: the store is missing, but {} holds checkpoints of its audit log (the log was deleted)",
+                path.display(),
+                witness.path(&env.cfg.account_id).display()
+            )));
+        }
         return Err(input(format!(
             "{}: no store here (run a command that writes first)",
             path.display()
         )));
     }
-    let store = env.store().await?;
-    let report = store.verify_chain().await.context("reading the audit log")?;
-    match report.first_bad {
-        None => {
-            println!("audit chain ok: {} events", report.events);
-            Ok(())
-        }
-        Some((seq, why)) => Err(CliError::Runtime(anyhow::anyhow!(
-            "audit chain broken at sequence {seq}: {why} ({} events checked)",
+    let backend = crate::stores::open(&env.cfg).await?;
+    let (report, failures) = crate::integrity::verify(&env, &backend, true).await?;
+    backend.close().await;
+    println!(
+        "audit log: {}",
+        keel_store::chain::protection(backend.audit_key())
+    );
+    if failures.is_empty() {
+        let anchored = match &report.checkpoint {
+            Some(cp) => format!(
+                "extends the checkpoint of {} at {}",
+                cp.at,
+                keel_store::grouped(cp.seq)
+            ),
+            None => "no checkpoint yet, so truncation or a restored backup cannot be detected \
+                     (one is written after every cycle, EOD and operator action)"
+                .to_string(),
+        };
+        println!(
+            "audit chain ok: {} events; projections equal the replayed log; {anchored}",
             report.events
-        ))),
+        );
+        return Ok(());
     }
+    for f in &failures {
+        eprintln!("keel: {f}");
+    }
+    Err(CliError::Runtime(anyhow::anyhow!(
+        "{} ({} events checked)",
+        failures[0],
+        report.events
+    )))
+}
+
+async fn audit_rekey(env: Env) -> Result<(), CliError> {
+    if crate::stores::missing(&env.cfg) {
+        return Err(input(format!(
+            "{}: no store here",
+            env.cfg.store_path().display()
+        )));
+    }
+    let backend = crate::stores::open(&env.cfg).await?;
+    if backend.audit_key().is_none() {
+        return Err(input(
+            "keel audit rekey needs an audit key: set KEEL_AUDIT_KEY or [audit] key_file",
+        ));
+    }
+    let n = backend.rekey().await.context("rekeying the audit log")?;
+    crate::integrity::checkpoint(&env, backend.store().as_ref(), backend.audit_key()).await?;
+    backend.close().await;
+    println!("audit log rekeyed: {n} rows now chained with HMAC-SHA-256; keyed checkpoint written");
+    Ok(())
 }

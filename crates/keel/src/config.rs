@@ -67,6 +67,8 @@ pub struct KeelConfig {
     pub server: ServerSection,
     /// The single-writer lease `keel run` and `keel cycle` trade under.
     pub lease: LeaseSection,
+    /// The audit key and the witnesses of the chain head (see `audit_config.rs`).
+    pub audit: crate::audit_config::AuditConfig,
     /// More than one account: `[[accounts]]` entries, each with its own
     /// store, paper venue and inbox, inheriting everything else from the
     /// top level. Empty (the default): the one top-level account.
@@ -90,6 +92,7 @@ impl Default for KeelConfig {
             schedule: ScheduleSection::default(),
             server: ServerSection::default(),
             lease: LeaseSection::default(),
+            audit: crate::audit_config::AuditConfig::default(),
             accounts: Vec::new(),
         }
     }
@@ -421,6 +424,9 @@ impl KeelConfig {
         }
         if let Some(f) = &self.server.control_token_file {
             check_file_path("server.control_token_file", f)?;
+        }
+        if let Some(f) = &self.audit.key_file {
+            check_file_path("audit.key_file", f)?;
         }
         if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(format!(

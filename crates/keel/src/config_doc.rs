@@ -29,6 +29,18 @@ pub const OPTIONAL: &[(&str, &str)] = &[
         "server",
         "# control_token_file = \"/etc/keel/control-token\"   # enables the control API (KEEL_CONTROL_TOKEN wins)",
     ),
+    (
+        "audit",
+        "# key_file = \"/etc/keel/audit.key\"   # HMAC key of the audit chain (KEEL_AUDIT_KEY wins); outside the data dir, mode 0600. Without a key the log is protected against accidents only",
+    ),
+    (
+        "audit",
+        "# witness_dir = \"/var/lib/keel-witness\"   # checkpoints of the chain head; default <data_dir>/witness (beside keel.db: put it on another disk or host against an attacker)",
+    ),
+    (
+        "audit",
+        "# witness_command = \"logger -t keel-checkpoint\"   # also pipe each checkpoint (one JSON line) to this command",
+    ),
 ];
 
 /// Appended to the example: several accounts in one file.

@@ -58,6 +58,7 @@ pub async fn run(
         clock: clock.clone(),
     };
     let worker = env.worker().await?;
+    let key = crate::commands::audit_key(&env)?;
     worker.recover().await.context("opening the demo account")?;
     println!(
         "keel demo: {} trading days from {} to {} on the paper broker (seed {seed}), state in {}",
@@ -90,11 +91,13 @@ pub async fn run(
                 Ok(_) => {}
                 Err(e) => println!("  {} cycle failed closed: {e}", t.format("%H:%M")),
             }
+            crate::integrity::checkpoint(&env, worker.store().as_ref(), key.as_ref()).await?;
             cycles += 1;
             t += Duration::minutes(CYCLE_EVERY_MIN);
         }
         clock.set(s.close + Duration::minutes(1));
         worker.maybe_eod().await.context("end-of-day snapshot")?;
+        crate::integrity::checkpoint(&env, worker.store().as_ref(), key.as_ref()).await?;
         let store = worker.store();
         let eod = store.eod_snapshots().await.context("reading snapshots")?;
         let last = eod.last();

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 runtime failure, 2 bad input or usage, 3 a cycle
 //! the kill switch stopped.
 
+mod audit_config;
 mod cli;
 mod commands;
 mod config;
@@ -12,6 +13,7 @@ mod demo;
 mod discover;
 mod error;
 mod export;
+mod integrity;
 mod live;
 mod report;
 mod runner;

@@ -210,6 +210,11 @@ async fn tenure(
     slot: Option<&Slot>,
 ) -> Result<(), CliError> {
     let worker = Arc::new(env.streaming_worker(lease).await?);
+    let backend = crate::stores::open(&env.cfg).await?;
+    // Fail closed before this tenure trades: chain, projections, anchors, broker.
+    crate::integrity::startup(env, &backend, &worker).await?;
+    let key = backend.audit_key().cloned();
+    backend.close().await;
     if let Err(e) = worker.recover().await {
         // The cycle recovers again before anything is sent; keep going.
         tracing::error!(error = %e, "recovering state from the broker failed");
@@ -220,6 +225,7 @@ async fn tenure(
     let inbox = env.cfg.inbox();
     let every = Duration::from_secs(env.cfg.schedule.cycle_every_secs.max(1));
     let mut last_cycle: Option<Instant> = None;
+    let mut anchored = 0u64;
     while !stopped(stop) && lease.is_valid() {
         crate::live::take_inbox(env, &worker, &inbox).await;
         // The flag file is honoured on every tick, market open or not: an
@@ -251,6 +257,9 @@ async fn tenure(
                 tracing::error!(error = %e, "end-of-day snapshot failed");
             }
         }
+        // Whatever moved the head this tick (a cycle, the EOD snapshot, the
+        // inbox, the control API, the flag file) is anchored before the next.
+        anchored = anchor_if_moved(env, &worker, key.as_ref(), anchored).await;
         nap(stop, TICK).await;
     }
     Ok(())
@@ -283,6 +292,34 @@ fn log_outcome(account: &str, outcome: &keel_worker::CycleOutcome) {
         O::Completed(c) => tracing::info!(account, outcome = "completed", detail = %c, "{text}"),
         O::VenueBlocked(reasons) => {
             tracing::warn!(account, outcome = "venue_blocked", detail = %reasons.join("; "), "{text}")
+        }
+    }
+}
+
+/// Writes a checkpoint when the head moved past `anchored` (one indexed
+/// read otherwise); returns the seq now anchored. A failure is logged and
+/// retried next tick, not fatal to the loop.
+async fn anchor_if_moved(
+    env: &Env,
+    worker: &Worker,
+    key: Option<&keel_store::AuditKey>,
+    anchored: u64,
+) -> u64 {
+    let seq = match worker.store().audit_head().await {
+        Ok((seq, _)) => seq,
+        Err(e) => {
+            tracing::error!(account = %env.cfg.account_id, error = %e, "reading the audit head failed");
+            return anchored;
+        }
+    };
+    if seq <= anchored {
+        return anchored;
+    }
+    match crate::integrity::checkpoint(env, worker.store().as_ref(), key).await {
+        Ok(()) => seq,
+        Err(e) => {
+            tracing::error!(account = %env.cfg.account_id, error = %e, "audit checkpoint failed");
+            anchored
         }
     }
 }

@@ -39,6 +39,8 @@ struct Status {
     queued_target_sets: Vec<String>,
     eod_snapshots: usize,
     audit_events: u64,
+    /// What the audit chain protects against (keyed or accidents only).
+    audit_protection: &'static str,
 }
 
 /// Prints the status of the configured account.
@@ -103,6 +105,7 @@ pub async fn print(env: Env, json: bool) -> Result<(), CliError> {
             .collect(),
         eod_snapshots: eods.len(),
         audit_events: store.audit_head().await.context("reading the audit log")?.0,
+        audit_protection: keel_store::chain::protection(crate::commands::audit_key(&env)?.as_ref()),
     };
     if json {
         println!(
@@ -141,6 +144,7 @@ pub async fn print(env: Env, json: bool) -> Result<(), CliError> {
         "eod snapshots {}  audit events {}",
         status.eod_snapshots, status.audit_events
     );
+    println!("audit log: {}", status.audit_protection);
     if !status.positions.is_empty() {
         println!(
             "\n{:<12} {:>10} {:>10} {:>10} {:>5} {:>14} {:>8} {:>12}",

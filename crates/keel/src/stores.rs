@@ -5,7 +5,9 @@
 use crate::config::KeelConfig;
 use crate::error::{input, CliError};
 use anyhow::Context;
-use keel_store::{AuditRow, LeaseStore, PgStore, SqliteStore, Store, StoreError};
+use keel_store::{
+    AuditKey, AuditRow, Checkpoint, LeaseStore, LogReport, PgStore, SqliteStore, Store, StoreError,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -71,6 +73,30 @@ impl Backend {
         }
     }
 
+    /// Verifies chain, projections and the anchor (see `SqlStore::verify_log`).
+    pub async fn verify_log(&self, cp: Option<&Checkpoint>) -> Result<LogReport, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.verify_log(cp).await,
+            Backend::Pg(s) => s.verify_log(cp).await,
+        }
+    }
+
+    /// Rewrites an unkeyed chain as keyed (see `SqlStore::rekey`).
+    pub async fn rekey(&self) -> Result<u64, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.rekey().await,
+            Backend::Pg(s) => s.rekey().await,
+        }
+    }
+
+    /// The audit key the store chains with, if any.
+    pub fn audit_key(&self) -> Option<&AuditKey> {
+        match self {
+            Backend::Sqlite(s) => s.audit_key(),
+            Backend::Pg(s) => s.audit_key(),
+        }
+    }
+
     /// Closes the pool.
     pub async fn close(&self) {
         match self {
@@ -96,25 +122,38 @@ pub fn missing(cfg: &KeelConfig) -> bool {
 
 /// Opens (creating and migrating as needed) the account's store.
 pub async fn open(cfg: &KeelConfig) -> Result<Backend, CliError> {
+    let key = cfg.audit.key(&cfg.data_dir)?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
     match &cfg.store.url {
-        Some(url) => open_pg(url, &cfg.pg_schema()).await,
+        Some(url) => open_pg(url, &cfg.pg_schema(), key).await,
         None => {
             let path = cfg.store_path();
+            // A store that checkpoints say existed is never silently recreated
+            // empty: that would erase the history the checkpoints anchor.
+            let witness = cfg.audit.witness(&cfg.data_dir);
+            if !path.exists() && witness.has_checkpoints(&cfg.account_id) {
+                return Err(CliError::Runtime(anyhow::anyhow!(
+                    "{}: the store is missing, but {} holds checkpoints of its audit log; \
+                     refusing to create an empty one (restore the file, or move the witness \
+                     file away to start a new history on purpose)",
+                    path.display(),
+                    witness.path(&cfg.account_id).display()
+                )));
+            }
             let s = SqliteStore::open(&path)
                 .await
                 .with_context(|| format!("opening store {}", path.display()))?;
-            Ok(Backend::Sqlite(Arc::new(s)))
+            Ok(Backend::Sqlite(Arc::new(s.with_audit_key(key))))
         }
     }
 }
 
-async fn open_pg(url: &str, schema: &str) -> Result<Backend, CliError> {
+async fn open_pg(url: &str, schema: &str, key: Option<AuditKey>) -> Result<Backend, CliError> {
     let s = PgStore::connect_schema(url, schema)
         .await
         .with_context(|| format!("opening store {} schema {schema}", redact(url)))?;
-    Ok(Backend::Pg(Arc::new(s)))
+    Ok(Backend::Pg(Arc::new(s.with_audit_key(key))))
 }
 
 /// A `keel export` address.
@@ -164,12 +203,15 @@ impl Address {
     pub async fn open(&self, cfg: &KeelConfig) -> Result<Option<Backend>, CliError> {
         match self {
             Address::Sqlite(p) => {
+                let key = cfg.audit.key(&cfg.data_dir)?;
                 let s = SqliteStore::open(p)
                     .await
                     .with_context(|| format!("opening store {}", p.display()))?;
-                Ok(Some(Backend::Sqlite(Arc::new(s))))
+                Ok(Some(Backend::Sqlite(Arc::new(s.with_audit_key(key)))))
             }
-            Address::Postgres(u) => Ok(Some(open_pg(u, &cfg.pg_schema()).await?)),
+            Address::Postgres(u) => Ok(Some(
+                open_pg(u, &cfg.pg_schema(), cfg.audit.key(&cfg.data_dir)?).await?,
+            )),
             Address::Jsonl(_) => Ok(None),
         }
     }

@@ -7,6 +7,12 @@
 //!    1,000,000 events. Goal: ≤ 1 s. The database is built once by a bulk
 //!    path (one transaction of raw inserts with a valid chain) and cached
 //!    under `target/keel-store-bench/`.
+//! 3. Tamper-proof state (`tamper_proof`): on the same 1M-event log with its
+//!    projections rebuilt, a full `verify_log` (chain + replay of every event +
+//!    comparison with every projection table + anchor), which is also what
+//!    start-up runs before trading, timed as open + verify; and the durable
+//!    append rate with an HMAC-SHA-256 (keyed) chain against SHA-256,
+//!    interleaved in blocks. Goals: verify ≤ 2 s, keyed within 10%.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -475,5 +481,130 @@ fn restart_to_ready(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, append_rate, paired_append_rate, restart_to_ready);
+/// The 1M-event log with its projections built (cached beside the bare one).
+fn ensure_big_log_with_projections(rt: &tokio::runtime::Runtime) -> PathBuf {
+    let bare = ensure_big_log(rt);
+    let path = bare.with_file_name("audit-1m-projections.db");
+    let ready = rt.block_on(async {
+        if !path.exists() {
+            return false;
+        }
+        let s = SqliteStore::open(&path).await.expect("open cached log");
+        let ok = s.audit_head().await.expect("head").0 == BIG_LOG
+            && !s.positions().await.expect("positions").is_empty();
+        s.close().await;
+        ok
+    });
+    if ready {
+        return path;
+    }
+    std::fs::copy(&bare, &path).expect("copy the bare log");
+    let started = Instant::now();
+    rt.block_on(async {
+        let s = SqliteStore::open(&path).await.expect("open");
+        s.rebuild_projections().await.expect("rebuild");
+        s.close().await;
+    });
+    eprintln!(
+        "rebuilt the projections of {BIG_LOG} events in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    path
+}
+
+fn tamper_proof(_: &mut Criterion) {
+    let rt = rt();
+    let path = ensure_big_log_with_projections(&rt);
+    let mut verify_s = Vec::new();
+    let mut ready_s = Vec::new();
+    for _ in 0..3 {
+        // Restart-to-ready with the start-up verification: open, newest
+        // checkpoint = head, full verify (chain, projections, anchor).
+        let t = Instant::now();
+        let report = rt.block_on(async {
+            let s = SqliteStore::open(&path).await.expect("open");
+            let (seq, head) = s.audit_head().await.expect("head");
+            let cp = keel_store::Checkpoint::new(None, "bench", seq, &head, base());
+            let verify_started = Instant::now();
+            let r = s.verify_log(Some(&cp)).await.expect("verify");
+            verify_s.push(verify_started.elapsed().as_secs_f64());
+            s.close().await;
+            r
+        });
+        ready_s.push(t.elapsed().as_secs_f64());
+        assert!(report.is_ok(), "{:?}", report.failures());
+        assert_eq!(report.events, BIG_LOG);
+    }
+    eprintln!(
+        "verify_log over {BIG_LOG} events (chain + replay + projections + anchor): median {:.2} s",
+        median_ms(verify_s) / 1e3
+    );
+    eprintln!(
+        "restart-to-ready incl. start-up verification, {BIG_LOG} events: median {:.2} s",
+        median_ms(ready_s) / 1e3
+    );
+
+    // Append rate, keyed vs unkeyed, interleaved so machine load hits both alike.
+    const BLOCKS: usize = 15;
+    const PER_BLOCK: usize = 20;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = keel_store::AuditKey::new(b"bench-audit-key-0123456789").expect("key");
+    let plain = rt
+        .block_on(SqliteStore::open(dir.path().join("sha.db")))
+        .expect("open");
+    let keyed = rt
+        .block_on(SqliteStore::open(dir.path().join("hmac.db")))
+        .expect("open")
+        .with_audit_key(Some(key));
+    let (c1, c2) = (AtomicU64::new(0), AtomicU64::new(0));
+    let mut times: [Vec<f64>; 2] = Default::default();
+    for _ in 0..BLOCKS {
+        for (i, (store, counter)) in [(&plain, &c1), (&keyed, &c2)].into_iter().enumerate() {
+            for _ in 0..PER_BLOCK {
+                let evs = trading_batch(counter);
+                let t = Instant::now();
+                black_box(rt.block_on(store.append_batch(&evs)).expect("append"));
+                times[i].push(t.elapsed().as_secs_f64());
+            }
+        }
+    }
+    let [sha_ms, hmac_ms] = times.map(median_ms);
+    eprintln!(
+        "durable append, trading mix, batches of {BATCH}: SHA-256 {sha_ms:.3} ms, HMAC-SHA-256 {hmac_ms:.3} ms \
+         per batch (keyed = {:.1}% of the unkeyed rate)",
+        100.0 * sha_ms / hmac_ms
+    );
+    // Pure hashing cost per row, for scale.
+    let (at, payload) = ("2026-03-02T14:30:00.000000000Z", "x".repeat(300));
+    let k = keel_store::AuditKey::new(b"bench-audit-key-0123456789").expect("key");
+    let n = 200_000u64;
+    let t = Instant::now();
+    for i in 0..n {
+        black_box(chain_hash(
+            GENESIS_HASH,
+            i,
+            at,
+            "order_filled",
+            "fill:x",
+            &payload,
+        ));
+    }
+    let sha_ns = t.elapsed().as_nanos() as f64 / n as f64;
+    let t = Instant::now();
+    for i in 0..n {
+        black_box(k.row_hash(GENESIS_HASH, i, at, "order_filled", "fill:x", &payload));
+    }
+    let hmac_ns = t.elapsed().as_nanos() as f64 / n as f64;
+    eprintln!("row hash alone: SHA-256 {sha_ns:.0} ns, HMAC-SHA-256 {hmac_ns:.0} ns");
+    rt.block_on(plain.close());
+    rt.block_on(keyed.close());
+}
+
+criterion_group!(
+    benches,
+    append_rate,
+    paired_append_rate,
+    restart_to_ready,
+    tamper_proof
+);
 criterion_main!(benches);

@@ -661,6 +661,92 @@ impl Working {
     }
 }
 
+/// One projection table as replaying the log gives it: rendered rows by key.
+pub(crate) type Rendered = BTreeMap<String, Vec<Option<String>>>;
+
+/// A replay of the whole log held in memory (for verification): every row
+/// starts absent, so [`Working::apply`] builds each table from nothing.
+#[derive(Default)]
+pub(crate) struct Replay {
+    w: Working,
+}
+
+impl Replay {
+    /// Applies the next event of the log.
+    pub(crate) fn apply(&mut self, ev: &Event, event_id: &str) -> Result<(), StoreError> {
+        self.w.apply(ev, event_id)
+    }
+
+    /// Every projection table as the log says it should be, rendered the way
+    /// the rows are written (so they compare with `dump_projections`).
+    pub(crate) fn rendered(&self) -> BTreeMap<&'static str, Rendered> {
+        fn put(t: &mut Rendered, vals: Vec<Val>) {
+            let row: Vec<Option<String>> = vals.iter().map(Val::render).collect();
+            let key = row.first().cloned().flatten().unwrap_or_default();
+            t.insert(key, row);
+        }
+        fn keyed<T>(map: &BTreeMap<String, Slot<T>>, enc: impl Fn(&str, &T) -> Vec<Val>) -> Rendered {
+            let mut t = Rendered::new();
+            for (k, s) in map {
+                if let Some(r) = &s.row {
+                    put(&mut t, enc(k, r));
+                }
+            }
+            t
+        }
+        let w = &self.w;
+        let mut out = BTreeMap::new();
+        let mut account = Rendered::new();
+        if let Some(a) = &w.account.row {
+            put(&mut account, account_vals(a));
+        }
+        out.insert("account", account);
+        let mut cash = Rendered::new();
+        if let Some(amount) = w.cash.row {
+            put(&mut cash, vec![Val::i(1), Val::t(amount.to_string())]);
+        }
+        out.insert("cash", cash);
+        out.insert("target_sets", keyed(&w.target_sets, |_, t| target_set_vals(t)));
+        out.insert("cycles", keyed(&w.cycles, |_, c| cycle_vals(c)));
+        let mut decisions = Rendered::new();
+        for (k, v) in &w.decisions {
+            put(&mut decisions, vec![Val::t(k), Val::t(v)]);
+        }
+        out.insert("guard_decisions", decisions);
+        out.insert("orders", keyed(&w.orders, |_, o| order_vals(o)));
+        let mut fills = Rendered::new();
+        for f in w.fills.values() {
+            put(&mut fills, fill_vals(f));
+        }
+        out.insert("fills", fills);
+        out.insert("positions", keyed(&w.positions, position_vals));
+        let mut kill = Rendered::new();
+        if let Some(k) = &w.kill.row {
+            put(&mut kill, kill_vals(k));
+        }
+        out.insert("kill_switch", kill);
+        let mut recon = Rendered::new();
+        if let Some((ok, diffs, at)) = &w.recon {
+            put(
+                &mut recon,
+                vec![
+                    Val::i(1),
+                    Val::i(i64::from(*ok)),
+                    Val::t(diffs),
+                    Val::t(fmt_time(*at)),
+                ],
+            );
+        }
+        out.insert("reconciliations", recon);
+        let mut eods = Rendered::new();
+        for e in w.eods.values() {
+            put(&mut eods, eod_vals(e));
+        }
+        out.insert("eod_snapshots", eods);
+        out
+    }
+}
+
 /// Signed slippage in bps vs the arrival price, positive when it cost money.
 pub(crate) fn slippage_bps(side: Side, price: Decimal, arrival: Decimal) -> Option<Decimal> {
     if arrival <= Decimal::ZERO {

@@ -1,7 +1,7 @@
 //! [`SqlStore`]: the [`Store`] implementation shared by every SQL backend.
 
 use crate::apply::{apply_batch, insert_sql, placeholders, rows_per_statement, PROJECTION_TABLES};
-use crate::codec::{self, chain_hash, fmt_date, fmt_time, GENESIS_HASH};
+use crate::codec::{self, fmt_date, fmt_time, GENESIS_HASH};
 use crate::conn::{exec, fetch, fetch_one, Conn, Rd, Val};
 use crate::error::StoreError;
 use crate::lease::{check_fence, Fence};
@@ -50,6 +50,9 @@ pub struct SqlStore<DB: Database> {
     /// the write lock up front, so the duplicate check and the insert see the
     /// same database even with a second writer process.
     begin_sql: &'static str,
+    /// The audit key: appends chain with HMAC-SHA-256 under it (version 2)
+    /// and verification requires every row keyed. `None`: SHA-256 (version 1).
+    pub(crate) key: Option<crate::chain::AuditKey>,
 }
 
 /// One event prepared for the log (serialised outside the writer lock).
@@ -81,7 +84,20 @@ where
             pool,
             head: Mutex::new(head),
             begin_sql,
+            key: None,
         })
+    }
+
+    /// Chains new rows with HMAC-SHA-256 under `key` and verifies with it
+    /// (see [`crate::chain`]). Set before the store is shared.
+    pub fn with_audit_key(mut self, key: Option<crate::chain::AuditKey>) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// The configured audit key, if any.
+    pub fn audit_key(&self) -> Option<&crate::chain::AuditKey> {
+        self.key.as_ref()
     }
 
     /// Starts a write transaction.
@@ -196,7 +212,15 @@ where
                 continue;
             }
             let next = seq + 1;
-            let hash = chain_hash(&prev, next, &e.at, e.kind, &e.event_id, &e.payload);
+            let hash = crate::chain::row_hash(
+                self.key.as_ref(),
+                &prev,
+                next,
+                &e.at,
+                e.kind,
+                &e.event_id,
+                &e.payload,
+            );
             rows.push([
                 Val::i(seq_i64(next)?),
                 Val::t(&e.at),
@@ -426,6 +450,12 @@ where
     }
 
     async fn kill_switch(&self) -> Result<Option<KillState>, StoreError> {
+        // The log says whether the switch is engaged, so an edit of the
+        // kill_switch table cannot release it; the table can only add an
+        // engagement (fail closed: either source engaged means engaged).
+        if let Some(k) = self.kill_switch_from_log().await? {
+            return Ok(Some(k));
+        }
         let mut c = self.read_conn().await?;
         let row = fetch_one(
             &mut *c,
@@ -746,19 +776,17 @@ where
                         row.prev_hash
                     ));
                 }
-                let h = chain_hash(
+                if let Err(why) = crate::chain::check_row_hash(
+                    self.key.as_ref(),
+                    &row.hash,
                     &row.prev_hash,
                     row.seq,
                     &row.at,
                     &row.kind,
                     &row.event_id,
                     &row.payload,
-                );
-                if h != row.hash {
-                    return bad(format!(
-                        "hash mismatch: stored {}, computed {h} (row content edited)",
-                        row.hash
-                    ));
+                ) {
+                    return bad(why);
                 }
                 expected_seq += 1;
                 prev = row.hash;

@@ -27,7 +27,9 @@
 
 #![warn(missing_docs)]
 
+pub mod anchor;
 mod apply;
+pub mod chain;
 mod codec;
 mod conn;
 mod engine;
@@ -40,7 +42,10 @@ mod schema;
 mod sqlite;
 mod tables;
 mod transfer;
+mod verify;
 
+pub use anchor::{AnchorError, Checkpoint, Witness};
+pub use chain::AuditKey;
 pub use codec::{chain_hash, fmt_time, GENESIS_HASH};
 pub use conn::{Conn, Val};
 pub use engine::SqlStore;
@@ -55,6 +60,7 @@ pub use rows::{
 };
 pub use schema::check_schema_name;
 pub use sqlite::SqliteStore;
+pub use verify::{grouped, LogReport};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};

@@ -9,7 +9,6 @@
 //! already has, after checking that it is the same chain.
 
 use crate::apply::{apply_batch, insert_sql, rows_per_statement};
-use crate::codec::chain_hash;
 use crate::conn::{fetch_one, Conn, Val};
 use crate::engine::{seq_i64, Head, SqlStore, AUDIT_COLS};
 use crate::error::StoreError;
@@ -100,13 +99,18 @@ where
                     ),
                 ));
             }
-            let h = chain_hash(&r.prev_hash, r.seq, &r.at, &r.kind, &r.event_id, &r.payload);
-            if h != r.hash {
-                return Err(refuse(
-                    r,
-                    format!("stored hash {} but the row hashes to {h} (edited)", r.hash),
-                ));
-            }
+            // The target's key policy: a keyed log imports only into a store with the same key.
+            crate::chain::check_row_hash(
+                self.key.as_ref(),
+                &r.hash,
+                &r.prev_hash,
+                r.seq,
+                &r.at,
+                &r.kind,
+                &r.event_id,
+                &r.payload,
+            )
+            .map_err(|why| refuse(r, why))?;
             let ev: Event = r
                 .event()
                 .map_err(|e| refuse(r, format!("payload is not an event: {e}")))?;

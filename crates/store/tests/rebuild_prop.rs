@@ -217,6 +217,9 @@ proptest! {
             assert_eq!(a.dump_projections().await.expect("dump"), incremental);
             assert_eq!(a.audit_head().await.expect("head"), head);
             assert!(a.verify_chain().await.expect("verify").is_ok());
+            // The in-memory replay of `keel audit verify` proves every projection.
+            let proof = a.verify_log(None).await.expect("verify log");
+            assert!(proof.chain.is_none() && proof.projections.is_empty(), "{:?}", proof.failures());
 
             // Independent exact model of cash and positions.
             let (cash, pos) = model(&evs);

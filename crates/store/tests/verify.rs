@@ -1,0 +1,162 @@
+//! Keyed chain, projections proven by replay, the kill switch read from the
+//! log, rekeying and anchors — on SQLite, and on PostgreSQL when
+//! `KEEL_TEST_PG_URL` is set.
+
+mod common;
+
+use common::*;
+use keel_store::{AuditKey, Checkpoint, Conn, SqlStore, SqliteStore, Store};
+use sqlx::Database;
+
+fn key(s: &str) -> Option<AuditKey> {
+    Some(AuditKey::new(s.as_bytes()).expect("key"))
+}
+
+/// Runs `sql` on the store's own pool (a tamper simulation).
+async fn tamper<DB>(s: &SqlStore<DB>, sql: &str)
+where
+    DB: Database,
+    DB::Connection: Conn,
+{
+    let mut c = s.pool().acquire().await.expect("conn");
+    Conn::exec(&mut *c, sql, &[]).await.expect(sql);
+}
+
+async fn check_all<DB>(fresh: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = SqlStore<DB>>>>)
+where
+    DB: Database,
+    DB::Connection: Conn,
+{
+    // Keyed: verifies under its key, not under another key, not without one.
+    let s = fresh().await.with_audit_key(key("first-key-0123456789"));
+    s.append_batch(&scenario()).await.expect("append");
+    let (n, head) = s.audit_head().await.expect("head");
+    assert!(head.starts_with("v2:"), "{head}");
+    let r = s.verify_log(None).await.expect("verify");
+    assert!(r.is_ok() && r.keyed && r.events == n, "{:?}", r.failures());
+    let s = s.with_audit_key(key("other-key-0123456789"));
+    assert_eq!(
+        s.verify_log(None).await.expect("verify").chain.map(|c| c.0),
+        Some(1)
+    );
+    let s = s.with_audit_key(None);
+    let (seq, why) = s.verify_chain().await.expect("verify").first_bad.expect("no key");
+    assert!(seq == 1 && why.contains("no audit key"), "{why}");
+    let s = s.with_audit_key(key("first-key-0123456789"));
+
+    // An engaged kill switch cannot be released by editing its table.
+    s.append(&resume("checked", 49)).await.expect("resume");
+    assert!(s.kill_switch().await.expect("kill").is_none());
+    s.append(&kill("manual", 50)).await.expect("kill");
+    tamper(&s, "UPDATE kill_switch SET engaged = 0").await;
+    let k = s.kill_switch().await.expect("kill").expect("still engaged");
+    assert_eq!(k.reason, "manual");
+    let r = s.verify_log(None).await.expect("verify");
+    assert!(
+        r.projections
+            .iter()
+            .any(|p| p.starts_with("kill_switch 1: engaged is \"0\" in the table")),
+        "{:?}",
+        r.projections
+    );
+    // A forged release row (kind edited) does not verify, and the switch stays engaged.
+    let (last, _) = s.audit_head().await.expect("head");
+    tamper(
+        &s,
+        &format!("UPDATE audit SET kind = 'kill_switch_released' WHERE seq = {last}"),
+    )
+    .await;
+    let k = s
+        .kill_switch()
+        .await
+        .expect("kill")
+        .expect("a forged release releases nothing");
+    assert!(k.reason.contains("does not verify"), "{}", k.reason);
+    assert_eq!(
+        s.verify_log(None).await.expect("verify").chain.map(|c| c.0),
+        Some(last)
+    );
+
+    // Anchors: a checkpoint beyond the head, or with another hash, is named.
+    let s = fresh().await;
+    s.append_batch(&scenario()).await.expect("append");
+    let (n, head) = s.audit_head().await.expect("head");
+    let cp = Checkpoint::new(None, "a", n + 5, "x", t(0));
+    let r = s.verify_log(Some(&cp)).await.expect("verify");
+    assert!(
+        r.anchor
+            .as_deref()
+            .is_some_and(|a| a.contains(&format!("the log ends at {n}"))),
+        "{r:?}"
+    );
+    let cp = Checkpoint::new(None, "a", n, "not-the-head", t(0));
+    assert!(s.verify_log(Some(&cp)).await.expect("verify").anchor.is_some());
+    let cp = Checkpoint::new(None, "a", n, &head, t(0));
+    let r = s.verify_log(Some(&cp)).await.expect("verify");
+    assert!(r.is_ok() && r.unanchored.is_none(), "{:?}", r.failures());
+
+    // Rekey: the unkeyed log becomes keyed, projections untouched.
+    let before = s.dump_projections().await.expect("dump");
+    let s = s.with_audit_key(key("rekey-key-0123456789"));
+    assert!(
+        !s.verify_chain().await.expect("verify").is_ok(),
+        "unkeyed rows refused under a key"
+    );
+    assert_eq!(s.rekey().await.expect("rekey"), n);
+    let r = s.verify_log(None).await.expect("verify");
+    assert!(r.is_ok() && r.keyed, "{:?}", r.failures());
+    assert_eq!(s.dump_projections().await.expect("dump"), before);
+    // New appends chain on under the key.
+    s.append(&kill("after rekey", 60)).await.expect("append");
+    assert!(s.verify_log(None).await.expect("verify").is_ok());
+    assert!(s.rekey().await.is_err(), "a keyed log is not rekeyed twice");
+}
+
+#[tokio::test]
+async fn sqlite_keyed_chain_projections_anchors_rekey() {
+    check_all(|| Box::pin(async { SqliteStore::open_in_memory().await.expect("open") })).await;
+}
+
+#[tokio::test]
+async fn pg_keyed_chain_projections_anchors_rekey() {
+    use sqlx::Connection;
+    let Ok(url) = std::env::var("KEEL_TEST_PG_URL") else {
+        println!("skipped: no PostgreSQL (KEEL_TEST_PG_URL unset)");
+        return;
+    };
+    let Ok(mut admin) = sqlx::PgConnection::connect(&url).await else {
+        println!("skipped: no PostgreSQL");
+        return;
+    };
+    let name = format!("keel_tamper_verify_{}", std::process::id());
+    let mut schemas = Vec::new();
+    for i in 0..3 {
+        let s = format!("{name}_{i}");
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {s} CASCADE"))
+            .execute(&mut admin)
+            .await
+            .expect("drop");
+        sqlx::query(&format!("CREATE SCHEMA {s}"))
+            .execute(&mut admin)
+            .await
+            .expect("create");
+        schemas.push(s);
+    }
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (u, sc) = (url.clone(), schemas.clone());
+    check_all(move || {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (u, s) = (u.clone(), sc[i].clone());
+        Box::pin(async move {
+            keel_store::PgStore::connect_schema(&u, &s)
+                .await
+                .expect("connect")
+        })
+    })
+    .await;
+    for s in schemas {
+        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {s} CASCADE"))
+            .execute(&mut admin)
+            .await;
+    }
+}
