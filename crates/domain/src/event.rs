@@ -5,6 +5,7 @@
 //! fill id, a client order id and status, a cycle id), so applying the same
 //! event twice — after a crash, a replayed broker message, a retry — is a no-op.
 
+use crate::alert::AlertKind;
 use crate::{Order, OrderStatus, Side, Symbol, TargetSet};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -177,6 +178,22 @@ pub enum Event {
         /// When.
         at: DateTime<Utc>,
     },
+    /// An operational alert that changes no other state (a cycle error, the
+    /// broker's stream down too long, a lease lost or taken over, a target
+    /// set refused). It is logged so its notification is as durable as any
+    /// event's: the store's outbox is derived from the log in the append's
+    /// transaction (see `keel_domain::alert`).
+    Alert {
+        /// What kind.
+        alert: AlertKind,
+        /// One line for a person (no secrets).
+        detail: String,
+        /// Deduplication key chosen by the emitter (e.g. the outage's start
+        /// time), so one occurrence is one event however often it is reported.
+        key: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 impl Event {
@@ -198,6 +215,7 @@ impl Event {
             Event::KillSwitchReleased { at, reason, .. } => format!("resume:{}:{reason}", at.to_rfc3339()),
             Event::Reconciled { at, .. } => format!("reconciled:{}", at.to_rfc3339()),
             Event::EodSnapshot { date, .. } => format!("eod:{date}"),
+            Event::Alert { alert, key, .. } => format!("alert:{alert}:{key}"),
         }
     }
 
@@ -218,6 +236,7 @@ impl Event {
             Event::KillSwitchReleased { .. } => "kill_switch_released",
             Event::Reconciled { .. } => "reconciled",
             Event::EodSnapshot { .. } => "eod_snapshot",
+            Event::Alert { .. } => "alert",
         }
     }
 
@@ -237,7 +256,8 @@ impl Event {
             | Event::KillSwitchEngaged { at, .. }
             | Event::KillSwitchReleased { at, .. }
             | Event::Reconciled { at, .. }
-            | Event::EodSnapshot { at, .. } => *at,
+            | Event::EodSnapshot { at, .. }
+            | Event::Alert { at, .. } => *at,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! (invariant 7: money is exact). This crate does no I/O and knows nothing of
 //! brokers, databases or HTTP, so every other crate can share it.
 
+pub mod alert;
 pub mod clock;
 pub mod event;
 pub mod ids;
@@ -13,6 +14,7 @@ pub mod snapshot;
 pub mod symbol;
 pub mod target;
 
+pub use alert::{notice_of, AlertKind, Notice, Severity};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use event::{Event, KillSource};
 pub use ids::client_order_id;

@@ -474,7 +474,8 @@ impl Checker {
             Event::TargetSetQueued { .. }
             | Event::OrderAccepted { .. }
             | Event::CycleFinished { .. }
-            | Event::TargetSetCompleted { .. } => {}
+            | Event::TargetSetCompleted { .. }
+            | Event::Alert { .. } => {}
         }
         if matches!(ev, Event::KillSwitchEngaged { .. }) {
             self.reconcile_pending = None;

@@ -160,7 +160,8 @@ impl Needs {
                 | Event::OrderIntent { .. }
                 | Event::KillSwitchReleased { .. }
                 | Event::Reconciled { .. }
-                | Event::EodSnapshot { .. } => {}
+                | Event::EodSnapshot { .. }
+                | Event::Alert { .. } => {}
             }
         }
         n
@@ -630,6 +631,8 @@ impl Working {
                 };
                 self.eods.insert(crate::codec::fmt_date(*date), rec);
             }
+            // Alerts change no projection; their notification is the outbox's (outbox.rs).
+            Event::Alert { .. } => {}
         }
         Ok(())
     }

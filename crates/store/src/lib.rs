@@ -33,6 +33,7 @@ mod conn;
 mod engine;
 mod error;
 mod lease;
+mod outbox;
 mod pg;
 mod rows;
 mod schema;
@@ -47,6 +48,7 @@ pub use error::StoreError;
 pub use lease::{
     holder_id, holder_is_dead_here, Fence, FencedStore, Lease, LeaseAttempt, LeaseRow, LeaseStore, LeaseTerms,
 };
+pub use outbox::{Delivery, Outbox, OutboxCounts, OutboxItem};
 pub use pg::PgStore;
 pub use rows::{
     AccountRow, AuditRow, ChainReport, CycleRow, EodRow, FillFilter, FillRow, KillState, OrderFilter,
