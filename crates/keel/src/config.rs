@@ -40,6 +40,8 @@ pub struct KeelConfig {
     pub server: ServerSection,
     /// The single-writer lease `keel run` and `keel cycle` trade under.
     pub lease: LeaseSection,
+    /// Notification channels (`[notify]`, `[[notify.channel]]`; see keel-notify).
+    pub notify: keel_notify::NotifyConfig,
     /// More than one account: `[[accounts]]` entries, each with its own
     /// store, paper venue and inbox, inheriting everything else from the
     /// top level. Empty (the default): the one top-level account.
@@ -62,6 +64,7 @@ impl Default for KeelConfig {
             schedule: ScheduleSection::default(),
             server: ServerSection::default(),
             lease: LeaseSection::default(),
+            notify: keel_notify::NotifyConfig::default(),
             accounts: Vec::new(),
         }
     }
@@ -277,6 +280,7 @@ impl KeelConfig {
     /// config must be valid on its own).
     pub fn check_accounts_and_stores(&self) -> Result<(), String> {
         self.lease.validate()?;
+        self.notify.validate()?;
         if let Some(url) = &self.store.url {
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
                 // Never echo the URL: it may carry a password.

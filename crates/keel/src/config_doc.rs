@@ -17,6 +17,22 @@ pub const DOCS: &[(&str, &str)] = &[
         "Directory for the store, the paper broker's file and the inbox.",
     ),
     (
+        "notify.poll_ms",
+        "How often notifications are looked for, in ms (100..=60000). Delivery runs beside trading, never in its way.",
+    ),
+    (
+        "notify.backoff_initial_ms",
+        "First retry delay after a failed delivery, in ms (100..=600000); doubles per attempt.",
+    ),
+    (
+        "notify.backoff_max_ms",
+        "Longest retry delay, in ms (backoff_initial_ms..=3600000).",
+    ),
+    (
+        "notify.max_age_hours",
+        "Notifications older than this are not sent (1..=720), so a new channel does not replay last month.",
+    ),
+    (
         "paper.account_id",
         "Ignored: the paper broker always runs under the top-level account_id.",
     ),
@@ -373,6 +389,40 @@ pub const OPTIONAL: &[(&str, &str)] = &[
     ),
 ];
 
+/// Appended to the example: notification channels.
+const NOTIFY_EXAMPLE: &str = "
+# Notification channels: each receives the kinds in `events` (empty: all) at
+# or above `min_severity` (info | warning | critical; default warning). Kinds:
+# kill_switch_engaged, kill_switch_released, reconciliation_mismatch,
+# reject_storm, unknown_outcomes, lease_lost, lease_taken_over, cycle_error,
+# stream_down, target_set_refused, target_set_superseded, eod_summary.
+# Secrets are never written here: url_env / url_file, password_env / password_file.
+# Every message carries the event id (receivers drop duplicates by it).
+# [[notify.channel]]
+# name = \"ops-slack\"
+# type = \"webhook\"
+# url_env = \"KEEL_SLACK_WEBHOOK_URL\"
+# format = \"slack\"                   # or \"json\" (keel's message, the default)
+# min_severity = \"warning\"
+# [[notify.channel]]
+# name = \"ops-mail\"
+# type = \"email\"
+# host = \"smtp.example.com\"
+# port = 587
+# starttls = \"required\"              # default; \"opportunistic\" or \"off\" (loopback test servers only)
+# username = \"keel\"
+# password_file = \"/run/credentials/keel.service/smtp-password\"
+# from = \"keel@example.com\"
+# to = [\"pm@example.com\"]
+# events = [\"kill_switch_engaged\", \"reconciliation_mismatch\", \"eod_summary\"]
+# min_severity = \"info\"
+# [[notify.channel]]
+# name = \"pager\"
+# type = \"command\"
+# command = [\"/usr/local/bin/page-oncall\"]   # the message as JSON on stdin
+# min_severity = \"critical\"
+";
+
 /// Appended to the example: several accounts in one file.
 const ACCOUNTS_EXAMPLE: &str = "
 # Several accounts: one [[accounts]] entry each. Every account gets its own
@@ -429,6 +479,7 @@ pub fn render() -> Result<String, Vec<String>> {
         out.push_str(line);
         out.push('\n');
     }
+    out.push_str(NOTIFY_EXAMPLE);
     out.push_str(ACCOUNTS_EXAMPLE);
     if missing.is_empty() {
         Ok(out)

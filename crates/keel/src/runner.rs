@@ -23,7 +23,7 @@ use crate::error::CliError;
 use crate::stores::Backend;
 use anyhow::Context;
 use async_trait::async_trait;
-use keel_domain::{Clock, Event, KillSource};
+use keel_domain::{AlertKind, Clock, Event, KillSource};
 use keel_intake::IntakeConfig;
 use keel_server::{ControlError, ControlPort};
 use keel_store::{Lease, LeaseAttempt, Store};
@@ -52,6 +52,24 @@ pub async fn run(envs: Vec<Env>) -> Result<(), CliError> {
         }
         let backend = crate::stores::open(&env.cfg).await?;
         accounts.push((env, backend));
+    }
+    // Notification delivery: its own tasks per account and channel, reading the
+    // outbox and writing only delivery state, so trading never waits for it.
+    let mut notifiers = Vec::new();
+    for (env, backend) in &accounts {
+        let channels = keel_notify::build_channels(&env.cfg.notify).map_err(crate::error::input)?;
+        if channels.is_empty() {
+            continue;
+        }
+        tracing::info!(account = %env.cfg.account_id, channels = channels.len(), "notifications: delivering");
+        let d = keel_notify::Dispatcher::new(
+            backend.outbox(),
+            channels,
+            env.clock.clone(),
+            &env.cfg.account_id,
+            env.cfg.notify.clone(),
+        );
+        notifiers.extend(d.spawn(stop_rx.clone()));
     }
     let slot: Slot = Arc::new(RwLock::new(None));
     let server = {
@@ -89,6 +107,10 @@ pub async fn run(envs: Vec<Env>) -> Result<(), CliError> {
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    for n in notifiers {
+        // A send in flight gets a moment; what is not marked delivered is resent next start.
+        let _ = tokio::time::timeout(Duration::from_secs(2), n).await;
+    }
     tracing::info!("keel run: stopped cleanly");
     Ok(())
 }
@@ -173,6 +195,23 @@ async fn account_loop(
                     reason = %why,
                     "lease lost: stopped trading; standing by to re-acquire"
                 );
+                // Through the unfenced store, as operator actions are: the
+                // alert changes no trading state, and the log is where the
+                // outbox derives notifications from.
+                let kind = if why.contains("taken over") {
+                    AlertKind::LeaseTakenOver
+                } else {
+                    AlertKind::LeaseLost
+                };
+                let alert = Event::Alert {
+                    alert: kind,
+                    detail: format!("account {account}: lease token {} lost: {why}", lease.token()),
+                    key: format!("{account}:{}:{}", holder, lease.token()),
+                    at: env.clock.now(),
+                };
+                if let Err(e) = backend.store().append(&alert).await {
+                    tracing::warn!(account = %account, error = %e, "recording the lease-lost alert failed");
+                }
             }
         }
         nap(&stop, every).await;
@@ -204,7 +243,10 @@ async fn tenure(
             last_cycle = Some(Instant::now());
             match worker.cycle().await {
                 Ok(outcome) => tracing::info!(?outcome, "cycle"),
-                Err(e) => tracing::error!(error = %e, "cycle failed closed"),
+                Err(e) => {
+                    tracing::error!(error = %e, "cycle failed closed");
+                    record_cycle_error(env, &worker, &e.to_string()).await;
+                }
             }
         }
         if lease.is_valid() {
@@ -215,6 +257,22 @@ async fn tenure(
         nap(stop, TICK).await;
     }
     Ok(())
+}
+
+/// Logs a cycle error as an alert so its notification is durable. One alert
+/// per distinct error per session day: a venue that stays down is one
+/// message, not one per tick.
+async fn record_cycle_error(env: &Env, worker: &Worker, error: &str) {
+    let now = env.clock.now();
+    let alert = Event::Alert {
+        alert: AlertKind::CycleError,
+        detail: format!("account {}: {error}", env.cfg.account_id),
+        key: format!("{}:{}", now.date_naive(), error.chars().take(120).collect::<String>()),
+        at: now,
+    };
+    if let Err(e) = worker.store().append(&alert).await {
+        tracing::warn!(error = %e, "recording the cycle-error alert failed");
+    }
 }
 
 /// Renews `lease` every `every` until it is lost (or the task is aborted).

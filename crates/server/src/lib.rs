@@ -30,9 +30,12 @@ mod error;
 mod metrics;
 mod model;
 mod pages;
+pub mod report;
 mod state;
 
 pub use api::OPENAPI_JSON;
+/// The dashboard's chart library, for pages rendered elsewhere (the HTML report).
+pub use pages::CHART_JS;
 pub use cache::HEAD_CHECK_INTERVAL;
 pub use control::{ControlError, ControlPort, MAX_CONTROL_BODY, MAX_REASON_LEN};
 pub use metrics::{install_metrics_recorder, metrics_names, metrics_recorder};
@@ -242,7 +245,8 @@ pub fn router_with_table(
         .get("/api/v1/cycles/{cycle_id}/decisions", api::cycle_decisions)
         .get("/api/v1/guard-decisions", api::guard_decisions)
         .get("/api/v1/audit", api::audit)
-        .get("/api/v1/audit/verify", api::audit_verify);
+        .get("/api/v1/audit/verify", api::audit_verify)
+        .get("/api/v1/report/{day}", api::day_report);
     let mut table = read.table;
     let mut app = read.router;
 
