@@ -59,6 +59,11 @@ pub struct Dispatcher {
     clock: Arc<dyn Clock>,
     account: String,
     cfg: NotifyConfig,
+    /// Per channel, when its failed head item may be tried again. Kept on
+    /// the monotonic clock, not the domain clock (which `--at` fixes): retry
+    /// pacing is about the receiver, not about market time. A restart
+    /// forgets it and retries at once, which is what a restart is for.
+    not_before: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
 /// The retry delay after `attempts` failures: initial × 2^(attempts-1), capped.
@@ -86,6 +91,7 @@ impl Dispatcher {
             clock,
             account: account.to_string(),
             cfg,
+            not_before: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -122,13 +128,23 @@ impl Dispatcher {
                     stats.skipped += 1;
                     continue;
                 }
-                if item.next_at.is_some_and(|t| t > now) {
+                let due = self
+                    .not_before
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&ch.cfg.name)
+                    .is_none_or(|t| *t <= std::time::Instant::now());
+                if !due {
                     stats.waiting = true;
                     return Ok(stats);
                 }
                 let attempts = item.attempts.saturating_add(1);
                 match ch.send(&msg).await {
                     Ok(()) => {
+                        self.not_before
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&ch.cfg.name);
                         self.outbox
                             .outbox_record(&ch.cfg.name, item.seq, attempts, &Delivery::Delivered, self.now())
                             .await?;
@@ -137,6 +153,10 @@ impl Dispatcher {
                     }
                     Err(error) => {
                         let wait = backoff(&self.cfg, attempts);
+                        self.not_before
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(ch.cfg.name.clone(), std::time::Instant::now() + wait);
                         let next_at = self.now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
                         tracing::warn!(channel = %ch.cfg.name, event_id = %msg.event_id, attempts, retry_in_ms = wait.as_millis() as u64, %error, "notification delivery failed");
                         self.outbox
