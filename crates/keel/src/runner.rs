@@ -72,6 +72,7 @@ pub async fn run(envs: Vec<Env>) -> Result<(), CliError> {
         notifiers.extend(d.spawn(stop_rx.clone()));
     }
     let slot: Slot = Arc::new(RwLock::new(None));
+    let recorder_ready: Option<tokio::sync::oneshot::Receiver<()>>;
     let server = {
         let (env, backend) = &accounts[0];
         let env2 = Env {
@@ -86,15 +87,22 @@ pub async fn run(envs: Vec<Env>) -> Result<(), CliError> {
         };
         let store = backend.store();
         let mut rx = stop_rx.clone();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        recorder_ready = Some(ready_rx);
         tokio::spawn(async move {
             let shutdown = async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             };
-            if let Err(e) = serve(&env2, store, control, shutdown).await {
+            if let Err(e) = serve(&env2, store, control, shutdown, ready_tx).await {
                 tracing::error!(error = %e, "dashboard stopped");
             }
         })
     };
+    // Counters from the first lease acquisition on must reach the recorder
+    // the dashboard installs (a sender dropped on a config error also ends the wait).
+    if let Some(rx) = recorder_ready {
+        let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+    }
     tracing::info!(holder = %holder, accounts = accounts.len(), "keel run: starting");
     let mut tasks = tokio::task::JoinSet::new();
     for (i, (env, backend)) in accounts.into_iter().enumerate() {
@@ -163,6 +171,11 @@ async fn account_loop(
         };
         reported = None;
         tracing::info!(account = %account, token = lease.token(), "lease acquired: trading");
+        metrics::counter!(
+            keel_domain::metrics_names::LEASE_ACQUISITIONS,
+            keel_domain::metrics_names::LABEL_ACCOUNT => account.clone()
+        )
+        .increment(1);
         let renewer = spawn_renewal(lease.clone(), every);
         let result = tenure(&env, &lease, &stop, slot.as_ref()).await;
         renewer.abort();
@@ -209,9 +222,7 @@ async fn account_loop(
                     key: format!("{account}:{}:{}", holder, lease.token()),
                     at: env.clock.now(),
                 };
-                if let Err(e) = backend.store().append(&alert).await {
-                    tracing::warn!(account = %account, error = %e, "recording the lease-lost alert failed");
-                }
+                record_alert(backend.store().as_ref(), &alert).await;
             }
         }
         nap(&stop, every).await;
@@ -270,8 +281,23 @@ async fn record_cycle_error(env: &Env, worker: &Worker, error: &str) {
         key: format!("{}:{}", now.date_naive(), error.chars().take(120).collect::<String>()),
         at: now,
     };
-    if let Err(e) = worker.store().append(&alert).await {
-        tracing::warn!(error = %e, "recording the cycle-error alert failed");
+    record_alert(worker.store().as_ref(), &alert).await;
+}
+
+/// Logs an operational alert (`Event::Alert`); the store derives its
+/// notification in the same transaction. This is the seam for alerts from
+/// adapters too: the Alpaca adapter's "trade_updates stream down longer than
+/// the threshold" is `AlertKind::StreamDown` with the outage's start as `key`.
+pub async fn record_alert(store: &dyn Store, alert: &Event) {
+    use keel_domain::metrics_names as m;
+    match store.append(alert).await {
+        Ok(Some(_)) => {
+            if let Event::Alert { alert: kind, .. } = alert {
+                metrics::counter!(m::ALERTS, m::LABEL_KIND => kind.as_str()).increment(1);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "recording an alert failed"),
     }
 }
 
@@ -429,6 +455,7 @@ async fn serve(
     store: Arc<dyn Store>,
     control: RunControl,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    recorder_ready: tokio::sync::oneshot::Sender<()>,
 ) -> Result<(), CliError> {
     let cfg = crate::serve::server_config(env)?;
     let control: Option<Arc<dyn ControlPort>> = match &cfg.control_token {
@@ -442,6 +469,7 @@ async fn serve(
             None
         }
     };
+    let _ = recorder_ready.send(());
     eprintln!(
         "keel: dashboard on http://{}/ for account {} (control API {})",
         cfg.bind,

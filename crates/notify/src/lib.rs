@@ -119,6 +119,7 @@ impl Dispatcher {
                         .outbox_record(&ch.cfg.name, item.seq, item.attempts, &Delivery::Skipped, now)
                         .await?;
                     stats.skipped += 1;
+                    count(&ch.cfg.name, "skipped");
                     continue;
                 };
                 if !notice.matches(&ch.cfg.events, ch.cfg.min_severity) {
@@ -126,6 +127,7 @@ impl Dispatcher {
                         .outbox_record(&ch.cfg.name, item.seq, item.attempts, &Delivery::Skipped, now)
                         .await?;
                     stats.skipped += 1;
+                    count(&ch.cfg.name, "skipped");
                     continue;
                 }
                 let due = self
@@ -149,6 +151,7 @@ impl Dispatcher {
                             .outbox_record(&ch.cfg.name, item.seq, attempts, &Delivery::Delivered, self.now())
                             .await?;
                         stats.delivered += 1;
+                        count(&ch.cfg.name, "delivered");
                         tracing::info!(channel = %ch.cfg.name, event_id = %msg.event_id, seq = msg.seq, kind = %msg.kind, "notification delivered");
                     }
                     Err(error) => {
@@ -163,6 +166,7 @@ impl Dispatcher {
                             .outbox_record(&ch.cfg.name, item.seq, attempts, &Delivery::Failed { error, next_at }, self.now())
                             .await?;
                         stats.failed += 1;
+                        count(&ch.cfg.name, "failed");
                         return Ok(stats);
                     }
                 }
@@ -208,6 +212,11 @@ impl Dispatcher {
         }
         handles
     }
+}
+
+fn count(channel: &str, outcome: &'static str) {
+    use keel_domain::metrics_names as m;
+    metrics::counter!(m::NOTIFICATIONS, m::LABEL_CHANNEL => channel.to_string(), m::LABEL_OUTCOME => outcome).increment(1);
 }
 
 /// Sends a test message on every channel: `(name, Ok | Err(why))` per channel.
