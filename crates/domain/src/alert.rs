@@ -220,10 +220,16 @@ pub fn notice_of(ev: &Event) -> Option<Notice> {
         }),
         Event::KillSwitchReleased { reason, source, .. } => Some(simple(
             AlertKind::KillSwitchReleased,
-            format!("kill switch released ({}): {}", source_str(*source), short(reason)),
+            format!(
+                "kill switch released ({}): {}",
+                source_str(*source),
+                short(reason)
+            ),
         )),
         Event::Reconciled {
-            ok: false, differences, ..
+            ok: false,
+            differences,
+            ..
         } => Some(simple(
             AlertKind::ReconciliationMismatch,
             format!(
@@ -232,7 +238,9 @@ pub fn notice_of(ev: &Event) -> Option<Notice> {
                 short(&differences.join("; "))
             ),
         )),
-        Event::CycleFinished { cycle_id, outcome, .. } if outcome.starts_with("error") => Some(simple(
+        Event::CycleFinished {
+            cycle_id, outcome, ..
+        } if outcome.starts_with("error") => Some(simple(
             AlertKind::CycleError,
             format!("cycle {cycle_id} failed: {}", short(outcome)),
         )),

@@ -56,7 +56,10 @@ fn px(v: Option<rust_decimal::Decimal>) -> String {
 pub fn text(r: &DayReport) -> String {
     let mut s = String::new();
     let acct = r.account_id.as_deref().unwrap_or("-");
-    s += &format!("keel execution report {} (account {acct}, audit seq {})\n\n", r.day, r.audit_seq);
+    s += &format!(
+        "keel execution report {} (account {acct}, audit seq {})\n\n",
+        r.day, r.audit_seq
+    );
     if let Some(e) = &r.eod {
         s += &format!(
             "EOD: equity {} cash {} gross {} net {} day P&L {}\n",
@@ -135,7 +138,10 @@ pub fn text(r: &DayReport) -> String {
             r.weights_target_set.as_deref().unwrap_or("-")
         );
         for w in &r.weights {
-            s += &format!("  {:<8} {:>10} {:>10} {:>10}\n", w.symbol, w.target, w.achieved, w.difference);
+            s += &format!(
+                "  {:<8} {:>10} {:>10} {:>10}\n",
+                w.symbol, w.target, w.achieved, w.difference
+            );
         }
     }
     s += &format!("\nGuard blocks and resizes: {}\n", r.guards.len());
@@ -185,13 +191,33 @@ pub fn csv(r: &DayReport) -> String {
             row(&["eod".into(), k.into(), v.to_string()]);
         }
     }
-    row(&["execution".into(), "orders".into(), r.execution.orders.to_string()]);
+    row(&[
+        "execution".into(),
+        "orders".into(),
+        r.execution.orders.to_string(),
+    ]);
     row(&["execution".into(), "fills".into(), r.execution.fills.to_string()]);
-    row(&["execution".into(), "partial_fill_rate".into(), o(&r.execution.partial_fill_rate)]);
+    row(&[
+        "execution".into(),
+        "partial_fill_rate".into(),
+        o(&r.execution.partial_fill_rate),
+    ]);
     row(&["slippage".into(), "mean_bps".into(), o(&r.slippage.mean_bps)]);
-    row(&["slippage".into(), "weighted_mean_bps".into(), o(&r.slippage.weighted_mean_bps)]);
-    row(&["shortfall".into(), "execution_cost".into(), r.shortfall.execution_cost.to_string()]);
-    row(&["shortfall".into(), "execution_cost_bps".into(), o(&r.shortfall.execution_cost_bps)]);
+    row(&[
+        "slippage".into(),
+        "weighted_mean_bps".into(),
+        o(&r.slippage.weighted_mean_bps),
+    ]);
+    row(&[
+        "shortfall".into(),
+        "execution_cost".into(),
+        r.shortfall.execution_cost.to_string(),
+    ]);
+    row(&[
+        "shortfall".into(),
+        "execution_cost_bps".into(),
+        o(&r.shortfall.execution_cost_bps),
+    ]);
     row(&[]);
     row(&[
         "order".into(),
@@ -224,7 +250,13 @@ pub fn csv(r: &DayReport) -> String {
         ]);
     }
     row(&[]);
-    row(&["weight".into(), "symbol".into(), "target".into(), "achieved".into(), "difference".into()]);
+    row(&[
+        "weight".into(),
+        "symbol".into(),
+        "target".into(),
+        "achieved".into(),
+        "difference".into(),
+    ]);
     for w in &r.weights {
         row(&[
             "weight".into(),
@@ -235,7 +267,13 @@ pub fn csv(r: &DayReport) -> String {
         ]);
     }
     row(&[]);
-    row(&["guard".into(), "guard".into(), "action".into(), "reason".into(), "count".into()]);
+    row(&[
+        "guard".into(),
+        "guard".into(),
+        "action".into(),
+        "reason".into(),
+        "count".into(),
+    ]);
     for g in &r.guards {
         row(&[
             "guard".into(),
@@ -246,7 +284,13 @@ pub fn csv(r: &DayReport) -> String {
         ]);
     }
     row(&[]);
-    row(&["event".into(), "seq".into(), "at".into(), "kind".into(), "detail".into()]);
+    row(&[
+        "event".into(),
+        "seq".into(),
+        "at".into(),
+        "kind".into(),
+        "detail".into(),
+    ]);
     for e in r.kill_switch.iter().chain(&r.reconciliations).chain(&r.alerts) {
         row(&[
             "event".into(),

@@ -278,7 +278,11 @@ async fn record_cycle_error(env: &Env, worker: &Worker, error: &str) {
     let alert = Event::Alert {
         alert: AlertKind::CycleError,
         detail: format!("account {}: {error}", env.cfg.account_id),
-        key: format!("{}:{}", now.date_naive(), error.chars().take(120).collect::<String>()),
+        key: format!(
+            "{}:{}",
+            now.date_naive(),
+            error.chars().take(120).collect::<String>()
+        ),
         at: now,
     };
     record_alert(worker.store().as_ref(), &alert).await;

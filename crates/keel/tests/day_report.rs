@@ -21,17 +21,29 @@ fn keel() -> Command {
 
 fn run_ok(c: &mut Command) -> Vec<u8> {
     let out = c.output().unwrap();
-    assert!(out.status.success(), "{c:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{c:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn get(port: u16, path: &str) -> Option<String> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     Some(out.split_once("\r\n\r\n")?.1.to_string())
@@ -51,16 +63,22 @@ fn dec(v: &Value) -> Decimal {
 
 fn seeded() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
-    run_ok(keel().args(["demo", "--no-serve", "--days", "3", "--dir"]).arg(tmp.path()));
+    run_ok(
+        keel()
+            .args(["demo", "--no-serve", "--days", "3", "--dir"])
+            .arg(tmp.path()),
+    );
     tmp
 }
 
 fn report(dir: &Path, day: &str, format: &str) -> Vec<u8> {
-    run_ok(keel()
-        .args(["report", "--day", day, "--format", format, "--config"])
-        .arg(dir.join("keel.toml"))
-        .arg("--data-dir")
-        .arg(dir))
+    run_ok(
+        keel()
+            .args(["report", "--day", day, "--format", format, "--config"])
+            .arg(dir.join("keel.toml"))
+            .arg("--data-dir")
+            .arg(dir),
+    )
 }
 
 #[test]
@@ -91,7 +109,10 @@ fn report_numbers_are_the_stores_and_the_apis() {
     );
     let start = Instant::now();
     while get(port, "/api/v1/health").is_none() {
-        assert!(start.elapsed() < Duration::from_secs(30), "keel serve did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "keel serve did not start"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 
@@ -125,7 +146,11 @@ fn report_numbers_are_the_stores_and_the_apis() {
             }))
             .unwrap();
         assert_eq!(cli["orders"].as_array().unwrap().len(), orders.len(), "{day}");
-        assert_eq!(cli["execution"]["fills"].as_u64().unwrap() as usize, fills.len(), "{day}");
+        assert_eq!(
+            cli["execution"]["fills"].as_u64().unwrap() as usize,
+            fills.len(),
+            "{day}"
+        );
         if !fills.is_empty() {
             traded_days += 1;
         }
@@ -135,9 +160,16 @@ fn report_numbers_are_the_stores_and_the_apis() {
         let cost: Decimal = orders
             .iter()
             .filter(|o| o.filled_qty > Decimal::ZERO)
-            .filter_map(|o| o.avg_fill_price.map(|p| o.side.sign() * (p - o.arrival_price) * o.filled_qty))
+            .filter_map(|o| {
+                o.avg_fill_price
+                    .map(|p| o.side.sign() * (p - o.arrival_price) * o.filled_qty)
+            })
             .sum();
-        assert_eq!(dec(&cli["shortfall"]["execution_cost"]), cost.round_dp(6), "{day}");
+        assert_eq!(
+            dec(&cli["shortfall"]["execution_cost"]),
+            cost.round_dp(6),
+            "{day}"
+        );
         let per_order: Decimal = cli["orders"]
             .as_array()
             .unwrap()
@@ -145,7 +177,11 @@ fn report_numbers_are_the_stores_and_the_apis() {
             .filter(|o| !o["shortfall"].is_null())
             .map(|o| dec(&o["shortfall"]))
             .sum();
-        assert_eq!(per_order.round_dp(6), cost.round_dp(6), "{day}: per-order shortfall adds up");
+        assert_eq!(
+            per_order.round_dp(6),
+            cost.round_dp(6),
+            "{day}: per-order shortfall adds up"
+        );
         // Per-symbol fill counts add up to the day's.
         let per_symbol: u64 = cli["slippage_per_symbol"]
             .as_array()
@@ -153,12 +189,26 @@ fn report_numbers_are_the_stores_and_the_apis() {
             .iter()
             .map(|g| g["count"].as_u64().unwrap())
             .sum();
-        assert_eq!(per_symbol as usize, fills.iter().filter(|f| f.slippage_bps.is_some()).count());
+        assert_eq!(
+            per_symbol as usize,
+            fills.iter().filter(|f| f.slippage_bps.is_some()).count()
+        );
         // Achieved weights are the snapshot's positions over its equity.
-        let held: Decimal = cli["weights"].as_array().unwrap().iter().map(|w| dec(&w["achieved"])).sum();
+        let held: Decimal = cli["weights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| dec(&w["achieved"]))
+            .sum();
         let expected = eod.gross_exposure / eod.equity;
-        assert!((held - expected).abs() < Decimal::new(1, 4), "{day}: {held} vs {expected}");
-        assert!(!cli["target_sets"].as_array().unwrap().is_empty(), "{day}: the demo queues a set a day");
+        assert!(
+            (held - expected).abs() < Decimal::new(1, 4),
+            "{day}: {held} vs {expected}"
+        );
+        assert!(
+            !cli["target_sets"].as_array().unwrap().is_empty(),
+            "{day}: the demo queues a set a day"
+        );
 
         // Text and CSV carry the same equity.
         let eq = eod.equity.round_dp(2).to_string();
@@ -239,17 +289,25 @@ fn html_report_is_self_contained_and_draws_its_charts() {
     let tmp = seeded();
     let dir = tmp.path();
     let out = dir.join("report.html");
-    run_ok(keel()
-        .args(["report", "--day", "2026-11-27", "--format", "html", "--out"])
-        .arg(&out)
-        .arg("--config")
-        .arg(dir.join("keel.toml"))
-        .arg("--data-dir")
-        .arg(dir));
+    run_ok(
+        keel()
+            .args(["report", "--day", "2026-11-27", "--format", "html", "--out"])
+            .arg(&out)
+            .arg("--config")
+            .arg(dir.join("keel.toml"))
+            .arg("--data-dir")
+            .arg(dir),
+    );
     let html = std::fs::read_to_string(&out).unwrap();
     // Self-contained: nothing is fetched (no src/href to anything).
-    assert!(!html.contains(" src=") && !html.contains("href="), "external reference in the report");
-    assert!(html.contains("KeelChart"), "the dashboard's chart library is inlined");
+    assert!(
+        !html.contains(" src=") && !html.contains("href="),
+        "external reference in the report"
+    );
+    assert!(
+        html.contains("KeelChart"),
+        "the dashboard's chart library is inlined"
+    );
     if !(Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists()) {
         eprintln!("skipped: no chromium");
         return;

@@ -33,7 +33,11 @@ fn promtool_accepts_the_rules() {
         .arg(repo().join("deploy/prometheus/keel-rules.yml"))
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success() && text.contains("SUCCESS"), "{text}");
 }
 
@@ -48,9 +52,21 @@ fn systemd_analyze_verifies_the_unit() {
     let unit = std::fs::read_to_string(repo().join("deploy/systemd/keel.service")).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("keel.service");
-    std::fs::write(&path, unit.replace("/usr/local/bin/keel", env!("CARGO_BIN_EXE_keel"))).unwrap();
-    let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/keel", env!("CARGO_BIN_EXE_keel")),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     if text.contains("Failed to initialize manager") || text.contains("Failed to setup working directory") {
         eprintln!("skipped: systemd-analyze cannot run here: {text}");
         return;
@@ -91,13 +107,21 @@ fn names_in(text: &str) -> BTreeSet<String> {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
@@ -150,7 +174,10 @@ fn every_metric_in_rules_and_dashboard_is_in_a_live_scrape() {
             .to_string()
     };
     for n in &used {
-        assert!(declared.contains(&base(n)), "{n} is not declared in metrics_names.rs");
+        assert!(
+            declared.contains(&base(n)),
+            "{n} is not declared in metrics_names.rs"
+        );
     }
 
     // Some activity on a seeded state (one demo day, so day P&L has a
@@ -215,7 +242,11 @@ fn every_metric_in_rules_and_dashboard_is_in_a_live_scrape() {
         let missing: Vec<&String> = used
             .iter()
             .filter(|n| !EVENT_DRIVEN.contains(&base(n).as_str()))
-            .filter(|n| !scrape.lines().any(|l| !l.starts_with('#') && l.starts_with(n.as_str())))
+            .filter(|n| {
+                !scrape
+                    .lines()
+                    .any(|l| !l.starts_with('#') && l.starts_with(n.as_str()))
+            })
             .collect();
         if killed && missing.is_empty() {
             break;

@@ -121,13 +121,20 @@ fn ok(c: &mut Command) -> String {
 fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
-        assert!(start.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn config(dir: &Path, hook_out: &Path) {
@@ -168,7 +175,10 @@ fn sigterm(child: &mut Child) {
     }
     let start = Instant::now();
     while child.try_wait().unwrap().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(15), "keel run did not stop on SIGTERM");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "keel run did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -196,7 +206,10 @@ fn notifications_survive_sigkill_and_a_receiver_that_is_down() {
     let attempts_while_down = rx.hits().len();
     assert!(attempts_while_down >= 3);
     // Backoff: in ~1.5 s of 100..300 ms delays, a handful of attempts, not hundreds.
-    assert!(attempts_while_down < 40, "{attempts_while_down} attempts: no backoff?");
+    assert!(
+        attempts_while_down < 40,
+        "{attempts_while_down} attempts: no backoff?"
+    );
 
     // The receiver comes back; keel run restarts and delivers everything.
     rx.up.store(true, Ordering::SeqCst);
@@ -210,30 +223,61 @@ fn notifications_survive_sigkill_and_a_receiver_that_is_down() {
     let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
     for h in &delivered {
         *per_id.entry(h.event_id.clone()).or_default() += 1;
-        assert_eq!(h.body["event_id"].as_str(), Some(h.event_id.as_str()), "{:?}", h.body);
+        assert_eq!(
+            h.body["event_id"].as_str(),
+            Some(h.event_id.as_str()),
+            "{:?}",
+            h.body
+        );
         assert!(h.body["seq"].as_u64().unwrap() > 0);
     }
     assert_eq!(per_id.len(), 3, "{per_id:?}");
-    assert!(per_id.values().all(|n| *n == 1), "exactly once per event id: {per_id:?}");
+    assert!(
+        per_id.values().all(|n| *n == 1),
+        "exactly once per event id: {per_id:?}"
+    );
     // In log order, with the right kinds and reasons.
-    let seqs: Vec<u64> = delivered.iter().map(|h| h.body["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = delivered
+        .iter()
+        .map(|h| h.body["seq"].as_u64().unwrap())
+        .collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
-    let kinds: Vec<&str> = delivered.iter().map(|h| h.body["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["kill_switch_engaged", "kill_switch_released", "kill_switch_engaged"]);
+    let kinds: Vec<&str> = delivered
+        .iter()
+        .map(|h| h.body["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "kill_switch_engaged",
+            "kill_switch_released",
+            "kill_switch_engaged"
+        ]
+    );
     assert!(delivered[0].body["title"].as_str().unwrap().contains("first"));
     assert!(delivered[2].body["title"].as_str().unwrap().contains("third"));
     // Each failed attempt was for the oldest event (order kept while down).
     let first_id = &delivered[0].event_id;
-    assert!(rx.hits()[..attempts_while_down].iter().all(|h| &h.event_id == first_id));
+    assert!(rx.hits()[..attempts_while_down]
+        .iter()
+        .all(|h| &h.event_id == first_id));
 
     // The command hook takes only kill_switch_engaged: both engagements, at least once.
     let text = std::fs::read_to_string(&hook_out).unwrap_or_default();
     let ids: BTreeSet<String> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event_id"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["event_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
-    let engaged: BTreeSet<String> = [&delivered[0].event_id, &delivered[2].event_id].into_iter().cloned().collect();
+    let engaged: BTreeSet<String> = [&delivered[0].event_id, &delivered[2].event_id]
+        .into_iter()
+        .cloned()
+        .collect();
     assert_eq!(ids, engaged, "{text}");
 
     // The webhook URL is a secret: never in keel's logs.
@@ -248,7 +292,10 @@ fn notifications_survive_sigkill_and_a_receiver_that_is_down() {
 
 /// aiosmtpd, when installed (`.ci/run` installs it).
 fn smtp_server(port: u16) -> Option<Child> {
-    let probe = Command::new("python3").args(["-c", "import aiosmtpd"]).output().ok()?;
+    let probe = Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .output()
+        .ok()?;
     if !probe.status.success() {
         return None;
     }
@@ -293,13 +340,27 @@ fn notify_test_sends_on_every_channel_and_says_which_failed() {
         .unwrap();
     };
     write("");
-    let out = keel(dir, &["notify", "test"]).env("KEEL_TEST_HOOK_URL", &rx.url).output().unwrap();
+    let out = keel(dir, &["notify", "test"])
+        .env("KEEL_TEST_HOOK_URL", &rx.url)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("mail: ok") && stdout.contains("slack: ok"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("mail: ok") && stdout.contains("slack: ok"),
+        "{stdout}"
+    );
     // The Slack-compatible body.
     let hit = rx.delivered().pop().unwrap();
-    assert!(hit.body["text"].as_str().unwrap().contains("test notification"), "{:?}", hit.body);
+    assert!(
+        hit.body["text"].as_str().unwrap().contains("test notification"),
+        "{:?}",
+        hit.body
+    );
     assert!(hit.event_id.starts_with("test:"));
 
     // A dead webhook: exit 1, the failure named, the URL not.
@@ -309,13 +370,20 @@ fn notify_test_sends_on_every_channel_and_says_which_failed() {
         .env("KEEL_TEST_DEAD_URL", &dead)
         .output()
         .unwrap();
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(all.contains("dead: FAILED") && all.contains("mail: ok"), "{all}");
     assert!(!all.contains(SECRET), "{all}");
 
     // A missing secret: exit 2 naming the variable.
-    let out = keel(dir, &["notify", "test"]).env("KEEL_TEST_HOOK_URL", &rx.url).output().unwrap();
+    let out = keel(dir, &["notify", "test"])
+        .env("KEEL_TEST_HOOK_URL", &rx.url)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("KEEL_TEST_DEAD_URL"), "{err}");

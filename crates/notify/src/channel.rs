@@ -54,7 +54,13 @@ impl Channel {
                     .timeout(timeout)
                     .redirect(reqwest::redirect::Policy::none())
                     .build()
-                    .map_err(|e| format!("[[notify.channel]] {:?}: HTTP client: {}", cfg.name, e.without_url()))?;
+                    .map_err(|e| {
+                        format!(
+                            "[[notify.channel]] {:?}: HTTP client: {}",
+                            cfg.name,
+                            e.without_url()
+                        )
+                    })?;
                 Box::new(Webhook {
                     url,
                     format: *format,
@@ -167,7 +173,13 @@ fn message_id(msg: &Message) -> String {
     let safe: String = msg
         .event_id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(180)
         .collect();
     format!("<keel.{}.{}.{safe}@keel.invalid>", msg.account, msg.seq)
@@ -237,7 +249,10 @@ impl Send for Hook {
             Ok(Ok(status)) if status.success() => Ok(()),
             Ok(Ok(status)) => Err(format!("command {prog:?} exited with {status}")),
             Ok(Err(e)) => Err(format!("command {prog:?}: {e}")),
-            Err(_) => Err(format!("command {prog:?} timed out after {}s", self.timeout.as_secs())),
+            Err(_) => Err(format!(
+                "command {prog:?} timed out after {}s",
+                self.timeout.as_secs()
+            )),
         }
     }
 }

@@ -226,14 +226,22 @@ impl NotifyConfig {
         };
         range("poll_ms", self.poll_ms, 100, 60_000)?;
         range("backoff_initial_ms", self.backoff_initial_ms, 100, 600_000)?;
-        range("backoff_max_ms", self.backoff_max_ms, self.backoff_initial_ms, 3_600_000)?;
+        range(
+            "backoff_max_ms",
+            self.backoff_max_ms,
+            self.backoff_initial_ms,
+            3_600_000,
+        )?;
         range("max_age_hours", self.max_age_hours, 1, 720)?;
         let mut names = std::collections::BTreeSet::new();
         for c in &self.channels {
             let at = format!("[[notify.channel]] {:?}", c.name);
             if c.name.is_empty()
                 || c.name.len() > 64
-                || !c.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                || !c
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
             {
                 return Err(format!(
                     "{at}: name must be 1 to 64 ASCII letters, digits, '_' or '-'"
@@ -243,10 +251,15 @@ impl NotifyConfig {
                 return Err(format!("{at}: name is used by another channel"));
             }
             if !(1..=300).contains(&c.timeout_secs) {
-                return Err(format!("{at}: timeout_secs = {}: must be in 1..=300", c.timeout_secs));
+                return Err(format!(
+                    "{at}: timeout_secs = {}: must be in 1..=300",
+                    c.timeout_secs
+                ));
             }
             match &c.kind {
-                ChannelKind::Webhook { url_env, url_file, .. } => {
+                ChannelKind::Webhook {
+                    url_env, url_file, ..
+                } => {
                     if url_env.is_none() && url_file.is_none() {
                         return Err(format!(
                             "{at}: a webhook needs url_env or url_file (the URL is a secret, never written in keel.toml)"

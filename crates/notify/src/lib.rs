@@ -107,7 +107,10 @@ impl Dispatcher {
         let max_age = chrono::Duration::hours(i64::try_from(self.cfg.max_age_hours).unwrap_or(720));
         loop {
             let now = self.now();
-            let items = self.outbox.outbox_pending(&ch.cfg.name, now - max_age, BATCH).await?;
+            let items = self
+                .outbox
+                .outbox_pending(&ch.cfg.name, now - max_age, BATCH)
+                .await?;
             if items.is_empty() {
                 return Ok(stats);
             }
@@ -160,10 +163,17 @@ impl Dispatcher {
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
                             .insert(ch.cfg.name.clone(), std::time::Instant::now() + wait);
-                        let next_at = self.now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+                        let next_at =
+                            self.now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
                         tracing::warn!(channel = %ch.cfg.name, event_id = %msg.event_id, attempts, retry_in_ms = wait.as_millis() as u64, %error, "notification delivery failed");
                         self.outbox
-                            .outbox_record(&ch.cfg.name, item.seq, attempts, &Delivery::Failed { error, next_at }, self.now())
+                            .outbox_record(
+                                &ch.cfg.name,
+                                item.seq,
+                                attempts,
+                                &Delivery::Failed { error, next_at },
+                                self.now(),
+                            )
                             .await?;
                         stats.failed += 1;
                         count(&ch.cfg.name, "failed");
@@ -216,11 +226,16 @@ impl Dispatcher {
 
 fn count(channel: &str, outcome: &'static str) {
     use keel_domain::metrics_names as m;
-    metrics::counter!(m::NOTIFICATIONS, m::LABEL_CHANNEL => channel.to_string(), m::LABEL_OUTCOME => outcome).increment(1);
+    metrics::counter!(m::NOTIFICATIONS, m::LABEL_CHANNEL => channel.to_string(), m::LABEL_OUTCOME => outcome)
+        .increment(1);
 }
 
 /// Sends a test message on every channel: `(name, Ok | Err(why))` per channel.
-pub async fn send_test(channels: &[Channel], account: &str, at: DateTime<Utc>) -> Vec<(String, Result<(), String>)> {
+pub async fn send_test(
+    channels: &[Channel],
+    account: &str,
+    at: DateTime<Utc>,
+) -> Vec<(String, Result<(), String>)> {
     let msg = Message::test(account, at);
     let mut out = Vec::new();
     for ch in channels {
@@ -259,25 +274,35 @@ mod tests {
         assert!(e.contains("poll_ms = 0") && e.contains("100..=60000"), "{e}");
         let e = parse("[[channel]]\nname = \"w\"\ntype = \"webhook\"\n").unwrap_err();
         assert!(e.contains("url_env or url_file"), "{e}");
-        let e = parse("[[channel]]\nname = \"m\"\ntype = \"email\"\nhost = \"h\"\nfrom = \"a@b.c\"\nto = []\n").unwrap_err();
+        let e =
+            parse("[[channel]]\nname = \"m\"\ntype = \"email\"\nhost = \"h\"\nfrom = \"a@b.c\"\nto = []\n")
+                .unwrap_err();
         assert!(e.contains("at least one recipient"), "{e}");
         let e = parse("[[channel]]\nname = \"c\"\ntype = \"command\"\ncommand = []\n").unwrap_err();
         assert!(e.contains("must name a program"), "{e}");
-        let e = parse("[[channel]]\nname = \"c\"\ntype = \"command\"\ncommand = [\"x\"]\nevents = [\"nope\"]\n").unwrap_err();
+        let e =
+            parse("[[channel]]\nname = \"c\"\ntype = \"command\"\ncommand = [\"x\"]\nevents = [\"nope\"]\n")
+                .unwrap_err();
         assert!(e.contains("nope"), "{e}");
         let e = parse("[[channel]]\nname = \"c c\"\ntype = \"command\"\ncommand = [\"x\"]\n").unwrap_err();
         assert!(e.contains("name must be"), "{e}");
-        let e = parse("[[channel]]\nname = \"c\"\ntype = \"command\"\ncommand = [\"x\"]\nurl = \"https://x\"\n").unwrap_err();
+        let e =
+            parse("[[channel]]\nname = \"c\"\ntype = \"command\"\ncommand = [\"x\"]\nurl = \"https://x\"\n")
+                .unwrap_err();
         assert!(e.contains("url"), "{e}");
     }
 
     #[test]
     fn secrets_never_print() {
         std::env::set_var("KEEL_NOTIFY_UNIT_URL", "https://hooks.example/SECRET-TOKEN");
-        let cfg = parse("[[channel]]\nname = \"w\"\ntype = \"webhook\"\nurl_env = \"KEEL_NOTIFY_UNIT_URL\"\n").unwrap();
+        let cfg =
+            parse("[[channel]]\nname = \"w\"\ntype = \"webhook\"\nurl_env = \"KEEL_NOTIFY_UNIT_URL\"\n")
+                .unwrap();
         let chans = build_channels(&cfg).unwrap();
         assert!(!format!("{chans:?}").contains("SECRET"));
-        let missing = parse("[[channel]]\nname = \"w\"\ntype = \"webhook\"\nurl_env = \"KEEL_NOTIFY_UNIT_UNSET\"\n").unwrap();
+        let missing =
+            parse("[[channel]]\nname = \"w\"\ntype = \"webhook\"\nurl_env = \"KEEL_NOTIFY_UNIT_UNSET\"\n")
+                .unwrap();
         let e = build_channels(&missing).unwrap_err();
         assert!(e.contains("KEEL_NOTIFY_UNIT_UNSET") && e.contains("unset"), "{e}");
     }

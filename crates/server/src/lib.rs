@@ -34,8 +34,6 @@ pub mod report;
 mod state;
 
 pub use api::OPENAPI_JSON;
-/// The dashboard's chart library, for pages rendered elsewhere (the HTML report).
-pub use pages::CHART_JS;
 pub use cache::HEAD_CHECK_INTERVAL;
 pub use control::{ControlError, ControlPort, MAX_CONTROL_BODY, MAX_REASON_LEN};
 pub use metrics::{install_metrics_recorder, metrics_names, metrics_recorder};
@@ -44,6 +42,8 @@ pub use model::{
     Book, Bucket, CycleDecisions, EodView, GuardAction, KillView, Mark, MarketStatus, OrderView, Overview,
     PositionView, PositionsResponse, PriceSource, Shortfall, SlipGroup, SlipSummary, SlippageResponse,
 };
+/// The dashboard's chart library, for pages rendered elsewhere (the HTML report).
+pub use pages::CHART_JS;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::handler::Handler;

@@ -266,7 +266,9 @@ pub async fn build(store: &dyn Store, day: NaiveDate) -> Result<DayReport, Store
                         format!("mismatch: {}", differences.join("; "))
                     },
                 }),
-                Event::Alert { alert, detail, at, .. } if today => alerts.push(EventLine {
+                Event::Alert {
+                    alert, detail, at, ..
+                } if today => alerts.push(EventLine {
                     seq: row.seq,
                     at: *at,
                     kind: alert.as_str().to_string(),
@@ -314,7 +316,10 @@ pub async fn build(store: &dyn Store, day: NaiveDate) -> Result<DayReport, Store
 
     let mut ttf: Vec<i64> = order_lines.iter().filter_map(|o| o.time_to_fill_secs).collect();
     ttf.sort_unstable();
-    let filled_orders = order_lines.iter().filter(|o| o.filled_qty > Decimal::ZERO).count();
+    let filled_orders = order_lines
+        .iter()
+        .filter(|o| o.filled_qty > Decimal::ZERO)
+        .count();
     let partial_orders = order_lines.iter().filter(|o| o.partial).count();
     let execution = Execution {
         orders: order_lines.len(),
@@ -323,7 +328,10 @@ pub async fn build(store: &dyn Store, day: NaiveDate) -> Result<DayReport, Store
         partial_fill_rate: (filled_orders > 0)
             .then(|| (Decimal::from(partial_orders) / Decimal::from(filled_orders)).round_dp(4)),
         fills: fills.len(),
-        median_time_to_fill_secs: ttf.get(ttf.len().saturating_sub(1) / 2).copied().filter(|_| !ttf.is_empty()),
+        median_time_to_fill_secs: ttf
+            .get(ttf.len().saturating_sub(1) / 2)
+            .copied()
+            .filter(|_| !ttf.is_empty()),
         max_time_to_fill_secs: ttf.last().copied(),
         spread_paid: None,
     };

@@ -822,7 +822,12 @@ where
             for r in &rows {
                 let ev = r.json::<Event>(2, "payload")?;
                 let id = r.text(1, "event_id")?;
-                notices.extend(crate::outbox::row_for(&ev, r.uint(0, "seq")?, &id, &r.text(3, "at")?)?);
+                notices.extend(crate::outbox::row_for(
+                    &ev,
+                    r.uint(0, "seq")?,
+                    &id,
+                    &r.text(3, "at")?,
+                )?);
                 page.push((ev, id));
             }
             let refs: Vec<(&Event, &str)> = page.iter().map(|(e, id)| (e, id.as_str())).collect();

@@ -99,7 +99,12 @@ pub trait Outbox: Send + Sync {
 }
 
 /// The outbox row for an event just logged at `seq`, if it needs a person.
-pub(crate) fn row_for(ev: &Event, seq: u64, event_id: &str, at: &str) -> Result<Option<Vec<Val>>, StoreError> {
+pub(crate) fn row_for(
+    ev: &Event,
+    seq: u64,
+    event_id: &str,
+    at: &str,
+) -> Result<Option<Vec<Val>>, StoreError> {
     let Some(n) = notice_of(ev) else {
         return Ok(None);
     };
@@ -162,11 +167,7 @@ where
              LEFT JOIN outbox_delivery d ON d.channel = $1 AND d.seq = o.seq \
              WHERE o.at >= $2 AND (d.state IS NULL OR d.state = 'failed') \
              ORDER BY o.seq LIMIT $3",
-            &[
-                Val::t(channel),
-                Val::t(fmt_time(since)),
-                Val::i(i64::from(limit)),
-            ],
+            &[Val::t(channel), Val::t(fmt_time(since)), Val::i(i64::from(limit))],
         )
         .await?;
         rows.iter()
@@ -184,7 +185,9 @@ where
                     severity: r.text(4, "severity")?,
                     at: r.time(5, "at")?,
                     payload: r.text(6, "payload")?,
-                    attempts: r.opt_int(7, "attempts")?.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+                    attempts: r
+                        .opt_int(7, "attempts")?
+                        .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
                     next_at: r.opt_time(8, "next_at")?,
                 })
             })
@@ -236,10 +239,16 @@ where
             .acquire()
             .await
             .map_err(StoreError::db("acquiring a connection"))?;
-        let total = fetch(&mut *c, "outbox", "counting notifications", "SELECT COUNT(*) FROM outbox", &[])
-            .await?
-            .first()
-            .map_or(Ok(0), |r| r.uint(0, "count"))?;
+        let total = fetch(
+            &mut *c,
+            "outbox",
+            "counting notifications",
+            "SELECT COUNT(*) FROM outbox",
+            &[],
+        )
+        .await?
+        .first()
+        .map_or(Ok(0), |r| r.uint(0, "count"))?;
         let rows = fetch(
             &mut *c,
             "outbox_delivery",

@@ -15,7 +15,10 @@ async fn check(s: &(impl Store + Outbox)) {
     let since = t(-3600);
     s.append(&account("1000")).await.unwrap();
     s.append(&target_set("ts-1", 1)).await.unwrap();
-    assert!(s.outbox_pending("ch", since, 100).await.unwrap().is_empty(), "quiet events make no notification");
+    assert!(
+        s.outbox_pending("ch", since, 100).await.unwrap().is_empty(),
+        "quiet events make no notification"
+    );
 
     let seq = s.append(&kill("first", 2)).await.unwrap().unwrap();
     let p = s.outbox_pending("ch", since, 100).await.unwrap();
@@ -25,7 +28,10 @@ async fn check(s: &(impl Store + Outbox)) {
     assert_eq!(p[0].kind, "kill_switch_engaged");
     assert_eq!(p[0].severity, "critical");
     assert_eq!(p[0].attempts, 0);
-    assert_eq!(serde_json::from_str::<Event>(&p[0].payload).unwrap(), kill("first", 2));
+    assert_eq!(
+        serde_json::from_str::<Event>(&p[0].payload).unwrap(),
+        kill("first", 2)
+    );
 
     // A batch that fails writes neither its events nor their notifications.
     let refused = s
@@ -54,7 +60,9 @@ async fn check(s: &(impl Store + Outbox)) {
     s.outbox_record("ch", seq, 1, &fail, t(5)).await.unwrap();
     let p = s.outbox_pending("ch", since, 100).await.unwrap();
     assert_eq!((p.len(), p[0].attempts, p[0].next_at), (1, 1, Some(t(10))));
-    s.outbox_record("ch", seq, 2, &Delivery::Delivered, t(11)).await.unwrap();
+    s.outbox_record("ch", seq, 2, &Delivery::Delivered, t(11))
+        .await
+        .unwrap();
     assert!(s.outbox_pending("ch", since, 100).await.unwrap().is_empty());
     assert_eq!(s.outbox_pending("other", since, 100).await.unwrap().len(), 1);
 
@@ -77,7 +85,11 @@ async fn check(s: &(impl Store + Outbox)) {
     let p = s.outbox_pending("ch", since, 100).await.unwrap();
     let kinds: Vec<&str> = p.iter().map(|i| i.kind.as_str()).collect();
     assert_eq!(kinds, ["stream_down", "reconciliation_mismatch"]);
-    assert!(s.outbox_pending("ch", t(21) + Duration::seconds(1), 100).await.unwrap().is_empty());
+    assert!(s
+        .outbox_pending("ch", t(21) + Duration::seconds(1), 100)
+        .await
+        .unwrap()
+        .is_empty());
 
     // A rebuild re-derives the outbox and keeps every delivery state.
     s.rebuild_projections().await.unwrap();
