@@ -11,7 +11,9 @@ use std::fmt;
 
 /// How urgent a notification is. Ordered: a channel with a minimum severity
 /// receives that severity and everything above it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// For the record (EOD summary, a kill switch released).
@@ -50,7 +52,9 @@ impl fmt::Display for Severity {
 }
 
 /// The kinds of notification a channel can subscribe to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     /// The kill switch was engaged (any source).

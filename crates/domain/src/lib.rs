@@ -13,6 +13,7 @@ pub mod order;
 pub mod snapshot;
 pub mod symbol;
 pub mod target;
+pub mod text;
 
 pub use alert::{notice_of, AlertKind, Notice, Severity};
 pub use clock::{Clock, FixedClock, SystemClock};
@@ -22,5 +23,6 @@ pub use order::{Order, OrderStatus, OrderType, Side, TimeInForce};
 pub use snapshot::{AccountSnapshot, OpenOrder, Position, Quote};
 pub use symbol::{Symbol, SymbolError};
 pub use target::{Target, TargetSet};
+pub use text::log_safe;
 
 pub use rust_decimal::Decimal;

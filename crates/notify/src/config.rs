@@ -12,21 +12,26 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// `[notify]`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct NotifyConfig {
     /// How often the delivery loop looks for new notifications, in milliseconds (100..=60000).
+    #[schemars(range(min = 100, max = 60_000))]
     pub poll_ms: u64,
     /// First retry delay after a failed delivery, in milliseconds (100..=600000); doubles per attempt.
+    #[schemars(range(min = 100, max = 600_000))]
     pub backoff_initial_ms: u64,
     /// Longest retry delay, in milliseconds (backoff_initial_ms..=3600000).
+    #[schemars(range(min = 100, max = 3_600_000))]
     pub backoff_max_ms: u64,
     /// Notifications older than this many hours are not sent (1..=720): a
     /// channel added today does not replay last month.
+    #[schemars(range(min = 1, max = 720))]
     pub max_age_hours: u64,
     /// The channels. Empty (the default): nothing is sent, but the outbox
     /// still records every notification.
     #[serde(rename = "channel", skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub channels: Vec<ChannelConfig>,
 }
 
@@ -44,9 +49,10 @@ impl Default for NotifyConfig {
 
 /// One `[[notify.channel]]`. (Unknown keys are refused by [`ChannelKind`]:
 /// serde cannot deny them on a struct with a flattened part.)
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ChannelConfig {
     /// Unique name (letters, digits, `_`, `-`; 1..=64): the key of its delivery state.
+    #[schemars(pattern(r"^[A-Za-z0-9_-]{1,64}$"))]
     pub name: String,
     /// Kinds this channel receives (`kill_switch_engaged`, `eod_summary`, ...). Empty: every kind.
     #[serde(default)]
@@ -56,6 +62,7 @@ pub struct ChannelConfig {
     pub min_severity: Severity,
     /// Per-attempt timeout in seconds (1..=300).
     #[serde(default = "default_timeout")]
+    #[schemars(range(min = 1, max = 300))]
     pub timeout_secs: u64,
     /// What kind of channel, and its settings.
     #[serde(flatten)]
@@ -71,16 +78,18 @@ fn default_timeout() -> u64 {
 }
 
 /// The channel types.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ChannelKind {
     /// An HTTP(S) POST of the notification as JSON.
     Webhook {
         /// Environment variable holding the URL.
         #[serde(default)]
+        #[schemars(length(min = 1, max = 256))]
         url_env: Option<String>,
         /// File holding the URL (first line).
         #[serde(default)]
+        #[schemars(length(min = 1, max = 4096))]
         url_file: Option<PathBuf>,
         /// `json` (keel's message, default) or `slack` (`{"text": ...}`, for
         /// Slack-compatible incoming webhooks).
@@ -90,9 +99,11 @@ pub enum ChannelKind {
     /// Email over SMTP.
     Email {
         /// SMTP server host name.
+        #[schemars(length(min = 1, max = 253))]
         host: String,
         /// SMTP port (default 587, the submission port).
         #[serde(default = "default_smtp_port")]
+        #[schemars(range(min = 1, max = 65_535))]
         port: u16,
         /// `required` (default: refuse to send unencrypted), `opportunistic`
         /// (STARTTLS when offered) or `off` (plain text; loopback test servers only).
@@ -100,21 +111,27 @@ pub enum ChannelKind {
         starttls: StartTls,
         /// SMTP user name (no authentication without it).
         #[serde(default)]
+        #[schemars(length(min = 1, max = 256))]
         username: Option<String>,
         /// Environment variable holding the password.
         #[serde(default)]
+        #[schemars(length(min = 1, max = 256))]
         password_env: Option<String>,
         /// File holding the password (first line).
         #[serde(default)]
+        #[schemars(length(min = 1, max = 4096))]
         password_file: Option<PathBuf>,
         /// Sender address.
+        #[schemars(length(min = 3, max = 320))]
         from: String,
         /// Recipients (at least one).
+        #[schemars(length(min = 1, max = 100))]
         to: Vec<String>,
     },
     /// A program run once per notification with the message as JSON on stdin.
     Command {
         /// Program and arguments (no shell).
+        #[schemars(length(min = 1, max = 64))]
         command: Vec<String>,
     },
 }
@@ -124,7 +141,7 @@ fn default_smtp_port() -> u16 {
 }
 
 /// Webhook body style.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookFormat {
     /// keel's message as JSON.
@@ -135,7 +152,7 @@ pub enum WebhookFormat {
 }
 
 /// SMTP transport security.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StartTls {
     /// STARTTLS or nothing is sent (the default).
