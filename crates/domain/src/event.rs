@@ -5,6 +5,7 @@
 //! fill id, a client order id and status, a cycle id), so applying the same
 //! event twice — after a crash, a replayed broker message, a retry — is a no-op.
 
+use crate::alert::AlertKind;
 use crate::{Order, OrderStatus, Side, Symbol, TargetSet};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -219,6 +220,22 @@ pub enum Event {
         /// When.
         at: DateTime<Utc>,
     },
+    /// An operational alert that changes no other state (a cycle error, the
+    /// broker's stream down too long, a lease lost or taken over, a target
+    /// set refused). It is logged so its notification is as durable as any
+    /// event's: the store's outbox is derived from the log in the append's
+    /// transaction (see `keel_domain::alert`).
+    Alert {
+        /// What kind.
+        alert: AlertKind,
+        /// One line for a person (no secrets).
+        detail: String,
+        /// Deduplication key chosen by the emitter (e.g. the outage's start
+        /// time), so one occurrence is one event however often it is reported.
+        key: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 impl Event {
@@ -243,6 +260,7 @@ impl Event {
             Event::EodSnapshot { date, .. } => format!("eod:{date}"),
             // A set is superseded at most once, whatever superseded it.
             Event::TargetSetSuperseded { target_set_id, .. } => format!("set-superseded:{target_set_id}"),
+            Event::Alert { alert, key, .. } => format!("alert:{alert}:{key}"),
         }
     }
 
@@ -265,6 +283,7 @@ impl Event {
             Event::TradingBlocked { .. } => "trading_blocked",
             Event::EodSnapshot { .. } => "eod_snapshot",
             Event::TargetSetSuperseded { .. } => "target_set_superseded",
+            Event::Alert { .. } => "alert",
         }
     }
 
@@ -286,7 +305,8 @@ impl Event {
             | Event::Reconciled { at, .. }
             | Event::TradingBlocked { at, .. }
             | Event::EodSnapshot { at, .. }
-            | Event::TargetSetSuperseded { at, .. } => *at,
+            | Event::TargetSetSuperseded { at, .. }
+            | Event::Alert { at, .. } => *at,
         }
     }
 }

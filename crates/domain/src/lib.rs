@@ -5,6 +5,7 @@
 //! brokers, databases or HTTP, so every other crate can share it.
 
 pub mod asset;
+pub mod alert;
 pub mod clock;
 pub mod event;
 pub mod ids;
@@ -17,6 +18,7 @@ pub mod text;
 pub mod valuation;
 
 pub use asset::AssetFacts;
+pub use alert::{notice_of, AlertKind, Notice, Severity};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use event::{Event, KillSource, ReconScope};
 pub use ids::client_order_id;

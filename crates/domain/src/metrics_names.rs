@@ -62,6 +62,22 @@ pub const LAST_CYCLE_START: &str = "keel_last_cycle_start_timestamp_seconds";
 /// Gauge (scrape time): Unix time of the latest EOD snapshot's session date (midnight UTC).
 pub const LAST_EOD_DATE: &str = "keel_last_eod_date_timestamp_seconds";
 
+/// Counter: operational alerts logged (`Event::Alert`: cycle errors, lease
+/// lost or taken over, broker stream down, refused target sets). Label:
+/// [`LABEL_KIND`] (an `AlertKind` name). Every kind is registered at zero
+/// when the recorder is installed, so alert rules can use `increase()` on it.
+pub const ALERTS: &str = "keel_alerts_total";
+/// Counter: single-writer lease acquisitions by this process (a rising rate
+/// across processes is lease flapping). Label: [`LABEL_ACCOUNT`].
+pub const LEASE_ACQUISITIONS: &str = "keel_lease_acquisitions_total";
+/// Counter: notification delivery attempts. Labels: [`LABEL_CHANNEL`],
+/// [`LABEL_OUTCOME`] (`delivered`, `failed`, `skipped`).
+pub const NOTIFICATIONS: &str = "keel_notifications_total";
+
+/// Label: an account id.
+pub const LABEL_ACCOUNT: &str = "account";
+/// Label: a notification channel's name.
+pub const LABEL_CHANNEL: &str = "channel";
 /// Label: `buy` / `sell`.
 pub const LABEL_SIDE: &str = "side";
 /// Label: a stable reason code.

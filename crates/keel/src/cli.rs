@@ -194,6 +194,29 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Notification channels (`[notify]` in keel.toml).
+    Notify {
+        /// What to do.
+        #[command(subcommand)]
+        action: NotifyAction,
+    },
+    /// The day's execution report: target sets, targets vs achieved weights,
+    /// orders and fills, slippage and shortfall, guard blocks, kill-switch and
+    /// reconciliation events, EOD equity and P&L.
+    Report {
+        /// Session date (YYYY-MM-DD).
+        #[arg(long)]
+        day: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+    },
     /// Write a commented example keel.toml (`--schema`: print keel.toml's JSON Schema instead).
     Init {
         /// Where to write it.
@@ -203,6 +226,30 @@ pub enum Command {
         #[arg(long)]
         schema: bool,
     },
+}
+
+/// `keel notify ...`.
+#[derive(Debug, Subcommand)]
+pub enum NotifyAction {
+    /// Send a test message on every channel; exit 1 if any failed.
+    Test {
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// `keel report --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// Plain text for a terminal or an email.
+    Text,
+    /// CSV sections (one table per section).
+    Csv,
+    /// The report model as JSON (what `/api/v1/report/{day}` serves).
+    Json,
+    /// One self-contained HTML file with charts (works offline).
+    Html,
 }
 
 /// `keel audit ...`.

@@ -1,6 +1,6 @@
 //! Dispatch of each verb to the library crates.
 
-use crate::cli::{AuditAction, Cli, Command, Common};
+use crate::cli::{AuditAction, Cli, Command, Common, NotifyAction};
 use crate::config::KeelConfig;
 use crate::error::{input, CliError};
 use anyhow::Context;
@@ -77,6 +77,21 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Resume { reason, common } => {
             let env = Env::load(&common)?;
             block_on(kill(env, &reason, false))
+        }
+        Command::Notify {
+            action: NotifyAction::Test { common },
+        } => {
+            let env = Env::load(&common)?;
+            block_on(notify_test(env))
+        }
+        Command::Report {
+            day,
+            format,
+            out,
+            common,
+        } => {
+            let env = Env::load(&common)?;
+            block_on(crate::day_report::run(env, &day, format, out.as_deref()))
         }
         Command::Audit {
             action: AuditAction::Verify { common },
@@ -609,5 +624,33 @@ async fn audit_rekey(env: Env) -> Result<(), CliError> {
     crate::integrity::checkpoint(&env, backend.store().as_ref(), backend.audit_key()).await?;
     backend.close().await;
     println!("audit log rekeyed: {n} rows now chained with HMAC-SHA-256; keyed checkpoint written");
+    Ok(())
+}
+
+/// `keel notify test`: one test message per channel; exit 1 if any failed.
+async fn notify_test(env: Env) -> Result<(), CliError> {
+    let channels = keel_notify::build_channels(&env.cfg.notify).map_err(input)?;
+    if channels.is_empty() {
+        return Err(input(
+            "no notification channels configured: add [[notify.channel]] entries to keel.toml".to_string(),
+        ));
+    }
+    let results = keel_notify::send_test(&channels, &env.cfg.account_id, env.clock.now()).await;
+    let mut failed = 0;
+    for (name, r) in &results {
+        match r {
+            Ok(()) => println!("{name}: ok"),
+            Err(e) => {
+                failed += 1;
+                println!("{name}: FAILED: {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(CliError::Runtime(anyhow::anyhow!(
+            "{failed} of {} notification channel(s) failed",
+            results.len()
+        )));
+    }
     Ok(())
 }

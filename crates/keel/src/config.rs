@@ -69,6 +69,8 @@ pub struct KeelConfig {
     pub lease: LeaseSection,
     /// The audit key and the witnesses of the chain head (see `audit_config.rs`).
     pub audit: crate::audit_config::AuditConfig,
+    /// Notification channels (`[notify]`, `[[notify.channel]]`; see keel-notify).
+    pub notify: keel_notify::NotifyConfig,
     /// More than one account: `[[accounts]]` entries, each with its own
     /// store, paper venue and inbox, inheriting everything else from the
     /// top level. Empty (the default): the one top-level account.
@@ -93,6 +95,7 @@ impl Default for KeelConfig {
             server: ServerSection::default(),
             lease: LeaseSection::default(),
             audit: crate::audit_config::AuditConfig::default(),
+            notify: keel_notify::NotifyConfig::default(),
             accounts: Vec::new(),
         }
     }
@@ -453,6 +456,7 @@ impl KeelConfig {
     /// config must be valid on its own).
     pub fn check_accounts_and_stores(&self) -> Result<(), String> {
         self.lease.validate()?;
+        self.notify.validate()?;
         if let Some(url) = &self.store.url {
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
                 // Never echo the URL: it may carry a password.

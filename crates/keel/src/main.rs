@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod config_doc;
 mod config_schema;
+mod day_report;
 mod demo;
 mod discover;
 mod error;

@@ -24,7 +24,7 @@ use crate::error::CliError;
 use crate::stores::Backend;
 use anyhow::Context;
 use async_trait::async_trait;
-use keel_domain::{Clock, Event, KillSource};
+use keel_domain::{AlertKind, Clock, Event, KillSource};
 use keel_intake::IntakeConfig;
 use keel_server::{ControlError, ControlPort};
 use keel_store::{Lease, LeaseAttempt, Store};
@@ -62,6 +62,25 @@ pub async fn run(envs: Vec<Env>) -> Result<(), CliError> {
     // Every account is on the dashboard (the first at the root, each under
     // /a/<id>/), each with its own control port over its own worker slot.
     let slots: Vec<Slot> = accounts.iter().map(|_| Arc::new(RwLock::new(None))).collect();
+    // Notification delivery: its own tasks per account and channel, reading the
+    // outbox and writing only delivery state, so trading never waits for it.
+    let mut notifiers = Vec::new();
+    for (env, backend) in &accounts {
+        let channels = keel_notify::build_channels(&env.cfg.notify).map_err(crate::error::input)?;
+        if channels.is_empty() {
+            continue;
+        }
+        tracing::info!(account = %env.cfg.account_id, channels = channels.len(), "notifications: delivering");
+        let d = keel_notify::Dispatcher::new(
+            backend.outbox(),
+            channels,
+            env.clock.clone(),
+            &env.cfg.account_id,
+            env.cfg.notify.clone(),
+        );
+        notifiers.extend(d.spawn(stop_rx.clone()));
+    }
+    let recorder_ready: Option<tokio::sync::oneshot::Receiver<()>>;
     let server = {
         let named = accounts.len() > 1;
         let shown: Vec<(String, Arc<dyn Store>, RunControl)> = accounts
@@ -83,11 +102,13 @@ pub async fn run(envs: Vec<Env>) -> Result<(), CliError> {
             })
             .collect();
         let mut rx = stop_rx.clone();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        recorder_ready = Some(ready_rx);
         tokio::spawn(async move {
             let shutdown = async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             };
-            if let Err(e) = serve(listener, server_cfg, &first_account, shown, shutdown).await {
+            if let Err(e) = serve(listener, server_cfg, &first_account, shown, shutdown, ready_tx).await {
                 tracing::error!(error = %e, "dashboard stopped");
             }
         })
@@ -101,6 +122,9 @@ pub async fn run(envs: Vec<Env>) -> Result<(), CliError> {
             "keel run: starting"
         );
     }
+    if let Some(rx) = recorder_ready {
+        let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+    }
     let mut tasks = tokio::task::JoinSet::new();
     for ((env, backend), slot) in accounts.into_iter().zip(slots) {
         let slot = Some(slot);
@@ -112,6 +136,10 @@ pub async fn run(envs: Vec<Env>) -> Result<(), CliError> {
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    for n in notifiers {
+        // A send in flight gets a moment; what is not marked delivered is resent next start.
+        let _ = tokio::time::timeout(Duration::from_secs(2), n).await;
+    }
     tracing::info!("keel run: stopped cleanly");
     Ok(())
 }
@@ -164,6 +192,11 @@ async fn account_loop(
         };
         reported = None;
         tracing::info!(account = %account, token = lease.token(), "lease acquired: trading");
+        metrics::counter!(
+            keel_domain::metrics_names::LEASE_ACQUISITIONS,
+            keel_domain::metrics_names::LABEL_ACCOUNT => account.clone()
+        )
+        .increment(1);
         let renewer = spawn_renewal(lease.clone(), every);
         let result = tenure(&env, &lease, &stop, slot.as_ref()).await;
         renewer.abort();
@@ -196,6 +229,21 @@ async fn account_loop(
                     reason = %why,
                     "lease lost: stopped trading; standing by to re-acquire"
                 );
+                // Through the unfenced store, as operator actions are: the
+                // alert changes no trading state, and the log is where the
+                // outbox derives notifications from.
+                let kind = if why.contains("taken over") {
+                    AlertKind::LeaseTakenOver
+                } else {
+                    AlertKind::LeaseLost
+                };
+                let alert = Event::Alert {
+                    alert: kind,
+                    detail: format!("account {account}: lease token {} lost: {why}", lease.token()),
+                    key: format!("{account}:{}:{}", holder, lease.token()),
+                    at: env.clock.now(),
+                };
+                record_alert(backend.store().as_ref(), &alert).await;
             }
         }
         nap(&stop, every).await;
@@ -249,7 +297,10 @@ async fn tenure(
             last_cycle = Some(Instant::now());
             match worker.cycle().await {
                 Ok(outcome) => log_outcome(&env.cfg.account_id, &outcome),
-                Err(e) => tracing::error!(error = %e, "cycle failed closed"),
+                Err(e) => {
+                    tracing::error!(error = %e, "cycle failed closed");
+                    record_cycle_error(env, &worker, &e.to_string()).await;
+                }
             }
         }
         if lease.is_valid() {
@@ -321,6 +372,41 @@ async fn anchor_if_moved(
             tracing::error!(account = %env.cfg.account_id, error = %e, "audit checkpoint failed");
             anchored
         }
+    }
+}
+
+/// Logs a cycle error as an alert so its notification is durable. One alert
+/// per distinct error per session day: a venue that stays down is one
+/// message, not one per tick.
+async fn record_cycle_error(env: &Env, worker: &Worker, error: &str) {
+    let now = env.clock.now();
+    let alert = Event::Alert {
+        alert: AlertKind::CycleError,
+        detail: format!("account {}: {error}", env.cfg.account_id),
+        key: format!(
+            "{}:{}",
+            now.date_naive(),
+            error.chars().take(120).collect::<String>()
+        ),
+        at: now,
+    };
+    record_alert(worker.store().as_ref(), &alert).await;
+}
+
+/// Logs an operational alert (`Event::Alert`); the store derives its
+/// notification in the same transaction. This is the seam for alerts from
+/// adapters too: the Alpaca adapter's "trade_updates stream down longer than
+/// the threshold" is `AlertKind::StreamDown` with the outage's start as `key`.
+pub async fn record_alert(store: &dyn Store, alert: &Event) {
+    use keel_domain::metrics_names as m;
+    match store.append(alert).await {
+        Ok(Some(_)) => {
+            if let Event::Alert { alert: kind, .. } = alert {
+                metrics::counter!(m::ALERTS, m::LABEL_KIND => kind.as_str()).increment(1);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "recording an alert failed"),
     }
 }
 
@@ -482,6 +568,7 @@ async fn serve(
     first_account: &str,
     shown: Vec<(String, Arc<dyn Store>, RunControl)>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    recorder_ready: tokio::sync::oneshot::Sender<()>,
 ) -> Result<(), CliError> {
     let control_on = cfg.control_token.is_some();
     let ids: Vec<String> = shown.iter().map(|(id, _, _)| id.clone()).collect();
@@ -500,6 +587,7 @@ async fn serve(
             None
         }
     };
+    let _ = recorder_ready.send(());
     if ids.len() > 1 {
         let addr = listener
             .local_addr()

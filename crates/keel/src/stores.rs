@@ -42,6 +42,14 @@ impl Backend {
     }
 
     /// As a store that grants leases and fenced appends.
+    /// The notification outbox (keel-notify delivers it).
+    pub fn outbox(&self) -> Arc<dyn keel_store::Outbox> {
+        match self {
+            Backend::Sqlite(s) => s.clone(),
+            Backend::Pg(s) => s.clone(),
+        }
+    }
+
     pub fn lease_store(&self) -> Arc<dyn LeaseStore> {
         match self {
             Backend::Sqlite(s) => s.clone(),

@@ -561,3 +561,13 @@ pub(crate) async fn health(State(state): State<AppState>) -> Result<Json<Health>
 pub(crate) async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON)
 }
+
+/// `GET /api/v1/report/{day}`: the daily execution report (`keel report`'s model).
+pub(crate) async fn day_report(
+    State(state): State<AppState>,
+    Path(day): Path<String>,
+) -> Result<Json<crate::report::DayReport>, ApiError> {
+    let day = chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+        .map_err(|_| ApiError::bad_param("day", &day, "expected YYYY-MM-DD"))?;
+    Ok(Json(crate::report::build(state.store().as_ref(), day).await?))
+}

@@ -31,6 +31,7 @@ mod error;
 mod metrics;
 mod model;
 mod pages;
+pub mod report;
 mod state;
 
 pub use api::OPENAPI_JSON;
@@ -46,6 +47,8 @@ pub use model::{
     Book, Bucket, CycleDecisions, EodView, GuardAction, KillView, Mark, MarketStatus, OrderView, Overview,
     PositionView, PositionsResponse, PriceSource, Shortfall, SlipGroup, SlipSummary, SlippageResponse,
 };
+/// The dashboard's chart library, for pages rendered elsewhere (the HTML report).
+pub use pages::CHART_JS;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::handler::Handler;
@@ -418,7 +421,8 @@ fn account_app(
         .get("/api/v1/cycles/{cycle_id}/decisions", api::cycle_decisions)
         .get("/api/v1/guard-decisions", api::guard_decisions)
         .get("/api/v1/audit", api::audit)
-        .get("/api/v1/audit/verify", api::audit_verify);
+        .get("/api/v1/audit/verify", api::audit_verify)
+        .get("/api/v1/report/{day}", api::day_report);
     let mut table = read.table;
     let mut app = read.router;
 

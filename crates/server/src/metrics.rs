@@ -89,6 +89,20 @@ fn describe() {
     describe_counter!(m::BROKER_ERRORS, "Failed broker requests, by operation and kind");
     describe_counter!(m::KILL_SWITCH_ENGAGEMENTS, "Kill-switch engagements, by source");
     describe_counter!(m::RECONCILIATIONS, "Reconciliations with the broker, by outcome");
+    describe_counter!(m::ALERTS, "Operational alerts logged, by kind");
+    describe_counter!(
+        m::LEASE_ACQUISITIONS,
+        "Single-writer lease acquisitions, by account"
+    );
+    describe_counter!(
+        m::NOTIFICATIONS,
+        "Notification delivery attempts, by channel and outcome"
+    );
+    // Registered at zero so `increase(keel_alerts_total{kind="stream_down"}[10m])`
+    // has a series to work on before the first alert.
+    for k in keel_domain::AlertKind::ALL {
+        metrics::counter!(m::ALERTS, m::LABEL_KIND => k.as_str()).increment(0);
+    }
 }
 
 /// Installs the global `metrics` recorder (call once, early in `main`) and

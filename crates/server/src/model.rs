@@ -240,6 +240,26 @@ pub struct MarketStatus {
     pub early_close: bool,
 }
 
+/// The prices an EOD snapshot recorded for its positions (symbol → price),
+/// the marks its equity was computed with.
+pub fn eod_prices(snapshot: &serde_json::Value) -> BTreeMap<String, Decimal> {
+    let mut out = BTreeMap::new();
+    let Some(rows) = snapshot.get("positions").and_then(|p| p.as_array()) else {
+        return out;
+    };
+    for row in rows {
+        let Some(cols) = row.as_array() else { continue };
+        let (Some(sym), Some(price)) = (
+            cols.first().and_then(|v| v.as_str()),
+            cols.get(2).and_then(json_decimal),
+        ) else {
+            continue;
+        };
+        out.insert(sym.to_string(), price);
+    }
+    out
+}
+
 /// The market status at `now` from the NYSE calendar.
 pub fn market_status(now: DateTime<Utc>) -> MarketStatus {
     let (open, s) = match keel_calendar::session_containing(now) {

@@ -477,7 +477,8 @@ impl Checker {
             | Event::OrderAccepted { .. }
             | Event::CycleFinished { .. }
             | Event::TargetSetCompleted { .. }
-            | Event::TargetSetSuperseded { .. } => {}
+            | Event::TargetSetSuperseded { .. }
+            | Event::Alert { .. } => {}
         }
         if matches!(ev, Event::KillSwitchEngaged { .. }) {
             self.reconcile_pending = None;

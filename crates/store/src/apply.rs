@@ -162,7 +162,8 @@ impl Needs {
                 | Event::KillSwitchReleased { .. }
                 | Event::Reconciled { .. }
                 | Event::TradingBlocked { .. }
-                | Event::EodSnapshot { .. } => {}
+                | Event::EodSnapshot { .. }
+                | Event::Alert { .. } => {}
             }
         }
         n
@@ -650,6 +651,8 @@ impl Working {
                 };
                 self.eods.insert(crate::codec::fmt_date(*date), rec);
             }
+            // Alerts change no projection; their notification is the outbox's (outbox.rs).
+            Event::Alert { .. } => {}
         }
         Ok(())
     }

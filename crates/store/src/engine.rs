@@ -205,6 +205,7 @@ where
         let mut results = Vec::with_capacity(evs.len());
         let mut rows = Vec::with_capacity(evs.len());
         let mut fresh = Vec::with_capacity(evs.len());
+        let mut notices = Vec::new();
         for (ev, e) in evs.iter().zip(enc) {
             // Already logged, or repeated earlier in this batch: a no-op.
             if existing.contains(&e.event_id) || !seen.insert(e.event_id.as_str()) {
@@ -231,6 +232,7 @@ where
                 Val::t(hash),
             ]);
             fresh.push((ev, e.event_id.as_str()));
+            notices.extend(crate::outbox::row_for(ev, next, &e.event_id, &e.at)?);
             seq = next;
             results.push(Some(next));
         }
@@ -257,6 +259,8 @@ where
         if !fresh.is_empty() {
             apply_batch(&mut *tx, &fresh).await?;
         }
+        // Same transaction: an event that needs a person commits with its notification.
+        crate::outbox::derive(&mut *tx, notices).await?;
         tx.commit().await.map_err(StoreError::db("committing append"))?;
         Ok(Attempt::Done(results, Head { seq, hash: prev }))
     }
@@ -835,18 +839,29 @@ where
                 &mut *tx,
                 "audit",
                 "replaying the audit log",
-                "SELECT seq, event_id, payload FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2",
+                "SELECT seq, event_id, payload, at FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2",
                 &[Val::i(after), Val::i(PAGE)],
             )
             .await?;
             let Some(last) = rows.last() else { break };
             after = last.int(0, "seq")?;
             let mut page = Vec::with_capacity(rows.len());
+            let mut notices = Vec::new();
             for r in &rows {
-                page.push((r.json::<Event>(2, "payload")?, r.text(1, "event_id")?));
+                let ev = r.json::<Event>(2, "payload")?;
+                let id = r.text(1, "event_id")?;
+                notices.extend(crate::outbox::row_for(
+                    &ev,
+                    r.uint(0, "seq")?,
+                    &id,
+                    &r.text(3, "at")?,
+                )?);
+                page.push((ev, id));
             }
             let refs: Vec<(&Event, &str)> = page.iter().map(|(e, id)| (e, id.as_str())).collect();
             apply_batch(&mut *tx, &refs).await?;
+            // The outbox is derived too; rows already there (and their delivery state) are kept.
+            crate::outbox::derive(&mut *tx, notices).await?;
         }
         tx.commit().await.map_err(StoreError::db("committing rebuild"))?;
         Ok(())

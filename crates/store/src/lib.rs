@@ -36,6 +36,7 @@ mod engine;
 mod error;
 mod lease;
 pub mod marks;
+mod outbox;
 mod pg;
 mod rows;
 mod schema;
@@ -53,6 +54,7 @@ pub use error::StoreError;
 pub use lease::{
     holder_id, holder_is_dead_here, Fence, FencedStore, Lease, LeaseAttempt, LeaseRow, LeaseStore, LeaseTerms,
 };
+pub use outbox::{Delivery, Outbox, OutboxCounts, OutboxItem};
 pub use pg::PgStore;
 pub use rows::{
     AccountRow, AuditRow, ChainReport, CycleRow, EodRow, FillFilter, FillRow, KillState, OrderFilter,

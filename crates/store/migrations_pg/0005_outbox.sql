@@ -1,0 +1,30 @@
+-- Notification outbox (PostgreSQL flavour of migrations/0005_outbox.sql, SQLite; keep the
+-- two in step).
+--
+-- `outbox` is derived from the audit log: the append that logs an event that
+-- needs a person (keel_domain::alert::notice_of) inserts its row in the same
+-- transaction, so a notification exists exactly when its event does, and a
+-- rebuild re-derives it. The message itself is the audit row's payload
+-- (joined by seq), so it is stored once.
+CREATE TABLE outbox (
+    seq      BIGINT  PRIMARY KEY,   -- the causing event's audit seq
+    event_id TEXT    NOT NULL,      -- the causing event's id: receivers drop duplicates by it
+    kind     TEXT    NOT NULL,      -- keel_domain::AlertKind name
+    also     TEXT    NOT NULL,      -- further kinds, comma-separated (may be empty)
+    severity TEXT    NOT NULL,      -- info | warning | critical
+    at       TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX outbox_by_at ON outbox (at);
+
+-- Delivery state per channel and notification, kept apart from the derived
+-- outbox so a rebuild never forgets what was sent. No row: not tried yet.
+CREATE TABLE outbox_delivery (
+    channel    TEXT    NOT NULL,
+    seq        BIGINT  NOT NULL,
+    state      TEXT    NOT NULL CHECK (state IN ('delivered', 'skipped', 'failed')),
+    attempts   BIGINT  NOT NULL,
+    next_at    TEXT COLLATE "C",               -- failed: not before this time
+    last_error TEXT,                -- failed: why (never a secret)
+    updated_at TEXT    NOT NULL,
+    PRIMARY KEY (channel, seq)
+);
