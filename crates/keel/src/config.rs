@@ -431,6 +431,20 @@ impl KeelConfig {
         if let Some(f) = &self.audit.key_file {
             check_file_path("audit.key_file", f)?;
         }
+        // Floors must sit below the ceilings they pair with, or every set is refused
+        // for a reason that names the wrong key.
+        if self.intake.liquidate_floor > self.intake.max_gross {
+            return Err(format!(
+                "intake.liquidate_floor = {}: must be at most intake.max_gross = {}",
+                self.intake.liquidate_floor, self.intake.max_gross
+            ));
+        }
+        if self.guards.suspicious_target_set.min_gross_weight > self.intake.max_gross {
+            return Err(format!(
+                "guards.suspicious_target_set.min_gross_weight = {}: must be at most intake.max_gross = {}",
+                self.guards.suspicious_target_set.min_gross_weight, self.intake.max_gross
+            ));
+        }
         if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(format!(
                 "server.bind = {:?}: must be an IP address and port, e.g. \"127.0.0.1:8080\"",
@@ -595,6 +609,45 @@ mod tests {
 
     fn parse(text: &str) -> KeelConfig {
         toml::from_str(text).expect("parses")
+    }
+
+    fn refused(text: &str) -> String {
+        match KeelConfig::from_toml(text) {
+            Ok(_) => panic!("accepted: {text}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn cross_key_and_path_rules_name_the_key_and_value() {
+        let dir = std::env::temp_dir();
+        let e = refused(&format!(
+            "[kill_switch]\nflag_file = {:?}\n",
+            dir.display().to_string()
+        ));
+        assert!(
+            e.starts_with("kill_switch.flag_file = ") && e.contains("not a directory"),
+            "{e}"
+        );
+        let e = refused("[kill_switch]\nflag_file = \"/var/run/keel/\"\n");
+        assert!(e.contains("not a directory"), "{e}");
+        let e = refused("[server]\ncontrol_token_file = \"/etc/\"\n");
+        assert!(e.starts_with("server.control_token_file"), "{e}");
+        let e = refused("[server]\nbind = \"localhost\"\n");
+        assert!(e.starts_with("server.bind = \"localhost\""), "{e}");
+        let e = refused("[server]\nallowed_hosts = [\"ok.example\", \"bad host\"]\n");
+        assert!(e.starts_with("server.allowed_hosts[1] = \"bad host\""), "{e}");
+        let e = refused("[intake]\nmax_gross = \"0.4\"\n");
+        assert!(
+            e.starts_with("intake.liquidate_floor = 0.5: must be at most intake.max_gross = 0.4"),
+            "{e}"
+        );
+        let e = refused("[lease]\nttl_ms = 1000\nrenew_ms = 900\nmargin_ms = 200\n");
+        assert!(e.starts_with("lease.renew_ms = 900"), "{e}");
+        // A merged account is checked on its own.
+        let e = refused("[[accounts]]\nid = \"a\"\nkill_switch = { flag_file = \"/tmp/\" }\n");
+        assert!(e.starts_with("accounts[0] (a): kill_switch.flag_file"), "{e}");
+        assert!(KeelConfig::from_toml("[kill_switch]\nflag_file = \"/var/run/keel/STOP\"\n").is_ok());
     }
 
     #[test]

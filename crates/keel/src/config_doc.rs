@@ -138,7 +138,7 @@ mod tests {
     #[test]
     fn every_key_is_documented_and_the_example_parses_to_the_defaults() {
         let text = render().unwrap_or_else(|missing| panic!("undocumented config keys: {missing:?}"));
-        let parsed: KeelConfig = toml::from_str(&text).expect("the example parses");
+        let parsed = KeelConfig::from_toml(&text).unwrap_or_else(|e| panic!("the example is refused: {e}"));
         assert_eq!(parsed, KeelConfig::default());
         // Uncommenting the optional keys still parses.
         let uncommented: String = text
@@ -152,7 +152,7 @@ mod tests {
             })
             .collect::<Vec<_>>()
             .join("\n");
-        toml::from_str::<KeelConfig>(&uncommented).expect("optional keys parse");
+        KeelConfig::from_toml(&uncommented).unwrap_or_else(|e| panic!("optional keys are refused: {e}"));
     }
 
     #[test]

@@ -210,7 +210,10 @@ fn num(v: &Value) -> Option<Decimal> {
 }
 
 /// Inclusive and exclusive bounds, the integer format's own bounds included.
-fn bounds(s: &Value) -> (Option<(Decimal, bool)>, Option<(Decimal, bool)>) {
+/// A bound and whether it is exclusive.
+type Bound = Option<(Decimal, bool)>;
+
+fn bounds(s: &Value) -> (Bound, Bound) {
     let fmt_bounds: (Option<i128>, Option<i128>) = match s.get("format").and_then(Value::as_str) {
         Some("uint8") => (Some(0), Some(u8::MAX.into())),
         Some("uint16") => (Some(0), Some(u16::MAX.into())),
@@ -223,21 +226,11 @@ fn bounds(s: &Value) -> (Option<(Decimal, bool)>, Option<(Decimal, bool)>) {
     let lo = get("exclusiveMinimum")
         .map(|d| (d, true))
         .or_else(|| get("minimum").map(|d| (d, false)))
-        .or_else(|| {
-            fmt_bounds
-                .0
-                .and_then(|i| Decimal::try_from(i).ok())
-                .map(|d| (d, false))
-        });
+        .or_else(|| fmt_bounds.0.map(Decimal::from).map(|d| (d, false)));
     let hi = get("exclusiveMaximum")
         .map(|d| (d, true))
         .or_else(|| get("maximum").map(|d| (d, false)))
-        .or_else(|| {
-            fmt_bounds
-                .1
-                .and_then(|i| Decimal::try_from(i).ok())
-                .map(|d| (d, false))
-        });
+        .or_else(|| fmt_bounds.1.map(Decimal::from).map(|d| (d, false)));
     (lo, hi)
 }
 

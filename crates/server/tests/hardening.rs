@@ -18,7 +18,7 @@ use tower::ServiceExt;
 const TOKEN: &str = "correct-horse-battery-staple-42";
 
 /// Raises the soft descriptor limit to the hard one; returns the new soft limit.
-fn raise_nofile() -> u64 {
+fn raise_nofile() -> libc::rlim_t {
     let mut rl = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -39,7 +39,7 @@ fn raise_nofile() -> u64 {
             }
         }
     }
-    rl.rlim_cur as u64
+    rl.rlim_cur
 }
 
 fn open_fds() -> usize {
