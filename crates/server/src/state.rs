@@ -17,6 +17,7 @@ struct Inner {
     token_digest: Option<[u8; 32]>,
     metrics: Option<PrometheusHandle>,
     refresh_secs: u64,
+    auth_failures: crate::control::AuthFailures,
 }
 
 impl AppState {
@@ -36,6 +37,7 @@ impl AppState {
             token_digest: token.map(crate::control::token_digest),
             metrics,
             refresh_secs,
+            auth_failures: crate::control::AuthFailures::default(),
         }))
     }
 
@@ -62,6 +64,11 @@ impl AppState {
     /// The Prometheus handle for worker-emitted metrics.
     pub fn metrics(&self) -> Option<&PrometheusHandle> {
         self.0.metrics.as_ref()
+    }
+
+    /// Failed control-API authentications, for aggregated warnings.
+    pub(crate) fn auth_failures(&self) -> &crate::control::AuthFailures {
+        &self.0.auth_failures
     }
 
     /// Seconds between dashboard refreshes.
