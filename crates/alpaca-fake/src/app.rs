@@ -74,6 +74,7 @@ pub struct App {
     pub stream_text: bool,
     /// Log one line per /v2 request to stderr.
     pub verbose: bool,
+    pub stream_ping_secs: u64,
     /// Wakes the matching loop right after a submission.
     pub tick: Notify,
     pub counters: Mutex<Counters>,
@@ -87,6 +88,8 @@ pub struct AppConfig {
     pub burst: u32,
     pub stream_text: bool,
     pub verbose: bool,
+    /// Seconds between server pings on the stream (0: none).
+    pub stream_ping_secs: u64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -108,6 +111,7 @@ impl App {
             burst,
             stream_text,
             verbose,
+            stream_ping_secs,
         } = cfg;
         App {
             venue: Mutex::new(venue),
@@ -122,6 +126,7 @@ impl App {
             stream_gen: watch::channel(0).0,
             stream_text,
             verbose,
+            stream_ping_secs,
             tick: Notify::new(),
             counters: Mutex::new(Counters::default()),
         }

@@ -135,7 +135,9 @@ async fn gate(State(app): Shared, req: Request, next: Next) -> Response {
             1 => (StatusCode::BAD_GATEWAY, "bad gateway"),
             _ => (StatusCode::SERVICE_UNAVAILABLE, "service unavailable"),
         };
-        return (status, Json(json!({"code": 50010000, "message": msg}))).into_response();
+        let mut resp = (status, Json(json!({"code": 50010000, "message": msg}))).into_response();
+        rate_headers(resp.headers_mut(), decision.remaining);
+        return resp;
     }
     let mut resp = next.run(req).await;
     rate_headers(resp.headers_mut(), decision.remaining);

@@ -77,6 +77,10 @@ struct Args {
     /// Send stream messages in text frames instead of binary ones.
     #[arg(long)]
     stream_text: bool,
+    /// Send a websocket ping every N seconds on the stream (0: never; the
+    /// venue always answers a client's pings while it is not silent).
+    #[arg(long, default_value_t = 0)]
+    stream_ping_secs: u64,
     /// Log every /v2 request (method, path, status) to stderr.
     #[arg(long)]
     verbose: bool,
@@ -126,6 +130,12 @@ fn main() -> anyhow::Result<()> {
             args.cancel_delay_ms
         ));
     }
+    if args.stream_ping_secs > 86_400 {
+        fail(format!(
+            "--stream-ping-secs {}: must be 0 to 86400",
+            args.stream_ping_secs
+        ));
+    }
     if args.requests_per_minute == 0 {
         fail("--requests-per-minute 0: must be at least 1".into());
     }
@@ -167,6 +177,7 @@ fn main() -> anyhow::Result<()> {
                 burst: args.burst.unwrap_or(args.requests_per_minute),
                 stream_text: args.stream_text,
                 verbose: args.verbose,
+                stream_ping_secs: args.stream_ping_secs,
             },
             events,
         ));

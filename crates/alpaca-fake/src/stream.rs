@@ -92,6 +92,8 @@ async fn run(mut socket: WebSocket, app: Arc<App>) {
     let mut events: Option<broadcast::Receiver<String>> = None;
     // An event held back by the reorder fault, and when to flush it anyway.
     let mut held: Option<(String, tokio::time::Instant)> = None;
+    let ping_every = Duration::from_secs(app.stream_ping_secs.max(1));
+    let mut next_ping = tokio::time::Instant::now() + ping_every;
     loop {
         let flush_at = held
             .as_ref()
@@ -164,6 +166,12 @@ async fn run(mut socket: WebSocket, app: Arc<App>) {
                     if socket.send(frame_str(&app, e)).await.is_err() {
                         return;
                     }
+                }
+            }
+            _ = tokio::time::sleep_until(next_ping), if app.stream_ping_secs > 0 => {
+                next_ping = tokio::time::Instant::now() + ping_every;
+                if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    return;
                 }
             }
             _ = tokio::time::sleep_until(flush_at), if held.is_some() => {

@@ -779,3 +779,24 @@ async fn order_listing_filters_pages_and_sorts() {
     let (_, closed) = fake.get("/v2/orders?status=closed").await;
     assert_eq!(cids(&closed), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn stream_answers_pings_and_can_send_its_own() {
+    let fake = Fake::start(&["--stream-ping-secs", "1"]);
+    let mut ws = ws_connect(&fake).await;
+    authenticate(&mut ws).await;
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .unwrap();
+    let (mut pong, mut ping) = (false, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !(pong && ping) && tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(3), ws.next()).await {
+            Ok(Some(Ok(Message::Pong(p)))) => pong |= p.as_ref() == b"are you there",
+            Ok(Some(Ok(Message::Ping(_)))) => ping = true,
+            _ => {}
+        }
+    }
+    assert!(pong, "the venue answers a ping");
+    assert!(ping, "and pings every second with --stream-ping-secs 1");
+}

@@ -77,7 +77,7 @@ impl Prism {
     }
 
     async fn wait_ready(&self, client: &reqwest::Client, probe: &str) {
-        let deadline = Instant::now() + Duration::from_secs(90);
+        let deadline = Instant::now() + Duration::from_secs(180);
         while Instant::now() < deadline {
             let r = client
                 .get(format!("{}{}", self.base, probe))
