@@ -45,7 +45,7 @@ pub struct AlpacaConfig {
     pub feed: Feed,
     /// The key's REST budget, shared by every call (Alpaca allows 200).
     pub requests_per_minute: u32,
-    /// Requests that may go back to back before pacing starts.
+    /// Requests that may go back to back before pacing starts (1: always evenly spaced).
     pub burst: u32,
     /// TCP/TLS connect timeout, milliseconds.
     pub connect_timeout_ms: u64,
@@ -74,7 +74,7 @@ impl Default for AlpacaConfig {
             stream_url: None,
             feed: Feed::Iex,
             requests_per_minute: 200,
-            burst: 5,
+            burst: 1,
             connect_timeout_ms: 5_000,
             request_timeout_ms: 10_000,
             read_tries: 3,

@@ -128,8 +128,11 @@ pub struct AlpacaOrder {
     /// Average fill price so far.
     #[serde(default, deserialize_with = "de_opt_decimal")]
     pub filled_avg_price: Option<Decimal>,
-    /// `market`, `limit`, ... (`order_type` is the older name of the same field).
-    #[serde(default, rename = "type", alias = "order_type")]
+    /// `market`, `limit`, ...
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// The older name of `type`; Alpaca sends both, so they are two fields.
+    #[serde(default)]
     pub order_type: Option<String>,
     /// Limit price.
     #[serde(default, deserialize_with = "de_opt_decimal")]
@@ -154,6 +157,11 @@ impl AlpacaOrder {
     /// Filled quantity, zero when absent.
     pub fn filled(&self) -> Decimal {
         self.filled_qty.unwrap_or_default()
+    }
+
+    /// The order type (`type`, else the older `order_type`).
+    pub fn order_kind(&self) -> Option<&str> {
+        self.kind.as_deref().or(self.order_type.as_deref())
     }
 }
 
@@ -361,13 +369,14 @@ mod tests {
     fn an_order_with_unknown_fields_and_a_new_status_parses() {
         let o: AlpacaOrder = serde_json::from_str(
             r#"{"id":"o1","client_order_id":"c1","symbol":"AAPL","side":"buy","qty":"10",
-                "filled_qty":"3","filled_avg_price":null,"type":"limit","limit_price":"190.12",
+                "filled_qty":"3","filled_avg_price":null,"type":"limit","order_type":"limit","limit_price":"190.12",
                 "status":"quantum_pending","brand_new_field":{"x":1},"submitted_at":"2026-12-01T15:00:00Z"}"#,
         )
         .unwrap();
         assert_eq!(o.status, AlpacaOrderStatus::Other("quantum_pending".into()));
         assert_eq!(o.filled().to_string(), "3");
         assert_eq!(o.limit_price.unwrap().to_string(), "190.12");
+        assert_eq!(o.order_kind(), Some("limit"));
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub fn to_broker_order(
         avg_fill_price: o.filled_avg_price.filter(|_| filled > Decimal::ZERO),
         status: o.status.to_keel(filled),
         limit_price: o.limit_price,
-        order_type: match o.order_type.as_deref() {
+        order_type: match o.order_kind() {
             Some("limit") => OrderType::Limit,
             _ => OrderType::Market,
         },
