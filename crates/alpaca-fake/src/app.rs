@@ -3,7 +3,7 @@
 
 use crate::faults::{FaultProfile, Rng};
 use crate::venue::Venue;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
@@ -23,8 +23,11 @@ impl VenueClock {
             offset: Mutex::new(offset),
         }
     }
+    /// Truncated to microseconds, the precision every timestamp is written
+    /// with, so a time read back from a response (`after=`, `until=`) compares
+    /// equal to the stored one.
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + *lock(&self.offset)
+        (Utc::now() + *lock(&self.offset)).trunc_subsecs(6)
     }
     pub fn jump_to(&self, at: DateTime<Utc>) {
         *lock(&self.offset) = at - Utc::now();

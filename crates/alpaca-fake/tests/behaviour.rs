@@ -745,3 +745,37 @@ async fn hostile_quantities_and_prices_are_refused_not_panicked_on() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
 }
+
+#[tokio::test]
+async fn order_listing_filters_pages_and_sorts() {
+    let fake = Fake::start(&["--at", OPEN_AT]);
+    let mut created = Vec::new();
+    for (i, sym) in ["KO", "PG", "KO"].iter().enumerate() {
+        let (code, o) = fake.order(&format!("l-{i}"), sym, "buy", "1", Some("1.00")).await;
+        assert_eq!(code, 200);
+        created.push(o["created_at"].as_str().unwrap().to_string());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let cids = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["client_order_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, desc) = fake.get("/v2/orders?limit=2").await;
+    assert_eq!(cids(&desc), ["l-2", "l-1"], "newest first by default");
+    let (_, asc) = fake.get("/v2/orders?limit=2&direction=asc").await;
+    assert_eq!(cids(&asc), ["l-0", "l-1"]);
+    let (_, after) = fake
+        .get(&format!(
+            "/v2/orders?status=all&direction=asc&after={}",
+            created[0].replace(':', "%3A")
+        ))
+        .await;
+    assert_eq!(cids(&after), ["l-1", "l-2"], "after is exclusive");
+    let (_, ko) = fake.get("/v2/orders?symbols=KO&direction=asc").await;
+    assert_eq!(cids(&ko), ["l-0", "l-2"]);
+    let (_, closed) = fake.get("/v2/orders?status=closed").await;
+    assert_eq!(cids(&closed), Vec::<String>::new());
+}

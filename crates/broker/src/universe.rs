@@ -165,6 +165,9 @@ pub fn quotes(seed: u64, at: DateTime<Utc>) -> BTreeMap<Symbol, Quote> {
         .collect()
 }
 
+/// Most closes [`daily_closes`] returns in one call.
+pub const MAX_DAILY_CLOSES: usize = 10_000;
+
 /// The closes of the last `n` sessions dated strictly before `end`, oldest
 /// first, rounded to cents (the same value as the quote's `last` at or after
 /// that session's close). Empty for a symbol outside the universe.
@@ -173,6 +176,8 @@ pub fn daily_closes(seed: u64, symbol: &Symbol, end: NaiveDate, n: usize) -> Vec
         return Vec::new();
     };
     let key = symbol_key(seed, ins.ticker);
+    // A request is bounded whatever the caller asks for: ~40 years of sessions.
+    let n = n.min(MAX_DAILY_CLOSES);
     let mut out = Vec::with_capacity(n);
     let mut date = end;
     while out.len() < n {

@@ -12,6 +12,7 @@ pub mod order;
 pub mod snapshot;
 pub mod symbol;
 pub mod target;
+pub mod text;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use event::{Event, KillSource};
@@ -20,5 +21,6 @@ pub use order::{Order, OrderStatus, OrderType, Side, TimeInForce};
 pub use snapshot::{AccountSnapshot, OpenOrder, Position, Quote};
 pub use symbol::{Symbol, SymbolError};
 pub use target::{Target, TargetSet};
+pub use text::log_safe;
 
 pub use rust_decimal::Decimal;

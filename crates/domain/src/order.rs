@@ -48,7 +48,7 @@ impl fmt::Display for Side {
 }
 
 /// Market or limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OrderType {
     /// Fill at the prevailing price.
@@ -58,7 +58,7 @@ pub enum OrderType {
 }
 
 /// How long an order stays working.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TimeInForce {
     /// Until the end of the session.

@@ -8,27 +8,33 @@ use std::fmt;
 
 /// The limits every target set must respect. Defaults are conservative: a
 /// long-only, unlevered portfolio computed within the last hour.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct IntakeConfig {
     /// Largest allowed gross exposure (sum of |weight|); 1 means unlevered.
     #[serde(deserialize_with = "decimal_from_any")]
+    #[schemars(range(max = 10), extend("exclusiveMinimum" = 0))]
     pub max_gross: Decimal,
     /// A set whose `as_of` is more than this many seconds before now is
     /// stale: the market has moved since the allocator looked at it.
+    #[schemars(range(min = 1, max = 604800))]
     pub max_target_age_secs: i64,
     /// A set whose `as_of` is more than this many seconds after now comes from
     /// a machine with a wrong clock, so its other timestamps cannot be trusted.
+    #[schemars(range(min = 0, max = 3600))]
     pub max_future_skew_secs: i64,
     /// Most targets in one set; more usually means the allocator emitted its
     /// whole universe or a join went wrong.
+    #[schemars(range(min = 1, max = 100000))]
     pub max_targets: usize,
     /// Largest input accepted, checked before reading so a runaway file cannot
     /// exhaust memory.
+    #[schemars(range(min = 1, max = 1073741824))]
     pub max_file_bytes: u64,
     /// A set whose weights sum (gross) below this is treated as a possible
     /// allocator crash unless it says `"liquidate": true`.
     #[serde(deserialize_with = "decimal_from_any")]
+    #[schemars(range(min = 0, max = 1))]
     pub liquidate_floor: Decimal,
     /// Whether negative (short) weights are accepted.
     pub allow_short: bool,

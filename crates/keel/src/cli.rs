@@ -164,11 +164,14 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Write a commented example keel.toml.
+    /// Write a commented example keel.toml (`--schema`: print keel.toml's JSON Schema instead).
     Init {
         /// Where to write it.
         #[arg(default_value = "keel.toml")]
         path: PathBuf,
+        /// Print the JSON Schema of keel.toml (as in docs/keel.schema.json) to stdout.
+        #[arg(long)]
+        schema: bool,
     },
 }
 

@@ -21,7 +21,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             keel_sim::cli::SimFailure::Usage(m) => input(m),
             other => CliError::Runtime(anyhow::anyhow!("{other}")),
         }),
-        Command::Init { path } => init(&path),
+        Command::Init { schema: true, .. } => {
+            print!("{}", crate::config_schema::schema_text());
+            Ok(())
+        }
+        Command::Init { path, .. } => init(&path),
         Command::Plan {
             targets,
             id,
@@ -292,12 +296,7 @@ fn embedded_guard_state(
     let brake = &cfg.guards.volatility_brake;
     let reference_closes = keel_domain::Symbol::new(&brake.reference_symbol)
         .map(|s| {
-            keel_broker::universe::daily_closes(
-                cfg.paper.seed,
-                &s,
-                now.date_naive(),
-                brake.lookback_days as usize + 1,
-            )
+            keel_broker::universe::daily_closes(cfg.paper.seed, &s, now.date_naive(), brake.closes_needed())
         })
         .unwrap_or_default();
     keel_planner::GuardState {
@@ -481,13 +480,13 @@ async fn kill(mut env: Env, reason: &str, engage: bool) -> Result<(), CliError> 
             .engage_kill(reason, KillSource::Cli)
             .await
             .context("engaging the kill switch")?;
-        println!("kill switch engaged: {reason}");
+        println!("kill switch engaged: {}", keel_domain::log_safe(reason));
     } else if worker
         .release_kill(reason, KillSource::Cli)
         .await
         .context("releasing the kill switch")?
     {
-        println!("kill switch released: {reason}");
+        println!("kill switch released: {}", keel_domain::log_safe(reason));
     } else {
         println!("kill switch was not engaged; nothing changed");
     }

@@ -1,6 +1,29 @@
 //! `keel.toml`: one file, every key documented with its default (`keel init`
 //! writes a commented example). Unknown keys are errors, so a misspelt limit
 //! is never silently ignored.
+//!
+//! # Adding a setting (the pattern every section follows)
+//!
+//! 1. Put the field in a struct deriving `Serialize, Deserialize,
+//!    schemars::JsonSchema` with `#[serde(default, deny_unknown_fields)]`, and
+//!    give it a doc comment: that comment is the key's documentation in
+//!    `keel init` and in `docs/keel.schema.json`.
+//! 2. Declare its allowed values on the field itself, with schemars' validation
+//!    attributes: `#[schemars(range(min = 1, max = 86_400))]` for numbers
+//!    (decimals too), `extend("exclusiveMinimum" = 0)` / `"exclusiveMaximum"`
+//!    for open bounds, `length(min = 1, max = 4096)` for strings and paths,
+//!    `pattern(r"^[a-z]+$")` for identifiers. Every number and path needs one
+//!    (a test lists the ones without). Unbounded integers are how a value makes
+//!    keel panic or allocate without bound.
+//! 3. A rule that relates two keys or needs the filesystem goes in
+//!    [`KeelConfig::check_semantics`], naming the key, the value and the rule.
+//! 4. Regenerate the schema: `cargo run -p keel -- init --schema > docs/keel.schema.json`
+//!    (the `schema_is_up_to_date` test fails until you do).
+//!
+//! [`KeelConfig::load`] checks the file against the schema *before* serde
+//! builds the structs ([`crate::config_schema::check`]), so every refusal says
+//! `file: key = value: must be <allowed>` and exits 2 with nothing changed.
+//! `[[accounts]]` overrides are checked as written and again after merging.
 
 use crate::error::{input, CliError};
 use keel_intake::IntakeConfig;
@@ -13,12 +36,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The whole configuration.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct KeelConfig {
     /// Account id; part of every client order id.
+    #[schemars(pattern(r"^[A-Za-z0-9_-]{1,48}$"))]
     pub account_id: String,
     /// Directory for the store, the paper broker and the inbox.
+    #[schemars(length(min = 1, max = 4096))]
     pub data_dir: PathBuf,
     /// Where state lives.
     pub store: StoreSection,
@@ -71,15 +96,18 @@ impl Default for KeelConfig {
 }
 
 /// `[store]`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSection {
     /// SQLite file path; default `<data_dir>/keel.db`.
+    #[schemars(length(min = 1, max = 4096))]
     pub path: Option<PathBuf>,
     /// PostgreSQL URL (`postgres://user@host:port/db`): when set, state lives
     /// there instead of in SQLite, one schema per account.
+    #[schemars(length(min = 1, max = 4096))]
     pub url: Option<String>,
     /// Prefix of each account's PostgreSQL schema (`<prefix><account id>`).
+    #[schemars(length(min = 0, max = 32))]
     pub schema_prefix: String,
 }
 
@@ -94,14 +122,17 @@ impl Default for StoreSection {
 }
 
 /// `[lease]`: the single-writer lease per account (see keel-store's `lease` module).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct LeaseSection {
     /// Validity granted by each acquisition or renewal, in milliseconds of the database's clock.
+    #[schemars(range(min = 100, max = 3600000))]
     pub ttl_ms: u64,
     /// Renewal period (and how often a standby tries to acquire), in milliseconds.
+    #[schemars(range(min = 1, max = 3600000))]
     pub renew_ms: u64,
     /// Safety margin: a holder stops sending this long before its lease can expire.
+    #[schemars(range(min = 0, max = 3600000))]
     pub margin_ms: u64,
 }
 
@@ -147,25 +178,31 @@ impl LeaseSection {
 /// One `[[accounts]]` entry. Everything not set here comes from the top level;
 /// `paper`, `guards` and `kill_switch` tables are merged key by key over the
 /// top-level ones.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountSection {
     /// Account id (letters, digits, `_`, `-`); part of every client order id.
+    #[schemars(pattern(r"^[A-Za-z0-9_-]{1,48}$"))]
     pub id: String,
     /// This account's directory (SQLite store, paper venue, inbox); default `<data_dir>/<id>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
     pub data_dir: Option<PathBuf>,
     /// This account's inbox; default `<its data_dir>/inbox`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
     pub inbox: Option<PathBuf>,
     /// Overrides of `[paper]` (e.g. `seed`, `initial_cash`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<keel_broker::PaperConfig>")]
     pub paper: Option<toml::Table>,
     /// Overrides of `[guards]` (e.g. `guards.max_order_size.max_notional`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<GuardsConfig>")]
     pub guards: Option<toml::Table>,
     /// Overrides of `[kill_switch]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<KillSwitchConfig>")]
     pub kill_switch: Option<toml::Table>,
 }
 
@@ -185,6 +222,74 @@ fn check_account_id(what: &str, id: &str) -> Result<(), String> {
         return Err(format!(
             "{what} = {id:?}: only ASCII letters, digits, '_' and '-' (it names a directory and a schema)"
         ));
+    }
+    Ok(())
+}
+
+/// Largest keel.toml read: a config is a few kilobytes; anything near this is
+/// not one, and reading it must not exhaust memory.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+fn read_bounded(path: &Path) -> Result<String, CliError> {
+    use std::io::Read as _;
+    let f = std::fs::File::open(path)
+        .map_err(|e| input(format!("{}: cannot read config: {e}", path.display())))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| input(format!("{}: cannot read config: {e}", path.display())))?;
+    if !meta.is_file() {
+        return Err(input(format!("{}: not a regular file", path.display())));
+    }
+    let mut text = String::new();
+    f.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| input(format!("{}: cannot read config: {e}", path.display())))?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(input(format!(
+            "{}: larger than {MAX_CONFIG_BYTES} bytes; not a keel config",
+            path.display()
+        )));
+    }
+    Ok(text)
+}
+
+/// A TOML syntax or type error, with the dotted key and its allowed range
+/// when the error points at a `key = value` line (e.g. an integer too large
+/// for 64 bits).
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.to_string().trim().to_string();
+    let Some(span) = e.span() else { return msg };
+    let Some(line_start) = text.get(..span.start).map(|t| t.rfind('\n').map_or(0, |i| i + 1)) else {
+        return msg;
+    };
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let Some((key, _)) = line.split_once('=') else {
+        return msg;
+    };
+    let mut table = String::new();
+    for l in text[..line_start].lines() {
+        let t = l.trim();
+        if t.starts_with('[') {
+            table = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+        }
+    }
+    let key = key.trim().trim_matches('"');
+    let path = if table.is_empty() {
+        key.to_string()
+    } else {
+        format!("{table}.{key}")
+    };
+    match crate::config_schema::allowed_at(&path) {
+        Some(allowed) => format!("{path}: must be {allowed}; {msg}"),
+        None => msg,
+    }
+}
+
+/// A path that must name a file (which need not exist yet), never a directory.
+fn check_file_path(key: &str, p: &Path) -> Result<(), String> {
+    let text = p.to_string_lossy();
+    if p.is_dir() || text.ends_with('/') || p.file_name().is_none() {
+        return Err(format!("{key} = {text:?}: must be a file path, not a directory"));
     }
     Ok(())
 }
@@ -210,16 +315,34 @@ fn merged<T: Serialize + DeserializeOwned>(base: &T, over: &toml::Table, what: &
 }
 
 /// `[server]`: the dashboard.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerSection {
     /// Listen address. Anything but loopback is logged as a warning.
+    #[schemars(length(min = 1, max = 256))]
     pub bind: String,
     /// File holding the control-API bearer token (the `KEEL_CONTROL_TOKEN`
     /// environment variable wins). Without a token the control API is off.
+    #[schemars(length(min = 1, max = 4096))]
     pub control_token_file: Option<PathBuf>,
     /// Dashboard auto-refresh period in seconds.
+    #[schemars(range(min = 1, max = 3600))]
     pub refresh_secs: u64,
+    /// Host names the dashboard and control API answer to (the `Host`
+    /// header, port ignored), against DNS rebinding. Empty (the default): the
+    /// bind address, `localhost` and `127.0.0.1`/`[::1]`.
+    #[schemars(length(max = 64))]
+    pub allowed_hosts: Vec<String>,
+    /// Most connections served at once; more are closed at once (they would
+    /// otherwise take file descriptors `keel run` needs).
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_connections: u32,
+    /// Seconds a client has to send a request's headers.
+    #[schemars(range(min = 1, max = 60))]
+    pub header_read_timeout_secs: u64,
+    /// Seconds an idle keep-alive connection stays open.
+    #[schemars(range(min = 1, max = 600))]
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for ServerSection {
@@ -228,17 +351,23 @@ impl Default for ServerSection {
             bind: "127.0.0.1:8080".into(),
             control_token_file: None,
             refresh_secs: 5,
+            allowed_hosts: Vec::new(),
+            max_connections: 256,
+            header_read_timeout_secs: 5,
+            idle_timeout_secs: 30,
         }
     }
 }
 
 /// `[schedule]`: when `keel run` cycles.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScheduleSection {
     /// Seconds between cycles while the market is open.
+    #[schemars(range(min = 1, max = 86400))]
     pub cycle_every_secs: u64,
     /// Inbox directory watched for target files; default `<data_dir>/inbox`.
+    #[schemars(length(min = 1, max = 4096))]
     pub inbox: Option<PathBuf>,
 }
 
@@ -252,31 +381,66 @@ impl Default for ScheduleSection {
 }
 
 impl KeelConfig {
-    /// Loads `path`, or the defaults when `None`. Errors name the file, key and value.
+    /// Loads `path`, or the defaults when `None`. Errors name the file, key,
+    /// value and allowed range.
     pub fn load(path: Option<&Path>) -> Result<Self, CliError> {
         let Some(path) = path else {
             return Ok(Self::default());
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| input(format!("{}: cannot read config: {e}", path.display())))?;
-        let cfg: KeelConfig = toml::from_str(&text)
-            .map_err(|e| input(format!("{}: {}", path.display(), e.to_string().trim())))?;
-        cfg.risk().validate().map_err(|ps| {
-            let list: Vec<String> = ps.iter().map(|p| p.to_string()).collect();
-            input(format!("{}: {}", path.display(), list.join("; ")))
-        })?;
-        if cfg.account_id.is_empty() {
-            return Err(input(format!(
-                "{}: account_id = \"\": must not be empty",
-                path.display()
-            )));
+        let text = read_bounded(path)?;
+        Self::from_toml(&text).map_err(|e| input(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses and checks a keel.toml text (see the module docs).
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| describe_toml_error(text, &e))?;
+        let problems = crate::config_schema::check(&table);
+        if !problems.is_empty() {
+            let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            return Err(list.join("; "));
         }
-        cfg.check_accounts_and_stores()
-            .map_err(|e| input(format!("{}: {e}", path.display())))?;
-        cfg.broker
-            .validate(cfg.accounts.len())
-            .map_err(|e| input(format!("{}: {e}", path.display())))?;
+        let cfg: KeelConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string().trim().to_string())?;
+        cfg.check_semantics()?;
+        cfg.check_accounts_and_stores()?;
+        cfg.broker.validate(cfg.accounts.len())?;
         Ok(cfg)
+    }
+
+    /// Rules that relate keys or look at the filesystem; the ranges of single
+    /// keys are in the schema. Run for the top level and for every merged account.
+    pub fn check_semantics(&self) -> Result<(), String> {
+        check_account_id("account_id", &self.account_id)?;
+        self.risk().validate().map_err(|ps| {
+            let list: Vec<String> = ps.iter().map(|p| p.to_string()).collect();
+            list.join("; ")
+        })?;
+        if let Some(f) = &self.kill_switch.flag_file {
+            check_file_path("kill_switch.flag_file", f)?;
+        }
+        if let Some(f) = &self.server.control_token_file {
+            check_file_path("server.control_token_file", f)?;
+        }
+        if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!(
+                "server.bind = {:?}: must be an IP address and port, e.g. \"127.0.0.1:8080\"",
+                self.server.bind
+            ));
+        }
+        for (i, h) in self.server.allowed_hosts.iter().enumerate() {
+            if h.is_empty()
+                || h.len() > 253
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+            {
+                return Err(format!(
+                    "server.allowed_hosts[{i}] = {h:?}: must be a host name or address (letters, digits, '.', '-', ':', '[', ']'; at most 253)"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Checks `[store]`, `[lease]` and `[[accounts]]` (each account's merged
@@ -341,10 +505,14 @@ impl KeelConfig {
             if let Some(t) = &a.kill_switch {
                 c.kill_switch = merged(&self.kill_switch, t, &format!("{at}.kill_switch"))?;
             }
-            c.risk().validate().map_err(|ps| {
-                let list: Vec<String> = ps.iter().map(|p| p.to_string()).collect();
-                format!("{at} ({}): {}", a.id, list.join("; "))
-            })?;
+            // The merged account must stand on its own: ranges again (an
+            // override can only be checked against the schema as written) and
+            // the cross-key rules.
+            let merged_problems = crate::config_schema::check_value(&c);
+            if let Some(p) = merged_problems.first() {
+                return Err(format!("{at} ({}) after merging: {p}", a.id));
+            }
+            c.check_semantics().map_err(|e| format!("{at} ({}): {e}", a.id))?;
             out.push(c);
         }
         // One store, venue and inbox per account: a shared file would mix two

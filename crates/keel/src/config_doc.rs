@@ -1,393 +1,11 @@
 //! The commented `keel.toml` that `keel init` writes: the real defaults,
-//! rendered from [`KeelConfig::default`], with one comment per key from
-//! [`DOCS`]. A test fails when a key has no comment, so the example can
-//! never drift from the code.
+//! rendered from [`KeelConfig::default`], each key preceded by its doc comment
+//! and allowed values taken from the JSON Schema (the same source the load-time
+//! check and `docs/keel.schema.json` use). A key without a doc comment fails a
+//! test, so the example cannot drift from the code.
 
 use crate::config::KeelConfig;
-
-/// (dotted key, explanation). Optional keys (absent by default) are listed
-/// with a `#` prefix in [`OPTIONAL`] instead.
-pub const DOCS: &[(&str, &str)] = &[
-    (
-        "account_id",
-        "Account id; part of every client order id, so never change it for a live account.",
-    ),
-    (
-        "data_dir",
-        "Directory for the store, the paper broker's file and the inbox.",
-    ),
-    (
-        "paper.account_id",
-        "Ignored: the paper broker always runs under the top-level account_id.",
-    ),
-    ("paper.initial_cash", "Cash of a new paper account."),
-    (
-        "paper.seed",
-        "Seed of the synthetic market and of every random fill decision (fixed per paper file).",
-    ),
-    (
-        "paper.slippage_bps",
-        "Adverse slippage applied to paper fills, in basis points.",
-    ),
-    (
-        "paper.partial_fill_prob",
-        "Probability that a paper order's first fill is partial.",
-    ),
-    (
-        "paper.fill_delay_secs",
-        "Seconds until the rest of a partially filled paper order executes.",
-    ),
-    (
-        "paper.allow_short",
-        "Let the paper venue accept sells beyond holdings.",
-    ),
-    (
-        "paper.faults.timeout_before_send",
-        "Fault injection: probability a call times out before it is processed.",
-    ),
-    (
-        "paper.faults.timeout_after_send",
-        "Fault injection: probability a submit/cancel is processed but unanswered.",
-    ),
-    (
-        "paper.faults.server_error",
-        "Fault injection: probability of a 5xx-like retryable error.",
-    ),
-    (
-        "paper.faults.rate_limited",
-        "Fault injection: probability of a 429 with retry-after.",
-    ),
-    (
-        "paper.faults.reject",
-        "Fault injection: probability a submit is rejected.",
-    ),
-    (
-        "paper.faults.drop_event",
-        "Fault injection: probability an order event is missing from the stream.",
-    ),
-    (
-        "paper.faults.duplicate_event",
-        "Fault injection: probability an order event appears twice.",
-    ),
-    (
-        "paper.faults.delay_ms",
-        "Fault injection: latency added to every venue call.",
-    ),
-    (
-        "intake.max_gross",
-        "Refuse target sets whose sum of |weight| exceeds this.",
-    ),
-    (
-        "intake.max_target_age_secs",
-        "Refuse target sets whose as_of is older than this.",
-    ),
-    (
-        "intake.max_future_skew_secs",
-        "Refuse target sets dated further than this in the future.",
-    ),
-    (
-        "intake.max_targets",
-        "Refuse target sets with more entries than this.",
-    ),
-    ("intake.max_file_bytes", "Refuse target files larger than this."),
-    (
-        "intake.liquidate_floor",
-        "Sets with gross weight below this need \"liquidate\": true.",
-    ),
-    ("intake.allow_short", "Accept negative weights."),
-    (
-        "planner.fractional",
-        "Trade fractional shares (4 dp) instead of whole shares.",
-    ),
-    ("planner.order_type", "\"limit\" or \"market\"."),
-    (
-        "planner.limit_offset_bps",
-        "Limit price offset through the reference price, in bps.",
-    ),
-    ("planner.time_in_force", "\"day\", \"ioc\" or \"gtc\"."),
-    (
-        "planner.allow_short",
-        "Allow sells beyond holdings (invariant 1 is off when true).",
-    ),
-    (
-        "guards.replayed_target_set.enabled",
-        "Block a target-set id that already executed.",
-    ),
-    (
-        "guards.stale_targets.enabled",
-        "Block target sets that are too old at cycle time.",
-    ),
-    (
-        "guards.stale_targets.max_age_secs",
-        "Age of as_of beyond which a set is stale at cycle time.",
-    ),
-    (
-        "guards.stale_targets.max_future_secs",
-        "How far in the future as_of may be.",
-    ),
-    (
-        "guards.suspicious_target_set.enabled",
-        "Block near-empty sets without \"liquidate\": true.",
-    ),
-    (
-        "guards.suspicious_target_set.min_gross_weight",
-        "Gross weight below which a set is near-empty.",
-    ),
-    ("guards.market_hours.enabled", "Only trade inside NYSE sessions."),
-    (
-        "guards.market_hours.after_open_secs",
-        "No orders this long after the open.",
-    ),
-    (
-        "guards.market_hours.before_close_secs",
-        "No orders this long before the close.",
-    ),
-    (
-        "guards.stale_quote.enabled",
-        "Block orders whose quote is missing or stale.",
-    ),
-    (
-        "guards.stale_quote.max_age_secs",
-        "Quote age beyond which it is stale.",
-    ),
-    (
-        "guards.stale_quote.max_future_secs",
-        "Quote timestamps this far ahead of now are refused.",
-    ),
-    ("guards.restricted_list.enabled", "Block restricted symbols."),
-    (
-        "guards.restricted_list.symbols",
-        "Symbols that must not be traded.",
-    ),
-    (
-        "guards.open_orders.block_opposite_side",
-        "Also block when an order on the other side is working.",
-    ),
-    ("guards.no_trade_band.enabled", "Ignore tiny rebalances."),
-    (
-        "guards.no_trade_band.min_weight",
-        "Ignore deltas below this weight.",
-    ),
-    (
-        "guards.no_trade_band.min_notional",
-        "Ignore deltas below this notional.",
-    ),
-    (
-        "guards.no_trade_band.min_shares",
-        "Ignore deltas below this many shares.",
-    ),
-    (
-        "guards.no_trade_band.exempt_full_exit",
-        "A full exit is never ignored, however small.",
-    ),
-    ("guards.cooldown.enabled", "Enforce cooldowns between trades."),
-    (
-        "guards.cooldown.symbol_secs",
-        "Minimum seconds between trades in one symbol.",
-    ),
-    (
-        "guards.cooldown.account_secs",
-        "Minimum seconds between rebalances of the account.",
-    ),
-    (
-        "guards.volatility_brake.enabled",
-        "Scale risk-increasing orders by a volatility brake in [0, 1].",
-    ),
-    (
-        "guards.volatility_brake.builtin",
-        "Use realized volatility of the reference symbol.",
-    ),
-    (
-        "guards.volatility_brake.reference_symbol",
-        "Symbol whose daily closes feed the built-in brake.",
-    ),
-    (
-        "guards.volatility_brake.lookback_days",
-        "Daily returns in the realized-volatility window.",
-    ),
-    (
-        "guards.volatility_brake.target_vol",
-        "Annualized volatility the book is sized for.",
-    ),
-    (
-        "guards.volatility_brake.annualization_days",
-        "Trading days per year.",
-    ),
-    (
-        "guards.volatility_brake.hook",
-        "External brake hook: \"off\", or a file/command (see docs).",
-    ),
-    (
-        "guards.price_collar.enabled",
-        "Keep limit prices near the reference quote.",
-    ),
-    (
-        "guards.price_collar.max_bps",
-        "Maximum distance of a limit price from the reference, in bps.",
-    ),
-    ("guards.max_order_size.enabled", "Cap each order."),
-    (
-        "guards.max_order_size.max_notional",
-        "Maximum notional per order.",
-    ),
-    ("guards.max_order_size.max_shares", "Maximum shares per order."),
-    (
-        "guards.adv_limit.enabled",
-        "Cap orders as a fraction of average daily volume.",
-    ),
-    (
-        "guards.adv_limit.max_adv_fraction",
-        "Maximum fraction of ADV per order.",
-    ),
-    (
-        "guards.adv_limit.block_unknown",
-        "Block when ADV is unknown (else pass).",
-    ),
-    (
-        "guards.max_position_weight.enabled",
-        "Cap each position's weight.",
-    ),
-    (
-        "guards.max_position_weight.max_weight",
-        "Maximum weight per symbol.",
-    ),
-    ("guards.exposure.enabled", "Cap gross and net exposure."),
-    ("guards.exposure.max_gross", "Maximum gross exposure / equity."),
-    ("guards.exposure.max_net", "Maximum net exposure / equity."),
-    (
-        "guards.buying_power.enabled",
-        "Never spend more than buying power.",
-    ),
-    (
-        "guards.buying_power.sell_proceeds_fraction",
-        "Fraction of planned sell proceeds counted for buys.",
-    ),
-    (
-        "guards.buying_power.subtract_open_buys",
-        "Reserve buying power for working buys.",
-    ),
-    (
-        "guards.buying_power.market_buffer_bps",
-        "Extra headroom for market orders, in bps.",
-    ),
-    (
-        "guards.cycle_limits.enabled",
-        "Limit orders and turnover per cycle.",
-    ),
-    ("guards.cycle_limits.max_orders", "Maximum orders per cycle."),
-    (
-        "guards.cycle_limits.max_turnover",
-        "Maximum traded notional per cycle / equity.",
-    ),
-    ("guards.order_rate.enabled", "Throttle the order rate."),
-    ("guards.order_rate.max_orders", "Maximum orders per window."),
-    ("guards.order_rate.window_secs", "Length of the rolling window."),
-    (
-        "worker.stale_order_secs",
-        "Working orders older than this are cancelled before re-planning.",
-    ),
-    (
-        "worker.max_attempts",
-        "Cycles per target set before keel stops chasing it.",
-    ),
-    (
-        "worker.retry_budget",
-        "Resends after retryable broker errors, per order.",
-    ),
-    ("worker.retry_backoff_ms", "Pause between retries."),
-    (
-        "worker.reconcile_cash_tolerance",
-        "Cash difference tolerated between store and broker.",
-    ),
-    (
-        "worker.reconcile_qty_tolerance",
-        "Share difference tolerated per symbol.",
-    ),
-    (
-        "kill_switch.daily_loss_limit",
-        "Engage when equity falls this fraction below the previous close.",
-    ),
-    (
-        "kill_switch.drawdown_limit",
-        "Engage when equity falls this fraction below its peak close.",
-    ),
-    (
-        "kill_switch.reject_storm",
-        "Engage after this many rejects in one cycle.",
-    ),
-    (
-        "kill_switch.unknown_outcome_limit",
-        "Engage after this many unknown outcomes in one cycle.",
-    ),
-    (
-        "schedule.cycle_every_secs",
-        "Seconds between cycles while the market is open (keel run).",
-    ),
-    (
-        "server.bind",
-        "Dashboard listen address (keel serve / keel run); anything but loopback is logged as a warning.",
-    ),
-    (
-        "server.refresh_secs",
-        "Dashboard auto-refresh period in seconds.",
-    ),
-    (
-        "store.schema_prefix",
-        "With store.url: each account's tables live in PostgreSQL schema <prefix><account id>.",
-    ),
-    (
-        "broker.kind",
-        "Venue: \"paper\" (the embedded paper broker, default) or \"alpaca\" (keys from APCA_API_KEY_ID / APCA_API_SECRET_KEY or the key files below; never logged).",
-    ),
-    (
-        "broker.alpaca.env",
-        "\"paper\" or \"live\". Live trades real money and also needs --live on the command line; either signal alone is refused.",
-    ),
-    (
-        "broker.alpaca.feed",
-        "Market-data feed: \"iex\" (free) or \"sip\" (needs a paid data plan; otherwise Alpaca answers 403).",
-    ),
-    (
-        "broker.alpaca.requests_per_minute",
-        "The key's REST budget, shared by every call and paced so a large rebalance never meets a 429 (2 to 10000; Alpaca allows 200).",
-    ),
-    (
-        "broker.alpaca.burst",
-        "Requests that may go back to back before pacing starts (1 to 50, at most half of requests_per_minute).",
-    ),
-    (
-        "broker.alpaca.connect_timeout_ms",
-        "TCP/TLS connect timeout in milliseconds (100 to 60000).",
-    ),
-    (
-        "broker.alpaca.request_timeout_ms",
-        "Whole-request timeout in milliseconds (100 to 120000); a submit that times out is an unknown outcome, resolved by client order id.",
-    ),
-    (
-        "broker.alpaca.read_tries",
-        "Attempts per read (account, positions, orders, quotes, bars, assets, clock), with backoff and Retry-After (1 to 10).",
-    ),
-    (
-        "broker.alpaca.stream",
-        "Listen to the trade_updates stream while `keel run` trades (backfilled over REST after every reconnect).",
-    ),
-    (
-        "broker.alpaca.stream_silence_secs",
-        "Watchdog: a stream silent this long (no frame, no pong) is reconnected (2 to 600).",
-    ),
-    (
-        "lease.ttl_ms",
-        "Single-writer lease: validity of each acquisition/renewal (database clock); a dead holder's lease is free after this.",
-    ),
-    (
-        "lease.renew_ms",
-        "How often the holder renews (and a standby tries to acquire); keep well inside ttl_ms.",
-    ),
-    (
-        "lease.margin_ms",
-        "The holder stops sending this long before its lease could expire (renew_ms + margin_ms < ttl_ms).",
-    ),
-];
+use crate::config_schema::doc_at;
 
 /// Keys that are absent by default, shown commented out under their table.
 pub const OPTIONAL: &[(&str, &str)] = &[
@@ -448,8 +66,24 @@ const ACCOUNTS_EXAMPLE: &str = "
 # guards = { max_order_size = { max_notional = \"20000\" } }
 ";
 
-fn doc(key: &str) -> Option<&'static str> {
-    DOCS.iter().find(|(k, _)| *k == key).map(|(_, d)| *d)
+/// `# ...` lines for a key: its description, then what is allowed (booleans,
+/// whose only values are obvious, get no "allowed" line).
+fn comment(key: &str) -> Option<String> {
+    let (desc, allowed) = doc_at(key)?;
+    let desc = desc?;
+    let mut out = String::new();
+    for l in desc.lines() {
+        let l = l.trim_end();
+        if l.is_empty() {
+            out.push_str("#\n");
+        } else {
+            out.push_str(&format!("# {l}\n"));
+        }
+    }
+    if allowed != "true or false" {
+        out.push_str(&format!("# Allowed: {allowed}.\n"));
+    }
+    Some(out)
 }
 
 /// Renders the example; `Err` lists undocumented keys (a test keeps it empty).
@@ -457,10 +91,18 @@ pub fn render() -> Result<String, Vec<String>> {
     let body = toml::to_string_pretty(&KeelConfig::default()).map_err(|e| vec![e.to_string()])?;
     let mut out = String::from(
         "# keel.toml — every key with its default. Delete what you do not change.\n\
-         # Unknown keys are refused (exit code 2), so a misspelt limit is never ignored.\n\n",
+         # Unknown keys and values outside the allowed range are refused (exit code 2),\n\
+         # so a misspelt or nonsensical limit is never used. JSON Schema: docs/keel.schema.json.\n\n",
     );
     let mut table = String::new();
     let mut missing = Vec::new();
+    let key_of = |table: &str, k: &str| {
+        if table.is_empty() {
+            k.to_string()
+        } else {
+            format!("{table}.{k}")
+        }
+    };
     for line in body.lines() {
         let t = line.trim();
         if t.starts_with('[') && t.ends_with(']') {
@@ -469,6 +111,11 @@ pub fn render() -> Result<String, Vec<String>> {
             out.push('\n');
             for (tbl, text) in OPTIONAL {
                 if *tbl == table {
+                    let k = text.trim_start_matches("# ").split(" = ").next().unwrap_or("");
+                    match comment(&key_of(&table, k)) {
+                        Some(c) => out.push_str(&c),
+                        None => missing.push(key_of(&table, k)),
+                    }
                     out.push_str(text);
                     out.push('\n');
                 }
@@ -476,14 +123,9 @@ pub fn render() -> Result<String, Vec<String>> {
             continue;
         }
         if let Some((k, _)) = t.split_once(" = ") {
-            let key = if table.is_empty() {
-                k.to_string()
-            } else {
-                format!("{table}.{k}")
-            };
-            match doc(&key) {
-                Some(d) => out.push_str(&format!("# {d}\n")),
-                None => missing.push(key),
+            match comment(&key_of(&table, k)) {
+                Some(c) => out.push_str(&c),
+                None => missing.push(key_of(&table, k)),
             }
         }
         out.push_str(line);
@@ -522,14 +164,41 @@ mod tests {
     }
 
     #[test]
-    fn no_stale_docs() {
-        let body = toml::to_string_pretty(&KeelConfig::default()).unwrap();
-        for (k, _) in DOCS {
-            let leaf = k.rsplit('.').next().unwrap();
-            assert!(
-                body.contains(&format!("{leaf} = ")),
-                "documented key {k} no longer exists"
-            );
+    fn every_number_and_path_has_a_range() {
+        // Walk the rendered example: every numeric or path-like key's
+        // "Allowed:" line must state a bound (a range, length or pattern).
+        let text = render().expect("renders");
+        let mut unbounded = Vec::new();
+        let mut allowed = String::new();
+        for l in text.lines() {
+            if let Some(a) = l.strip_prefix("# Allowed: ") {
+                allowed = a.to_string();
+                continue;
+            }
+            if l.starts_with('#') || !l.contains(" = ") {
+                continue;
+            }
+            let bounded = allowed.contains(" in ")
+                || allowed.contains("at least")
+                || allowed.contains("at most")
+                || allowed.contains("greater than")
+                || allowed.contains(" characters")
+                || allowed.contains("matching")
+                || allowed.starts_with("one of");
+            let needs = allowed.starts_with("a decimal")
+                || allowed.starts_with("an integer")
+                || allowed.starts_with("a number")
+                || allowed.starts_with("a string");
+            if needs && !bounded {
+                unbounded.push(format!("{l} ({allowed})"));
+            }
+            allowed.clear();
         }
+        // The paper venue's seed is any u64 by design (it only picks a price path).
+        unbounded.retain(|l| !l.starts_with("seed = "));
+        assert!(
+            unbounded.is_empty(),
+            "keys without a declared range: {unbounded:#?}"
+        );
     }
 }

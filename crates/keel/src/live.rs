@@ -63,7 +63,11 @@ pub(crate) async fn take_inbox(env: &Env, worker: &Worker, inbox: &Path) {
         let dest_dir = if result.is_ok() { "processed" } else { "rejected" };
         let dest = inbox.join(dest_dir).join(&name);
         if let Err(msg) = &result {
-            tracing::warn!(file = %f.display(), reason = %msg, "target file rejected");
+            tracing::warn!(
+                file = %keel_domain::log_safe(&f.display().to_string()),
+                reason = %keel_domain::log_safe(msg),
+                "target file rejected"
+            );
             let mut err_name = name.clone();
             err_name.push(".error");
             let _ = std::fs::write(inbox.join("rejected").join(err_name), format!("{msg}\n"));

@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod config;
 mod config_doc;
+mod config_schema;
 mod demo;
 mod error;
 mod export;

@@ -241,7 +241,7 @@ pub fn spawn_renewal(lease: Arc<Lease>, every: Duration) -> tokio::task::JoinHan
 /// one renewal period for a holder to go away, then fails naming it.
 pub async fn acquire_for_command(env: &Env, backend: &Backend) -> Result<Arc<Lease>, CliError> {
     let cfg = &env.cfg.lease;
-    let wait = Duration::from_millis(cfg.ttl_ms + cfg.renew_ms);
+    let wait = Duration::from_millis(cfg.ttl_ms.saturating_add(cfg.renew_ms));
     let start = Instant::now();
     let holder = keel_store::holder_id();
     loop {

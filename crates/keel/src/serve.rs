@@ -81,29 +81,20 @@ pub fn server_config(env: &Env) -> Result<ServerConfig, CliError> {
             s.bind
         ))
     })?;
-    let token = match std::env::var("KEEL_CONTROL_TOKEN") {
-        Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
-        _ => match &s.control_token_file {
-            Some(p) => {
-                let t = std::fs::read_to_string(p)
-                    .map_err(|e| input(format!("server.control_token_file = {}: {e}", p.display())))?;
-                let t = t.trim().to_string();
-                if t.len() < 16 {
-                    return Err(input(format!(
-                        "server.control_token_file = {}: token shorter than 16 characters",
-                        p.display()
-                    )));
-                }
-                Some(t)
-            }
-            None => None,
-        },
-    };
+    let env_token = std::env::var("KEEL_CONTROL_TOKEN").ok();
+    let token = keel_server::load_control_token(env_token.as_deref(), s.control_token_file.as_deref())
+        .map_err(|e| input(e.to_string()))?;
     Ok(ServerConfig {
         bind,
         control_token: token,
         refresh_secs: s.refresh_secs,
         venue: env.cfg.broker.mode().label().to_string(),
+        allowed_hosts: s.allowed_hosts.clone(),
+        limits: keel_server::ConnLimits {
+            max_connections: usize::try_from(s.max_connections).unwrap_or(usize::MAX),
+            header_read_timeout: std::time::Duration::from_secs(s.header_read_timeout_secs),
+            idle_timeout: std::time::Duration::from_secs(s.idle_timeout_secs),
+        },
     })
 }
 

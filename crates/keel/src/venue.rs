@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Which venue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BrokerKind {
     /// The embedded paper broker (`<data_dir>/paper-broker.db`).
@@ -23,15 +23,18 @@ pub enum BrokerKind {
 }
 
 /// `[broker]` in keel.toml.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerSection {
-    /// `paper` (embedded, the default) or `alpaca`.
+    /// Venue: `paper` (the embedded paper broker, the default) or `alpaca`
+    /// (keys from `APCA_API_KEY_ID` / `APCA_API_SECRET_KEY` or the key files
+    /// below; never logged).
     pub kind: BrokerKind,
     /// `[broker.alpaca]`: used when `kind = "alpaca"`.
     pub alpaca: AlpacaConfig,
     /// `--live` was given on the command line (never read from the file).
     #[serde(skip)]
+    #[schemars(skip)]
     pub live_flag: bool,
 }
 

@@ -15,7 +15,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// How targets become orders.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PlannerConfig {
     /// Trade fractional shares (quantities to 4 decimal places). Default
@@ -27,6 +27,7 @@ pub struct PlannerConfig {
     /// Limit offset through the reference price, in basis points. Default 10:
     /// buy limit = reference × (1 + 10 bps), sell = reference × (1 − 10 bps),
     /// rounded toward the reference to cents (4 dp below $1).
+    #[schemars(range(min = -500, max = 500))]
     pub limit_offset_bps: Decimal,
     /// Time in force. Default `Day`: nothing keel sends outlives the session
     /// it was planned for.
@@ -49,7 +50,7 @@ impl Default for PlannerConfig {
 }
 
 /// Every guard's configuration, one table per guard, named as in `[guards.<name>]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct GuardsConfig {
     /// Kill switch (cannot be disabled).
@@ -95,7 +96,7 @@ pub struct GuardsConfig {
 }
 
 /// The whole risk configuration (`[planner]` and `[guards.*]` in keel.toml).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RiskConfig {
     /// Sizing and pricing.

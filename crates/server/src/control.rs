@@ -29,6 +29,126 @@ pub const MAX_CONTROL_BODY: usize = 1024 * 1024;
 /// dashboard, so they are kept to a paragraph.
 pub const MAX_REASON_LEN: usize = 1_000;
 
+/// Shortest control token accepted, from the environment or a file: a bearer
+/// token that can change what keel trades must not be guessable.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Why the control token cannot be used. Never contains the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Shorter than [`MIN_TOKEN_LEN`].
+    #[error("{source_name}: the control token has {len} characters; at least {MIN_TOKEN_LEN} are required")]
+    TooShort {
+        /// `KEEL_CONTROL_TOKEN` or `server.control_token_file = <path>`.
+        source_name: String,
+        /// Its length.
+        len: usize,
+    },
+    /// The token file can be read by its group or by others.
+    #[error(
+        "{source_name}: readable by group or others (mode {mode:o}); the token is a secret: chmod 600 it"
+    )]
+    Exposed {
+        /// `server.control_token_file = <path>`.
+        source_name: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The file cannot be read.
+    #[error("{source_name}: {reason}")]
+    Unreadable {
+        /// `server.control_token_file = <path>`.
+        source_name: String,
+        /// The OS error.
+        reason: String,
+    },
+}
+
+/// Longest token file read: a token is a line, not a document.
+const MAX_TOKEN_FILE: u64 = 4096;
+
+/// The control token: `env` (the value of `KEEL_CONTROL_TOKEN`) when set and
+/// non-blank, else the content of `file`. Either must hold at least
+/// [`MIN_TOKEN_LEN`] characters; the file must not be readable by group or
+/// others. `Ok(None)`: no token, the control API stays off.
+pub fn load_control_token(
+    env: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> Result<Option<String>, TokenError> {
+    let check = |t: &str, source_name: String| {
+        let len = t.chars().count();
+        if len < MIN_TOKEN_LEN {
+            Err(TokenError::TooShort { source_name, len })
+        } else {
+            Ok(Some(t.to_string()))
+        }
+    };
+    if let Some(t) = env.map(str::trim).filter(|t| !t.is_empty()) {
+        return check(t, "KEEL_CONTROL_TOKEN".into());
+    }
+    let Some(path) = file else {
+        return Ok(None);
+    };
+    let source_name = format!("server.control_token_file = {}", path.display());
+    let unreadable = |e: std::io::Error| TokenError::Unreadable {
+        source_name: source_name.clone(),
+        reason: e.to_string(),
+    };
+    let f = std::fs::File::open(path).map_err(unreadable)?;
+    let meta = f.metadata().map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(TokenError::Unreadable {
+            source_name,
+            reason: "not a regular file".into(),
+        });
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(TokenError::Exposed { source_name, mode });
+        }
+    }
+    let mut text = String::new();
+    use std::io::Read as _;
+    f.take(MAX_TOKEN_FILE)
+        .read_to_string(&mut text)
+        .map_err(unreadable)?;
+    check(text.trim(), source_name.clone())
+}
+
+/// Failed-auth warnings are aggregated over this interval: a client hammering
+/// the control API with wrong tokens produces one line per interval, not one
+/// per request.
+pub(crate) const AUTH_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Counts failed authentications and says when to log.
+#[derive(Debug, Default)]
+pub(crate) struct AuthFailures {
+    inner: std::sync::Mutex<(u64, Option<std::time::Instant>)>,
+}
+
+impl AuthFailures {
+    /// Records one failure at `now`; `Some(n)` when a warning is due, `n`
+    /// being the failures since the last warning (this one included).
+    pub(crate) fn record(&self, now: std::time::Instant) -> Option<u64> {
+        let Ok(mut g) = self.inner.lock() else {
+            return None;
+        };
+        g.0 = g.0.saturating_add(1);
+        let due =
+            g.1.is_none_or(|last| now.saturating_duration_since(last) >= AUTH_LOG_INTERVAL);
+        if due {
+            let n = g.0;
+            *g = (0, Some(now));
+            Some(n)
+        } else {
+            None
+        }
+    }
+}
+
 /// Why a control action failed, as the port reports it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message} (HTTP {status})")]
@@ -105,7 +225,14 @@ pub(crate) async fn require_token(State(state): State<AppState>, req: Request, n
         .is_some_and(|expected| authorized(req.headers(), expected));
     if !ok {
         // The presented value is never logged: a typo'd token is still a secret.
-        tracing::warn!(path = %req.uri().path(), "control API: missing or wrong bearer token");
+        if let Some(n) = state.auth_failures().record(std::time::Instant::now()) {
+            tracing::warn!(
+                failures = n,
+                path = %keel_domain::log_safe(req.uri().path()),
+                "control API: missing or wrong bearer token ({n} failure(s) since the last warning; next warning in at most {}s)",
+                AUTH_LOG_INTERVAL.as_secs()
+            );
+        }
         let mut resp =
             ApiError::new(StatusCode::UNAUTHORIZED, "missing or invalid bearer token").into_response();
         resp.headers_mut().insert(
@@ -180,7 +307,7 @@ pub(crate) async fn kill(State(state): State<AppState>, body: Bytes) -> Result<R
     let r = port.engage_kill(&reason).await;
     state.cache().invalidate();
     r.map_err(port_error)?;
-    tracing::warn!(reason = %reason, "control API: kill switch engaged");
+    tracing::warn!(reason = %keel_domain::log_safe(&reason), "control API: kill switch engaged");
     Ok(Json(KillResult { engaged: true }).into_response())
 }
 
@@ -191,7 +318,11 @@ pub(crate) async fn resume(State(state): State<AppState>, body: Bytes) -> Result
     let r = port.release_kill(&reason).await;
     state.cache().invalidate();
     let released = r.map_err(port_error)?;
-    tracing::warn!(reason = %reason, released, "control API: kill switch release requested");
+    tracing::warn!(
+        reason = %keel_domain::log_safe(&reason),
+        released,
+        "control API: kill switch release requested"
+    );
     Ok(Json(ReleaseResult { released }).into_response())
 }
 
@@ -212,7 +343,7 @@ pub(crate) async fn submit(
     let r = port.submit_target_set(&body, ct).await;
     state.cache().invalidate();
     let id = r.map_err(port_error)?;
-    tracing::info!(target_set = %id, "control API: target set queued");
+    tracing::info!(target_set = %keel_domain::log_safe(&id), "control API: target set queued");
     Ok((StatusCode::CREATED, Json(SubmitResult { id })).into_response())
 }
 
@@ -238,6 +369,26 @@ mod tests {
         assert!(!authorized(&headers("Basic s3cret-token"), &d));
         assert!(!authorized(&headers("s3cret-token"), &d));
         assert!(!authorized(&HeaderMap::new(), &d));
+    }
+
+    #[test]
+    fn failed_auth_warnings_are_aggregated() {
+        let f = AuthFailures::default();
+        let t0 = std::time::Instant::now();
+        assert_eq!(f.record(t0), Some(1), "the first failure is logged at once");
+        let mut logged = 0;
+        for i in 1..=10_000u64 {
+            if f.record(t0 + std::time::Duration::from_millis(i)).is_some() {
+                logged += 1;
+            }
+        }
+        assert_eq!(logged, 0, "10,000 failures within the interval: no more warnings");
+        assert_eq!(
+            f.record(t0 + AUTH_LOG_INTERVAL),
+            Some(10_001),
+            "then one warning with the count"
+        );
+        assert_eq!(f.record(t0 + AUTH_LOG_INTERVAL), None);
     }
 
     #[test]

@@ -25,6 +25,7 @@
 
 mod api;
 mod cache;
+mod conn;
 mod control;
 mod error;
 mod metrics;
@@ -34,7 +35,11 @@ mod state;
 
 pub use api::OPENAPI_JSON;
 pub use cache::HEAD_CHECK_INTERVAL;
-pub use control::{ControlError, ControlPort, MAX_CONTROL_BODY, MAX_REASON_LEN};
+pub use conn::ConnLimits;
+pub use control::{
+    load_control_token, ControlError, ControlPort, TokenError, MAX_CONTROL_BODY, MAX_REASON_LEN,
+    MIN_TOKEN_LEN,
+};
 pub use metrics::{install_metrics_recorder, metrics_names, metrics_recorder};
 pub use metrics_exporter_prometheus::PrometheusHandle;
 pub use model::{
@@ -75,6 +80,12 @@ pub struct ServerConfig {
     /// What the account trades against (`PAPER (embedded)`, `PAPER (alpaca)`,
     /// `LIVE (alpaca)`): every page shows it as a badge.
     pub venue: String,
+    /// Host names (the `Host` header without its port) requests may carry;
+    /// others get 421, so a DNS-rebinding page cannot read or drive the API
+    /// through a victim's browser. Empty: [`default_allowed_hosts`] of `bind`.
+    pub allowed_hosts: Vec<String>,
+    /// Connection limit and timeouts.
+    pub limits: ConnLimits,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +95,8 @@ impl Default for ServerConfig {
             control_token: None,
             refresh_secs: DEFAULT_REFRESH_SECS,
             venue: "PAPER (embedded)".into(),
+            allowed_hosts: Vec::new(),
+            limits: ConnLimits::default(),
         }
     }
 }
@@ -98,6 +111,8 @@ impl std::fmt::Debug for ServerConfig {
             )
             .field("refresh_secs", &self.refresh_secs)
             .field("venue", &self.venue)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -106,6 +121,69 @@ impl ServerConfig {
     /// The token, when it is set and non-empty.
     fn token(&self) -> Option<&str> {
         self.control_token.as_deref().filter(|t| !t.is_empty())
+    }
+
+    /// The Host names accepted: the configured list, else the defaults for `bind`.
+    fn hosts(&self) -> Vec<String> {
+        if self.allowed_hosts.is_empty() {
+            default_allowed_hosts(self.bind)
+        } else {
+            self.allowed_hosts.iter().map(|h| normalize_host(h)).collect()
+        }
+    }
+}
+
+/// The Host names accepted when `server.allowed_hosts` is empty: the bind
+/// address itself and the loopback names (`localhost`, `127.0.0.1`, `::1`).
+pub fn default_allowed_hosts(bind: SocketAddr) -> Vec<String> {
+    let mut v = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    let own = normalize_host(&bind.ip().to_string());
+    if !v.contains(&own) {
+        v.push(own);
+    }
+    v
+}
+
+/// `Host` header value → bare lower-case host: port and IPv6 brackets removed.
+fn normalize_host(h: &str) -> String {
+    let h = h.trim();
+    let bare = if let Some(rest) = h.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else if h.matches(':').count() == 1 {
+        h.split(':').next().unwrap_or(h)
+    } else {
+        h
+    };
+    bare.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Middleware: 421 for a request whose `Host` is not allowed. A request
+/// without `Host` passes: browsers always send one, and DNS rebinding needs a
+/// browser.
+async fn check_host(
+    axum::extract::State(allowed): axum::extract::State<Arc<Vec<String>>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .map(|v| v.to_str().map(normalize_host).unwrap_or_default())
+        .or_else(|| req.uri().host().map(normalize_host));
+    match host {
+        Some(h) if !allowed.contains(&h) => {
+            tracing::debug!(host = %keel_domain::log_safe(&h), "request for a host not in server.allowed_hosts");
+            error::ApiError::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                "unknown Host: add it to server.allowed_hosts to serve it",
+            )
+            .into_response()
+        }
+        _ => next.run(req).await,
     }
 }
 
@@ -273,6 +351,7 @@ pub fn router_with_table(
     let app = app
         .fallback(not_found)
         .with_state(state)
+        .layer(middleware::from_fn_with_state(Arc::new(cfg.hosts()), check_host))
         .layer(middleware::from_fn(security_headers));
     (app, table)
 }
@@ -355,7 +434,6 @@ pub async fn serve_listener<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    use axum::serve::ListenerExt;
     let addr = listener.local_addr().map_err(ServerError::Serve)?;
     if let Some(w) = exposure_warning(addr) {
         tracing::warn!(bind = %addr, "{w}");
@@ -365,15 +443,15 @@ where
         tracing::warn!("a control token is configured but no control port was given: control API is off");
     }
     tracing::info!(addr = %addr, control_api = control_on, "dashboard listening on http://{addr}/");
+    if cfg.allowed_hosts.is_empty() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            "server.allowed_hosts is empty: only requests for {:?} are served; list the names clients use",
+            cfg.hosts()
+        );
+    }
+    let limits = cfg.limits;
     let app = router(store, control, &cfg, metrics);
-    // Small JSON answers should leave at once, not wait on Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    conn::serve_bounded(listener, app, limits, shutdown)
         .await
         .map_err(ServerError::Serve)
 }
@@ -381,6 +459,17 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_normalization_and_defaults() {
+        assert_eq!(normalize_host("LocalHost:8080"), "localhost");
+        assert_eq!(normalize_host("[::1]:8080"), "::1");
+        assert_eq!(normalize_host("::1"), "::1");
+        assert_eq!(normalize_host("example.com."), "example.com");
+        let d = default_allowed_hosts("10.1.2.3:80".parse().unwrap_or(DEFAULT_BIND));
+        assert!(d.contains(&"10.1.2.3".to_string()) && d.contains(&"localhost".to_string()));
+        assert_eq!(default_allowed_hosts(DEFAULT_BIND).len(), 3);
+    }
 
     #[test]
     fn only_loopback_is_quiet() {

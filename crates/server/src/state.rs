@@ -18,6 +18,7 @@ struct Inner {
     metrics: Option<PrometheusHandle>,
     refresh_secs: u64,
     venue: String,
+    auth_failures: crate::control::AuthFailures,
 }
 
 impl AppState {
@@ -39,6 +40,7 @@ impl AppState {
             metrics,
             refresh_secs,
             venue,
+            auth_failures: crate::control::AuthFailures::default(),
         }))
     }
 
@@ -65,6 +67,11 @@ impl AppState {
     /// The Prometheus handle for worker-emitted metrics.
     pub fn metrics(&self) -> Option<&PrometheusHandle> {
         self.0.metrics.as_ref()
+    }
+
+    /// Failed control-API authentications, for aggregated warnings.
+    pub(crate) fn auth_failures(&self) -> &crate::control::AuthFailures {
+        &self.0.auth_failures
     }
 
     /// Seconds between dashboard refreshes.

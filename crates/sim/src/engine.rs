@@ -687,7 +687,7 @@ impl Sim {
             let now = self.clock.now();
             let reference = Symbol::new(&b.reference_symbol).ok();
             let closes = reference
-                .map(|s| universe::daily_closes(self.seed, &s, closes_end(now), b.lookback_days as usize + 1))
+                .map(|s| universe::daily_closes(self.seed, &s, closes_end(now), b.closes_needed()))
                 .unwrap_or_default();
             let fault = lock(&self.market).closes.clone();
             Some(oracle_scale(b, &transform_closes(&fault, closes)))

@@ -10,7 +10,7 @@
 mod config;
 mod instrumented;
 
-pub use config::{KillSwitchConfig, WorkerConfig};
+pub use config::{KillSwitchConfig, WorkerConfig, MAX_STALE_ORDER_SECS};
 pub use instrumented::Instrumented;
 
 use keel_domain::metrics_names as m;
@@ -296,7 +296,7 @@ impl Worker {
                     at: self.now(),
                 })
                 .await?;
-            tracing::warn!(reason, ?source, "kill switch engaged");
+            tracing::warn!(reason = %keel_domain::log_safe(reason), ?source, "kill switch engaged");
             metrics::counter!(m::KILL_SWITCH_ENGAGEMENTS, m::LABEL_SOURCE => label(&source)).increment(1);
         }
         Ok(())
@@ -314,7 +314,7 @@ impl Worker {
                 at: self.now(),
             })
             .await?;
-        tracing::warn!(reason, ?source, "kill switch released");
+        tracing::warn!(reason = %keel_domain::log_safe(reason), ?source, "kill switch released");
         Ok(true)
     }
 
@@ -400,7 +400,11 @@ impl Worker {
         };
 
         // Stale working orders are cancelled, not stacked; fresh ones are waited for.
-        let stale_before = now - Duration::seconds(self.cfg.stale_order_secs);
+        // Clamped and checked: no configured value can overflow the subtraction.
+        let stale_age =
+            Duration::try_seconds(self.cfg.stale_order_secs.clamp(0, config::MAX_STALE_ORDER_SECS))
+                .unwrap_or_else(Duration::zero);
+        let stale_before = now.checked_sub_signed(stale_age).unwrap_or(now);
         let open = self.store.open_orders().await?;
         if !open.is_empty() {
             self.cancel_open_orders("stale", |r| r.created_at < stale_before)
@@ -632,9 +636,7 @@ impl Worker {
         // An unknown reference symbol yields no closes: the brake then fails closed to 0.
         let reference_closes = match Symbol::new(&brake.reference_symbol) {
             Ok(s) if brake.enabled && brake.builtin => {
-                self.market
-                    .daily_closes(&s, brake.lookback_days as usize + 1)
-                    .await?
+                self.market.daily_closes(&s, brake.closes_needed()).await?
             }
             _ => Vec::new(),
         };
@@ -746,7 +748,7 @@ impl Worker {
                     let wait = retry_after
                         .unwrap_or(std::time::Duration::from_millis(self.cfg.retry_backoff_ms))
                         .min(std::time::Duration::from_millis(
-                            self.cfg.retry_backoff_ms.max(1) * 25,
+                            self.cfg.retry_backoff_ms.clamp(1, 60_000).saturating_mul(25),
                         ));
                     tokio::time::sleep(wait).await;
                 }

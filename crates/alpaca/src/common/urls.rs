@@ -13,7 +13,7 @@ pub const PAPER_STREAM: &str = "wss://paper-api.alpaca.markets/stream";
 pub const LIVE_STREAM: &str = "wss://api.alpaca.markets/stream";
 
 /// Which account family a key belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AlpacaEnv {
     /// Paper trading (simulated fills, separate keys).

@@ -63,24 +63,32 @@ use tokio::sync::{Mutex, MutexGuard};
 /// [`BrokerError::UnknownOutcome`]. `reject` makes a submit be rejected.
 /// `drop_event` / `duplicate_event` make an event missing from, or appear
 /// twice in, the event stream (order state itself stays correct).
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct FaultConfig {
     /// Request times out before it is sent → `Retryable`.
+    #[schemars(range(min = 0, max = 1))]
     pub timeout_before_send: f64,
     /// Request processed, answer lost → `UnknownOutcome` (submit, cancel).
+    #[schemars(range(min = 0, max = 1))]
     pub timeout_after_send: f64,
     /// 5xx before processing → `Retryable`.
+    #[schemars(range(min = 0, max = 1))]
     pub server_error: f64,
     /// 429 → `Retryable` with `retry_after` of one second.
+    #[schemars(range(min = 0, max = 1))]
     pub rate_limited: f64,
     /// Submit rejected by the venue → `Rejected`.
+    #[schemars(range(min = 0, max = 1))]
     pub reject: f64,
     /// An event never reaches the stream.
+    #[schemars(range(min = 0, max = 1))]
     pub drop_event: f64,
     /// An event appears twice in the stream.
+    #[schemars(range(min = 0, max = 1))]
     pub duplicate_event: f64,
     /// Latency added to every venue call, in milliseconds.
+    #[schemars(range(min = 0, max = 10000))]
     pub delay_ms: u64,
 }
 
@@ -107,22 +115,27 @@ impl FaultConfig {
 pub const MAX_FILL_DELAY_SECS: u64 = 7 * 24 * 3600;
 
 /// Paper broker settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PaperConfig {
     /// Account id reported by the venue; the file refuses to open under another id.
+    #[schemars(pattern(r"^[A-Za-z0-9_-]{1,48}$"))]
     pub account_id: String,
     /// Cash when the file is created (ignored when reopening).
+    #[schemars(range(max = 1_000_000_000_000_i64), extend("exclusiveMinimum" = 0))]
     pub initial_cash: Decimal,
     /// Seed of the synthetic market and of every random decision; the file
     /// refuses to open with another seed.
     pub seed: u64,
     /// Adverse slippage applied to fills, in basis points of the touch.
+    #[schemars(range(min = 0, max = 1000))]
     pub slippage_bps: Decimal,
     /// Probability that an order's first fill is partial.
+    #[schemars(range(min = 0, max = 1))]
     pub partial_fill_prob: f64,
     /// Delay after a partial fill before the remainder executes, in seconds
     /// (1 to [`MAX_FILL_DELAY_SECS`]; 0 is treated as 1).
+    #[schemars(range(min = 0, max = MAX_FILL_DELAY_SECS))]
     pub fill_delay_secs: u64,
     /// Allow sells beyond the held quantity (opening shorts).
     pub allow_short: bool,

@@ -11,13 +11,14 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// The ADV participation cap.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdvLimit {
     /// Run the guard. Default `true`.
     pub enabled: bool,
     /// Maximum order size as a fraction of ADV (0.05 = 5%). Default 0.05, a
     /// common participation ceiling for a single working order.
+    #[schemars(range(max = 1), extend("exclusiveMinimum" = 0))]
     pub max_adv_fraction: Decimal,
     /// Refuse to add risk in a symbol whose ADV is unknown. Default `false`:
     /// the worker may not have volume data, and the other caps still apply.

@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// The buying-power check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct BuyingPower {
     /// Run the guard. Default `true`.
@@ -23,6 +23,7 @@ pub struct BuyingPower {
     /// that buys may spend. Default 0: proceeds count only once the broker
     /// reports them in the next snapshot, so a buy never relies on a sell
     /// that has not filled. Raise it (e.g. 0.95) to rotate in one cycle.
+    #[schemars(range(min = 0, max = 1))]
     pub sell_proceeds_fraction: Decimal,
     /// Subtract working buys' notional from the broker's buying power.
     /// Default `true`: double-counting is the safe error. Set `false` for
@@ -30,6 +31,7 @@ pub struct BuyingPower {
     pub subtract_open_buys: bool,
     /// Price buffer for market orders (which have no limit), in bps over the
     /// reference for buys and under it for sells. Default 100.
+    #[schemars(range(min = 0, max = 1000))]
     pub market_buffer_bps: Decimal,
 }
 

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The cooldown guard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Cooldown {
     /// Run the guard. Default `true`.
@@ -19,9 +19,11 @@ pub struct Cooldown {
     /// Seconds after a symbol's last trade before it may add risk again.
     /// Default 300: stops a loop resubmitting every tick, short enough for
     /// the next scheduled cycle.
+    #[schemars(range(min = 0, max = 604800))]
     pub symbol_secs: u64,
     /// Seconds after the account's last rebalance before the next may add
     /// risk. Default 60.
+    #[schemars(range(min = 0, max = 604800))]
     pub account_secs: u64,
 }
 

@@ -12,17 +12,19 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// The per-cycle limits.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CycleLimits {
     /// Run the guard. Default `true`.
     pub enabled: bool,
     /// Maximum orders per cycle. Default 500. Risk-reducing orders are not
     /// stopped by it but count toward it.
+    #[schemars(range(min = 1, max = 100000))]
     pub max_orders: u32,
     /// Maximum Σ qty × reference of the cycle's orders, as a fraction of
     /// equity. Default 1.0: enough to build a book from cash in one cycle,
     /// not to turn it over twice. Risk-reducing orders count toward it.
+    #[schemars(range(max = 10), extend("exclusiveMinimum" = 0))]
     pub max_turnover: Decimal,
 }
 

@@ -18,14 +18,16 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// The exposure limits, as fractions of equity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExposureLimits {
     /// Run the guard. Default `true`.
     pub enabled: bool,
     /// Maximum Σ|position × price| / equity. Default 1.0: no leverage.
+    #[schemars(range(max = 10), extend("exclusiveMinimum" = 0))]
     pub max_gross: Decimal,
     /// Maximum |Σ position × price| / equity. Default 1.0.
+    #[schemars(range(min = 0, max = 10))]
     pub max_net: Decimal,
 }
 

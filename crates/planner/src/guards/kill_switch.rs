@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// The kill-switch guard. It has no `enabled` flag on purpose: a config that
 /// tries to switch it off (`enabled = false`) fails to parse instead of
 /// silently removing the last line of defence.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct KillSwitch {}
 

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The market-hours guard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MarketHours {
     /// Run the guard. Default `true`; switching it off is for simulations
@@ -17,9 +17,11 @@ pub struct MarketHours {
     pub enabled: bool,
     /// Seconds after the open during which nothing is sent. Default 300: the
     /// opening auction and the widest spreads of the day are over by then.
+    #[schemars(range(min = 0, max = 10800))]
     pub after_open_secs: u64,
     /// Seconds before the close (early closes included) during which nothing
     /// is sent. Default 300: a Day order sent later may not have time to work.
+    #[schemars(range(min = 0, max = 10800))]
     pub before_close_secs: u64,
 }
 

@@ -12,15 +12,17 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// The per-order size caps.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MaxOrderSize {
     /// Run the guard. Default `true`.
     pub enabled: bool,
     /// Maximum notional per order, at the worse of reference and limit price.
     /// Default 1,000,000.
+    #[schemars(range(max = 1_000_000_000_000_i64), extend("exclusiveMinimum" = 0))]
     pub max_notional: Decimal,
     /// Maximum shares per order. Default 100,000.
+    #[schemars(range(max = 1000000000), extend("exclusiveMinimum" = 0))]
     pub max_shares: Decimal,
 }
 

@@ -12,12 +12,13 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// The per-symbol weight cap.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MaxPositionWeight {
     /// Run the guard. Default `true`.
     pub enabled: bool,
     /// Maximum |position| × price as a fraction of equity. Default 0.20.
+    #[schemars(range(max = 1), extend("exclusiveMinimum" = 0))]
     pub max_weight: Decimal,
 }
 

@@ -62,7 +62,7 @@ pub use restricted_list::RestrictedList;
 pub use stale_quote::StaleQuote;
 pub use stale_targets::StaleTargets;
 pub use suspicious_target_set::SuspiciousTargetSet;
-pub use volatility_brake::{VolHook, VolatilityBrake};
+pub use volatility_brake::{VolHook, VolatilityBrake, MAX_LOOKBACK_DAYS};
 
 use crate::config::GuardsConfig;
 use crate::context::{Candidate, Ctx, CycleAccumulator};

@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// The no-trade band. An order is ignored when any threshold is not met.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct NoTradeBand {
     /// Run the guard. Default `true`.
@@ -18,10 +18,13 @@ pub struct NoTradeBand {
     /// Minimum change as a fraction of equity. Default 0.0001 (1 bp): a
     /// 3,000-name book holds ~3 bps per name, so re-weighting a name by a
     /// third still trades while a day's few-percent drift (~0.1 bp) does not.
+    #[schemars(range(min = 0, max = 0.1))]
     pub min_weight: Decimal,
     /// Minimum change in currency (at the reference price). Default 10.
+    #[schemars(range(min = 0, max = 1000000))]
     pub min_notional: Decimal,
     /// Minimum change in shares. Default 0 (off).
+    #[schemars(range(min = 0, max = 1000000))]
     pub min_shares: Decimal,
     /// Let an order that closes a position completely (target 0) through
     /// whatever its size, so small leftovers can always be exited. Default `true`.

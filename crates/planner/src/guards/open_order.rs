@@ -9,7 +9,7 @@ use keel_domain::Side;
 use serde::{Deserialize, Serialize};
 
 /// The open-order guard. It has no `enabled` flag: it enforces an invariant.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct OpenOrderGuard {
     /// Also block when an order on the *opposite* side is working. Default

@@ -11,15 +11,17 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The rolling-window throttle.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct OrderRateThrottle {
     /// Run the guard. Default `true`.
     pub enabled: bool,
     /// Maximum orders per window. Default 200 (Alpaca's API allows 200
     /// requests a minute in total). Risk-reducing orders are not stopped but count.
+    #[schemars(range(min = 1, max = 100000))]
     pub max_orders: u32,
     /// Window length in seconds. Default 60.
+    #[schemars(range(min = 1, max = 86400))]
     pub window_secs: u64,
 }
 

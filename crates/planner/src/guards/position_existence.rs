@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// The position-existence guard. It has no `enabled` flag: it enforces an
 /// invariant; shorting is a planner setting, not a guard switch.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PositionExistence {}
 

@@ -12,13 +12,14 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// The price collar.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PriceCollar {
     /// Run the guard. Default `true`.
     pub enabled: bool,
     /// Maximum distance of the limit from the reference, in bps. Default 50:
     /// five times the default limit offset, far below any real mispricing.
+    #[schemars(range(max = 1000), extend("exclusiveMinimum" = 0))]
     pub max_bps: Decimal,
 }
 

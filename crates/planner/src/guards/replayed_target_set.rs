@@ -8,7 +8,7 @@ use keel_domain::TargetSet;
 use serde::{Deserialize, Serialize};
 
 /// The replay guard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReplayedTargetSet {
     /// Run the guard. Default `true`.

@@ -9,12 +9,14 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 /// The restricted-list guard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RestrictedList {
     /// Run the guard. Default `true`.
     pub enabled: bool,
     /// Symbols that must not be traded. Default empty.
+    #[schemars(with = "BTreeSet<String>")]
+    #[schemars(length(min = 0, max = 100000))]
     pub symbols: BTreeSet<Symbol>,
 }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// The quote-freshness guard. Missing quotes are refused whether or not it
 /// is enabled: without a price nothing can be sized.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct StaleQuote {
     /// Check quote age. Default `true`.
@@ -20,8 +20,10 @@ pub struct StaleQuote {
     /// Oldest acceptable quote, in seconds before `now`. Default 60: the
     /// worker snapshots quotes right before planning, so anything older
     /// means the feed stalled.
+    #[schemars(range(min = 1, max = 3600))]
     pub max_age_secs: u64,
     /// How far after `now` a quote may be stamped (clock skew). Default 5.
+    #[schemars(range(min = 0, max = 300))]
     pub max_future_secs: u64,
 }
 

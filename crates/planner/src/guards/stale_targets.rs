@@ -9,7 +9,7 @@ use keel_domain::TargetSet;
 use serde::{Deserialize, Serialize};
 
 /// The target-staleness guard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct StaleTargets {
     /// Run the guard. Default `true`.
@@ -18,9 +18,11 @@ pub struct StaleTargets {
     /// (18 h): a set computed after one close (16:00 New York) is still
     /// tradable after the next open plus buffer (09:35), one from the day
     /// before is not. Use `valid_until` in the set for tighter windows.
+    #[schemars(range(min = 1, max = 604800))]
     pub max_age_secs: u64,
     /// How far in the future `as_of` may be, for clock skew between the
     /// allocator and keel. Default 60.
+    #[schemars(range(min = 0, max = 3600))]
     pub max_future_secs: u64,
 }
 

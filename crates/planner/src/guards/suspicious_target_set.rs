@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// The suspicious-set guard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SuspiciousTargetSet {
     /// Run the guard. Default `true`.
@@ -19,6 +19,7 @@ pub struct SuspiciousTargetSet {
     /// Minimum Σ|weight| for a set without `liquidate`. Default 0.5, the
     /// documented intake floor. Gross rather than net so a market-neutral
     /// long/short set (net ≈ 0) is not mistaken for an empty one.
+    #[schemars(range(min = 0, max = 1))]
     pub min_gross_weight: Decimal,
 }
 

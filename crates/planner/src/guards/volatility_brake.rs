@@ -16,8 +16,14 @@ use crate::output::{GuardId, ReasonCode};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
+/// Longest realized-volatility window, in daily returns (about four years).
+/// The config check refuses more, and [`VolatilityBrake::closes_needed`]
+/// clamps to it, so no value can make the worker request (and allocate) an
+/// unbounded history.
+pub const MAX_LOOKBACK_DAYS: u32 = 1_000;
+
 /// How the external hook's value is used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VolHook {
     /// Ignore [`GuardState::external_vol_scale`]. Default.
@@ -30,7 +36,7 @@ pub enum VolHook {
 }
 
 /// The volatility brake.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct VolatilityBrake {
     /// Run the guard. Default `true`.
@@ -41,17 +47,29 @@ pub struct VolatilityBrake {
     pub builtin: bool,
     /// The symbol whose daily closes the worker supplies. Default `"SPY"`.
     /// Read by the worker, not by the planner.
+    #[schemars(length(min = 1, max = 16))]
     pub reference_symbol: String,
     /// Daily log returns in the realized-vol window. Default 20 (one month).
+    #[schemars(range(min = 2, max = MAX_LOOKBACK_DAYS))]
     pub lookback_days: u32,
     /// Annualized volatility the book is sized for; scale = target_vol /
     /// realized, clamped to [0, 1]. Default 0.25: calm markets (SPY runs at
     /// 10–20%) leave the book alone, stress (40%+) roughly halves new risk.
+    #[schemars(range(max = 5), extend("exclusiveMinimum" = 0))]
     pub target_vol: Decimal,
     /// Trading days per year for annualizing. Default 252.
+    #[schemars(range(min = 1, max = 366))]
     pub annualization_days: u32,
     /// The external hook's role. Default `Off`.
     pub hook: VolHook,
+}
+
+impl VolatilityBrake {
+    /// Daily closes the built-in brake needs: `lookback_days + 1`, the window
+    /// clamped to [`MAX_LOOKBACK_DAYS`].
+    pub fn closes_needed(&self) -> usize {
+        usize::try_from(self.lookback_days.min(MAX_LOOKBACK_DAYS)).unwrap_or(0) + 1
+    }
 }
 
 impl Default for VolatilityBrake {
