@@ -30,7 +30,8 @@ impl Feed {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlpacaConfig {
-    /// `paper` or `live`. Live also needs `--live` on the command line.
+    /// `paper` or `live`. Live trades real money and also needs `--live` on
+    /// the command line; either signal alone is refused.
     pub env: AlpacaEnv,
     /// Trading REST base URL; default from `env` (paper-api / api.alpaca.markets).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -46,31 +47,39 @@ pub struct AlpacaConfig {
     pub stream_url: Option<String>,
     /// Market-data feed: `iex` (free) or `sip` (paid plan).
     pub feed: Feed,
-    /// The key's REST budget, shared by every call (Alpaca allows 200).
+    /// The key's REST budget per minute, shared by every call and paced so a
+    /// large rebalance never meets a 429 (Alpaca allows 200).
     #[schemars(range(min = 2, max = 10_000))]
     pub requests_per_minute: u32,
-    /// Requests that may go back to back before pacing starts (1: always evenly spaced).
+    /// Requests that may go back to back before pacing starts (1: always
+    /// evenly spaced; at most half of `requests_per_minute`).
     #[schemars(range(min = 1, max = 50))]
     pub burst: u32,
     /// TCP/TLS connect timeout, milliseconds.
     #[schemars(range(min = 100, max = 60_000))]
     pub connect_timeout_ms: u64,
-    /// Whole-request timeout, milliseconds (a submit that times out is an unknown outcome).
+    /// Whole-request timeout, milliseconds (a submit that times out is an
+    /// unknown outcome, resolved by client order id).
     #[schemars(range(min = 100, max = 120_000))]
     pub request_timeout_ms: u64,
-    /// Attempts per read (account, positions, orders, quotes, bars, assets, clock).
+    /// Attempts per read (account, positions, orders, quotes, bars, assets,
+    /// clock), with backoff and `Retry-After`.
     #[schemars(range(min = 1, max = 10))]
     pub read_tries: u32,
-    /// Listen to the trade_updates stream while `keel run` trades.
+    /// Listen to the trade_updates stream while `keel run` trades (backfilled
+    /// over REST after every reconnect).
     pub stream: bool,
-    /// Seconds without a frame (or ping) after which the stream is presumed dead and reconnected.
+    /// Watchdog: seconds without any frame (not even a pong) after which the
+    /// stream is presumed dead and reconnected.
     #[schemars(range(min = 2, max = 600))]
     pub stream_silence_secs: u64,
     /// File holding the key id (`APCA_API_KEY_ID` wins).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
     pub key_id_file: Option<PathBuf>,
     /// File holding the secret key (`APCA_API_SECRET_KEY` wins).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
     pub secret_key_file: Option<PathBuf>,
 }
 

@@ -26,12 +26,15 @@ pub enum BrokerKind {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerSection {
-    /// `paper` (embedded, the default) or `alpaca`.
+    /// Venue: `paper` (the embedded paper broker, the default) or `alpaca`
+    /// (keys from `APCA_API_KEY_ID` / `APCA_API_SECRET_KEY` or the key files
+    /// below; never logged).
     pub kind: BrokerKind,
     /// `[broker.alpaca]`: used when `kind = "alpaca"`.
     pub alpaca: AlpacaConfig,
     /// `--live` was given on the command line (never read from the file).
     #[serde(skip)]
+    #[schemars(skip)]
     pub live_flag: bool,
 }
 
