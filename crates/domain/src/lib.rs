@@ -4,8 +4,8 @@
 //! (invariant 7: money is exact). This crate does no I/O and knows nothing of
 //! brokers, databases or HTTP, so every other crate can share it.
 
-pub mod asset;
 pub mod alert;
+pub mod asset;
 pub mod clock;
 pub mod event;
 pub mod ids;
@@ -17,8 +17,8 @@ pub mod target;
 pub mod text;
 pub mod valuation;
 
-pub use asset::AssetFacts;
 pub use alert::{notice_of, AlertKind, Notice, Severity};
+pub use asset::AssetFacts;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use event::{Event, KillSource, ReconScope};
 pub use ids::client_order_id;

@@ -6,10 +6,10 @@
 //! than a silently ignored limit.
 
 use crate::guards::{
-    AdvLimit, BrokerRules, BuyingPower, Cooldown, Coverage, CycleLimits, ExposureLimits, KillSwitch, MarketHours,
-    MaxOrderSize, MaxPositionWeight, NoTradeBand, OpenOrderGuard, OrderRateThrottle, PositionExistence,
-    PriceCollar, ReplayedTargetSet, RestrictedList, StaleQuote, StaleTargets, SuspiciousTargetSet,
-    VolatilityBrake,
+    AdvLimit, BrokerRules, BuyingPower, Cooldown, Coverage, CycleLimits, ExposureLimits, KillSwitch,
+    MarketHours, MaxOrderSize, MaxPositionWeight, NoTradeBand, OpenOrderGuard, OrderRateThrottle,
+    PositionExistence, PriceCollar, ReplayedTargetSet, RestrictedList, StaleQuote, StaleTargets,
+    SuspiciousTargetSet, VolatilityBrake,
 };
 use keel_domain::{OrderType, TimeInForce};
 use rust_decimal::Decimal;
