@@ -234,7 +234,7 @@ impl MarketData for AlpacaData {
         };
         Ok(symbols
             .iter()
-            .filter_map(|s| all.get(s.as_str()).map(|f| (s.clone(), f.clone())))
+            .filter_map(|s| all.get(s.as_str()).map(|f| (s.clone(), *f)))
             .collect())
     }
 }

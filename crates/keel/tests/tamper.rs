@@ -516,10 +516,8 @@ fn battery(keyed: bool) {
                 })
             });
             let seq = seq + 1;
-            let payload = format!(
-            "{{\"kind\":\"order_filled\",\"client_order_id\":\"forged\",\"fill_id\":\"forged-1\",\"symbol\":\"ZZZZ\",\
-             \"side\":\"buy\",\"qty\":\"10\",\"price\":\"100\",\"at\":\"2030-01-02T15:00:00Z\"}}"
-        );
+            let payload = "{\"kind\":\"order_filled\",\"client_order_id\":\"forged\",\"fill_id\":\"forged-1\",\"symbol\":\"ZZZZ\",\
+             \"side\":\"buy\",\"qty\":\"10\",\"price\":\"100\",\"at\":\"2030-01-02T15:00:00Z\"}".to_string();
             let ev: keel_domain::Event = serde_json::from_str(&payload).expect("forged payload is an event");
             let payload = serde_json::to_string(&ev).unwrap();
             let id = ev.event_id();

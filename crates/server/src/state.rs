@@ -39,6 +39,7 @@ impl AppState {
     /// account (itself included) for the all-accounts view; `token` is reduced
     /// to its digest at once so the plain token is not kept in memory longer
     /// than needed.
+    #[allow(clippy::too_many_arguments)]
     pub fn with_cache(
         store: Arc<dyn Store>,
         cache: Arc<Cache>,

@@ -122,6 +122,7 @@ pub fn row_hash(
 
 /// Checks one row's stored hash against its content under the key policy;
 /// `Err` says why it does not verify.
+#[allow(clippy::too_many_arguments)]
 pub fn check_row_hash(
     key: Option<&AuditKey>,
     stored: &str,
