@@ -359,6 +359,8 @@ fn init(path: &Path) -> Result<(), CliError> {
 
 fn plan(targets: &Path, id: Option<&str>, json: bool, common: &Common) -> Result<(), CliError> {
     let env = Env::load(common)?;
+    // The two-signal rule is a usage error (exit 2), checked before the venue opens.
+    env.cfg.broker.check_live().map_err(input)?;
     let now = env.clock.now();
     // Read and validated once; the dry run and the report use this one set.
     let set = keel_intake::read_file(targets, id, &env.cfg.intake, now).map_err(input)?;

@@ -123,10 +123,7 @@ fn bad_alpaca_settings_are_refused_naming_key_value_and_range() {
             "[broker]\nkind = \"alpaca\"\n[broker.alpaca]\nrequests_per_minute = 0\n",
             "broker.alpaca.requests_per_minute = 0",
         ),
-        (
-            "[broker.alpaca]\nrequest_timeout_ms = 5\n",
-            "between 100 and 120000",
-        ),
+        ("[broker.alpaca]\nrequest_timeout_ms = 5\n", "[100, 120000]"),
         ("[broker.alpaca]\nfeed = \"nasdaq\"\n", "feed"),
         ("[broker]\nkind = \"ibkr\"\n", "kind"),
         ("[broker.alpaca]\nstream_url = \"https://x\"\n", "stream_url"),
