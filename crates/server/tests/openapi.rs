@@ -89,7 +89,7 @@ async fn spec_and_router_agree() {
     // Every documented operation answers on the real router.
     let cycle = seeded.cycles[0].replace('#', "%23");
     for (method, path, control) in &spec {
-        let uri = path.replace("{cycle_id}", &cycle);
+        let uri = path.replace("{cycle_id}", &cycle).replace("{day}", "2026-11-24");
         let m = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
         let mut req = Request::builder().method(m).uri(&uri);
         if *control {
