@@ -510,26 +510,6 @@ where
     serve_listener(listener, cfg, store, control, metrics, shutdown).await
 }
 
-/// Binds `cfg.bind` and serves every account in `accounts` until `shutdown`
-/// (see [`router_for_accounts`]).
-pub async fn serve_accounts<F>(
-    cfg: ServerConfig,
-    accounts: Vec<Account>,
-    metrics: Option<PrometheusHandle>,
-    shutdown: F,
-) -> Result<(), ServerError>
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    let listener = tokio::net::TcpListener::bind(cfg.bind)
-        .await
-        .map_err(|source| ServerError::Bind {
-            addr: cfg.bind,
-            source,
-        })?;
-    serve_listener_accounts(listener, cfg, accounts, metrics, shutdown).await
-}
-
 /// Serves on an already-bound listener (tests bind `127.0.0.1:0` and read
 /// the port; the binary can print the address before serving). Logs a
 /// warning when the listener is not on a loopback address.
