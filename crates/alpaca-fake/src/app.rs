@@ -13,24 +13,44 @@ use tokio::sync::{broadcast, watch, Notify};
 /// `POST /_fake/clock` move time without anything else reading the system
 /// clock.
 pub struct VenueClock {
-    offset: Mutex<Duration>,
+    state: Mutex<ClockState>,
+}
+
+enum ClockState {
+    /// Real time plus this offset.
+    Running(Duration),
+    /// This instant until moved (`--frozen-clock`): a client acting "as of"
+    /// a fixed instant sees the same quotes on every call.
+    Frozen(DateTime<Utc>),
 }
 
 impl VenueClock {
-    pub fn starting_at(at: Option<DateTime<Utc>>) -> Self {
-        let offset = at.map(|t| t - Utc::now()).unwrap_or_else(Duration::zero);
+    pub fn starting_at(at: Option<DateTime<Utc>>, frozen: bool) -> Self {
+        let state = match (at, frozen) {
+            (Some(t), true) => ClockState::Frozen(t),
+            (None, true) => ClockState::Frozen(Utc::now()),
+            (at, false) => ClockState::Running(at.map(|t| t - Utc::now()).unwrap_or_else(Duration::zero)),
+        };
         VenueClock {
-            offset: Mutex::new(offset),
+            state: Mutex::new(state),
         }
     }
     /// Truncated to microseconds, the precision every timestamp is written
     /// with, so a time read back from a response (`after=`, `until=`) compares
     /// equal to the stored one.
     pub fn now(&self) -> DateTime<Utc> {
-        (Utc::now() + *lock(&self.offset)).trunc_subsecs(6)
+        match *lock(&self.state) {
+            ClockState::Running(offset) => Utc::now() + offset,
+            ClockState::Frozen(at) => at,
+        }
+        .trunc_subsecs(6)
     }
     pub fn jump_to(&self, at: DateTime<Utc>) {
-        *lock(&self.offset) = at - Utc::now();
+        let mut g = lock(&self.state);
+        *g = match *g {
+            ClockState::Running(_) => ClockState::Running(at - Utc::now()),
+            ClockState::Frozen(_) => ClockState::Frozen(at),
+        };
     }
 }
 

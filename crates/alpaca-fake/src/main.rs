@@ -32,6 +32,11 @@ struct Args {
     /// Venue time at start (RFC 3339); it then advances in real time.
     #[arg(long)]
     at: Option<String>,
+    /// Keep venue time at --at (or the start) until `POST /_fake/clock`
+    /// moves it, so a client acting as of a fixed instant (`keel --at`) sees
+    /// the same quotes on every call.
+    #[arg(long)]
+    frozen_clock: bool,
     /// Seed of the price path, ids, partial fills and faults.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -149,7 +154,7 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(async move {
-        let clock = VenueClock::starting_at(at);
+        let clock = VenueClock::starting_at(at, args.frozen_clock);
         let (events, _) = tokio::sync::broadcast::channel(4096);
         let venue = Venue::new(
             VenueConfig {

@@ -110,7 +110,11 @@ impl Shared {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         for _ in 0..MAX_PAGES {
+            // Not /v2/account/activities/FILL: that path's answer is a oneOf
+            // of two schemas that both accept any fill, so no answer can
+            // validate against Alpaca's own contract; this one is an anyOf.
             let mut q = vec![
+                ("activity_types", "FILL".to_string()),
                 ("after", rfc3339(after)),
                 ("direction", "asc".to_string()),
                 ("page_size", ACTIVITY_PAGE.to_string()),
@@ -120,7 +124,7 @@ impl Shared {
             }
             let Some(page) = self
                 .rest
-                .get::<Vec<AlpacaFillActivity>>(Host::Trading, "/v2/account/activities/FILL", &q)
+                .get::<Vec<AlpacaFillActivity>>(Host::Trading, "/v2/account/activities", &q)
                 .await?
             else {
                 return Ok(None);
@@ -220,6 +224,11 @@ pub struct AlpacaBroker {
     pub(crate) shared: Arc<Shared>,
     /// Keeps the stream task alive while any handle exists.
     pub(crate) guard: Option<Arc<crate::websocket::client::StreamGuard>>,
+    /// The keel account this key trades for: what [`Broker::account`]
+    /// reports, so plans for that account match snapshots of this venue.
+    /// `None` reports Alpaca's own account id (no keel plan will match it,
+    /// which fails closed).
+    pub(crate) keel_account: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for AlpacaBroker {
@@ -308,6 +317,7 @@ impl AlpacaBroker {
         Self {
             shared: Arc::new(Shared::new(rest, clock)),
             guard: None,
+            keel_account: None,
         }
     }
 
@@ -346,7 +356,10 @@ impl Broker for AlpacaBroker {
             .await?
             .ok_or_else(|| BrokerError::Other("GET /v2/account: 404".into()))?;
         Ok(BrokerAccount {
-            account_id: a.id.clone(),
+            account_id: match &self.keel_account {
+                Some(k) => k.to_string(),
+                None => a.id.clone(),
+            },
             cash: a.cash,
             equity: a.equity.unwrap_or(a.cash),
             buying_power: a.buying_power.unwrap_or(a.cash),
@@ -494,6 +507,10 @@ impl Broker for AlpacaBroker {
 
     async fn events_since(&self, cursor: u64) -> Result<Vec<(u64, BrokerEvent)>, BrokerError> {
         Ok(self.shared.tracker().events_since(cursor))
+    }
+
+    fn stream_down_for(&self) -> Option<std::time::Duration> {
+        lock(&self.shared.stream).clone()?.down_for()
     }
 
     async fn trading_blocks(&self) -> Result<Vec<String>, BrokerError> {

@@ -19,7 +19,7 @@
 //! let creds = keel_alpaca::Credentials::resolve(cfg.key_id_file.as_deref(), cfg.secret_key_file.as_deref())
 //!     .map_err(|e| keel_broker::BrokerError::Other(e.to_string()))?;
 //! let clock: Arc<dyn keel_domain::Clock> = Arc::new(keel_domain::SystemClock);
-//! let mut venue = keel_alpaca::connect(&cfg, creds, clock)?;
+//! let mut venue = keel_alpaca::connect(&cfg, creds, clock)?.for_keel_account("main");
 //! venue.start_stream(&cfg); // long-running workers only (`keel run`)
 //! let (broker, market) = (venue.broker(), venue.market());
 //! # let _ = (broker, market); Ok(()) }
@@ -84,6 +84,13 @@ pub fn connect(cfg: &AlpacaConfig, creds: Credentials, clock: Arc<dyn Clock>) ->
 }
 
 impl Venue {
+    /// Names the keel account this key trades for (see
+    /// [`AlpacaBroker`]'s account snapshot). One key pair is one account.
+    pub fn for_keel_account(mut self, account_id: &str) -> Self {
+        self.broker.keel_account = Some(Arc::from(account_id));
+        self
+    }
+
     /// Starts the trade_updates stream (inside a tokio runtime). It stops when
     /// the last handle from [`Venue::broker`] and the venue itself are dropped.
     pub fn start_stream(&mut self, cfg: &AlpacaConfig) -> Arc<StreamStatus> {

@@ -158,7 +158,7 @@ async fn a_504_on_submit_is_unknown_sent_once_and_resolved_by_client_id() {
     stub.fixed
         .insert("GET /v2/orders:by_client_order_id".into(), (200, ORDER.into()));
     stub.fixed.insert(
-        "GET /v2/account/activities/FILL".into(),
+        "GET /v2/account/activities".into(),
         (
             200,
             r#"[{"id":"a1","activity_type":"FILL","order_id":"o1","qty":"4","cum_qty":"4","price":"190",
@@ -307,7 +307,7 @@ async fn the_stream_authenticates_backfills_and_reconnects_a_silent_socket() {
     let mut stub = Stub::default();
     stub.fixed.insert("GET /v2/orders".into(), (200, "[]".into()));
     stub.fixed
-        .insert("GET /v2/account/activities/FILL".into(), (200, "[]".into()));
+        .insert("GET /v2/account/activities".into(), (200, "[]".into()));
     stub.fixed.insert(
         "GET /v2/account".into(),
         (200, r#"{"id":"acc","status":"ACTIVE","cash":"1"}"#.into()),

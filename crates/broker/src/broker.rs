@@ -41,6 +41,13 @@ pub trait Broker: Send + Sync {
     /// greater than `cursor`, in order. Pass the last sequence number seen to resume.
     async fn events_since(&self, cursor: u64) -> Result<Vec<(u64, BrokerEvent)>, BrokerError>;
 
+    /// How long the venue's order-update stream has been down (not
+    /// connected, or connected but not yet backfilled). `None` when the venue
+    /// has no such stream or it is up. A long outage is an operator alert.
+    fn stream_down_for(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Why the venue will not take new risk now: account flags such as
     /// `trading_blocked`, a venue clock that disagrees with keel's calendar, a
     /// trade stream not yet backfilled. Empty when trading may proceed. The

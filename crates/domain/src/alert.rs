@@ -261,6 +261,12 @@ pub fn notice_of(ev: &Event) -> Option<Notice> {
                 day_pnl.round_dp(2)
             ),
         )),
+        Event::TargetSetSuperseded {
+            target_set_id, by, ..
+        } => Some(simple(
+            AlertKind::TargetSetSuperseded,
+            format!("target set {target_set_id} superseded by {by}: it will not be traded"),
+        )),
         Event::Alert { alert, detail, .. } => Some(Notice {
             kind: *alert,
             also: Vec::new(),
@@ -351,5 +357,19 @@ mod tests {
         .title;
         assert!(!title.contains('\n') && !title.contains('\u{1b}'));
         assert!(title.chars().count() < 220);
+    }
+
+    #[test]
+    fn a_superseded_set_is_a_warning_naming_both_sets() {
+        let at = Utc.with_ymd_and_hms(2026, 3, 2, 15, 0, 0).unwrap();
+        let n = notice_of(&Event::TargetSetSuperseded {
+            target_set_id: "old".into(),
+            by: "new".into(),
+            at,
+        })
+        .unwrap();
+        assert_eq!(n.kind, AlertKind::TargetSetSuperseded);
+        assert_eq!(n.severity, Severity::Warning);
+        assert!(n.title.contains("old") && n.title.contains("new"), "{}", n.title);
     }
 }

@@ -107,6 +107,16 @@ pub async fn startup(env: &Env, backend: &Backend, worker: &Worker) -> Result<()
             unknown.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
         )),
         Ok(_) => {}
+        // Not evidence of anything (a 429 storm, a venue restart): refuse to
+        // trade now and say so, but do not latch the kill switch, which
+        // would need a person for a venue hiccup. The next start asks again.
+        Err(e) if failures.is_empty() => {
+            tracing::error!(account = %env.cfg.account_id, error = %e, "start-up check: the broker could not be asked for its orders; not trading");
+            return Err(CliError::Runtime(anyhow::anyhow!(
+                "start-up verification incomplete: the broker could not be asked for its orders ({e}); \
+                 nothing sent, nothing changed; try again when the venue answers"
+            )));
+        }
         Err(e) => failures.push(format!("the broker could not be asked for its orders: {e}")),
     }
     if failures.is_empty() {

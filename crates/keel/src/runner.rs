@@ -274,6 +274,7 @@ async fn tenure(
     let every = Duration::from_secs(env.cfg.schedule.cycle_every_secs.max(1));
     let mut last_cycle: Option<Instant> = None;
     let mut anchored = 0u64;
+    let mut stream_alerted = false;
     while !stopped(stop) && lease.is_valid() {
         crate::live::take_inbox(env, &worker, &inbox).await;
         // The flag file is honoured on every tick, market open or not: an
@@ -303,6 +304,7 @@ async fn tenure(
                 }
             }
         }
+        stream_alerted = alert_stream_down(env, &worker, stream_alerted).await;
         if lease.is_valid() {
             if let Err(e) = worker.maybe_eod().await {
                 tracing::error!(error = %e, "end-of-day snapshot failed");
@@ -375,6 +377,41 @@ async fn anchor_if_moved(
     }
 }
 
+/// One `stream_down` alert per outage of the venue's order-update stream
+/// longer than `[notify] stream_down_secs`, keyed by when it began. Returns
+/// whether the current outage has been alerted.
+async fn alert_stream_down(env: &Env, worker: &Worker, alerted: bool) -> bool {
+    let Some(down) = worker.broker().stream_down_for() else {
+        return false;
+    };
+    if alerted || down < Duration::from_secs(env.cfg.notify.stream_down_secs) {
+        return alerted;
+    }
+    let now = env.clock.now();
+    let since = chrono::Duration::from_std(down)
+        .ok()
+        .and_then(|d| now.checked_sub_signed(d))
+        .unwrap_or(now);
+    let alert = Event::Alert {
+        alert: AlertKind::StreamDown,
+        detail: format!(
+            "account {}: the venue's order-update stream has been down for {}s (since {}); \
+             keel sends no new orders until it is back and backfilled",
+            env.cfg.account_id,
+            down.as_secs(),
+            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        key: format!(
+            "{}:{}",
+            env.cfg.account_id,
+            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        at: now,
+    };
+    record_alert(worker.store().as_ref(), &alert).await;
+    true
+}
+
 /// Logs a cycle error as an alert so its notification is durable. One alert
 /// per distinct error per session day: a venue that stays down is one
 /// message, not one per tick.
@@ -396,7 +433,7 @@ async fn record_cycle_error(env: &Env, worker: &Worker, error: &str) {
 /// Logs an operational alert (`Event::Alert`); the store derives its
 /// notification in the same transaction. This is the seam for alerts from
 /// adapters too: the Alpaca adapter's "trade_updates stream down longer than
-/// the threshold" is `AlertKind::StreamDown` with the outage's start as `key`.
+/// the threshold" comes through here from [`alert_stream_down`].
 pub async fn record_alert(store: &dyn Store, alert: &Event) {
     use keel_domain::metrics_names as m;
     match store.append(alert).await {

@@ -145,7 +145,8 @@ pub async fn open(env: &Env, stream: bool) -> Result<Opened, CliError> {
             let creds = Credentials::resolve(cfg.key_id_file.as_deref(), cfg.secret_key_file.as_deref())
                 .map_err(|e| input(e.to_string()))?;
             let mut venue = keel_alpaca::connect(cfg, creds, env.clock.clone())
-                .map_err(|e| input(format!("broker.alpaca: {e}")))?;
+                .map_err(|e| input(format!("broker.alpaca: {e}")))?
+                .for_keel_account(&env.cfg.account_id);
             if stream && cfg.stream {
                 venue.start_stream(cfg);
             }

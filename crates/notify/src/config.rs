@@ -28,6 +28,10 @@ pub struct NotifyConfig {
     /// channel added today does not replay last month.
     #[schemars(range(min = 1, max = 720))]
     pub max_age_hours: u64,
+    /// A venue's order-update stream (Alpaca's trade_updates) down longer
+    /// than this many seconds is a `stream_down` alert (5..=3600).
+    #[schemars(range(min = 5, max = 3600))]
+    pub stream_down_secs: u64,
     /// The channels. Empty (the default): nothing is sent, but the outbox
     /// still records every notification.
     #[serde(rename = "channel", skip_serializing_if = "Vec::is_empty")]
@@ -42,6 +46,7 @@ impl Default for NotifyConfig {
             backoff_initial_ms: 1_000,
             backoff_max_ms: 300_000,
             max_age_hours: 24,
+            stream_down_secs: 60,
             channels: Vec::new(),
         }
     }
@@ -250,6 +255,7 @@ impl NotifyConfig {
             3_600_000,
         )?;
         range("max_age_hours", self.max_age_hours, 1, 720)?;
+        range("stream_down_secs", self.stream_down_secs, 5, 3600)?;
         let mut names = std::collections::BTreeSet::new();
         for c in &self.channels {
             let at = format!("[[notify.channel]] {:?}", c.name);

@@ -249,7 +249,10 @@ async fn read_only_routes_reject_other_methods() {
     assert!(read.len() > 20);
     for r in read {
         assert_eq!(r.method, "GET", "{r:?}: read-only routes are GET only");
-        let uri = r.path.replace("{cycle_id}", "alloc-2026-01-05%230");
+        let uri = r
+            .path
+            .replace("{cycle_id}", "alloc-2026-01-05%230")
+            .replace("{day}", "2026-01-05");
         for m in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
             // Even with the right token: the token opens the control routes only.
             let (status, _, _) = call(&app, m.clone(), &uri, Some(&format!("Bearer {TOKEN}")), "{}").await;

@@ -63,6 +63,10 @@ impl Broker for Instrumented<dyn Broker> {
     async fn trading_blocks(&self) -> Result<Vec<String>, BrokerError> {
         timed("trading_blocks", self.0.trading_blocks()).await
     }
+
+    fn stream_down_for(&self) -> Option<std::time::Duration> {
+        self.0.stream_down_for()
+    }
 }
 
 #[async_trait]

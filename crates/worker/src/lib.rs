@@ -22,7 +22,7 @@ use keel_domain::metrics_names as m;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use keel_broker::{Broker, BrokerError, BrokerOrder, MarketData};
 use keel_domain::{
-    AccountSnapshot, Clock, Decimal, Event, KillSource, Order, OrderStatus, Symbol, TargetSet,
+    AccountSnapshot, AlertKind, Clock, Decimal, Event, KillSource, Order, OrderStatus, Symbol, TargetSet,
 };
 use keel_planner::{GuardState, PlanInput, RiskConfig};
 use keel_store::{Lease, Store, StoreError};
@@ -509,6 +509,9 @@ impl Worker {
         }
 
         if let Some(reason) = set_expired(&set, now) {
+            if self.store.cycle_count_for_set(&set.id).await? == 0 {
+                self.refused(&set, &reason).await?;
+            }
             return self.complete(&set, &reason).await;
         }
         let attempt = self.store.cycle_count_for_set(&set.id).await?;
@@ -545,6 +548,14 @@ impl Worker {
             ])
             .await?;
 
+        if attempt == 0 && !plan.plan_blocks.is_empty() {
+            let why: Vec<String> = plan
+                .plan_blocks
+                .iter()
+                .map(|b| format!("{}: {}", b.reason, b.detail))
+                .collect();
+            self.refused(&set, &why.join("; ")).await?;
+        }
         if plan.orders.is_empty() {
             let outcome = if blocked == 0 {
                 "nothing to do"
@@ -624,6 +635,24 @@ impl Worker {
             .append(&Event::CycleFinished {
                 cycle_id: cycle_id.to_string(),
                 outcome: outcome.to_string(),
+                at: self.now(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// A set keel will not trade as a whole (a whole-plan block on its first
+    /// attempt, or expired before one): someone should know the model's
+    /// portfolio is not being traded. One alert per set (keyed by its id).
+    async fn refused(&self, set: &TargetSet, why: &str) -> Result<(), WorkerError> {
+        self.store
+            .append(&Event::Alert {
+                alert: AlertKind::TargetSetRefused,
+                detail: format!(
+                    "account {}: target set {} refused: {why}",
+                    self.account_id, set.id
+                ),
+                key: format!("{}:{}", self.account_id, set.id),
                 at: self.now(),
             })
             .await?;

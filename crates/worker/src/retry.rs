@@ -127,6 +127,10 @@ impl Broker for Retrying<dyn Broker> {
             .run("events_since", || self.inner.events_since(cursor))
             .await
     }
+    fn stream_down_for(&self) -> Option<std::time::Duration> {
+        self.inner.stream_down_for()
+    }
+
     async fn trading_blocks(&self) -> Result<Vec<String>, BrokerError> {
         self.policy
             .run("trading_blocks", || self.inner.trading_blocks())

@@ -241,7 +241,7 @@ pub struct AlpacaClock {
     pub timestamp: Option<DateTime<Utc>>,
 }
 
-/// `GET /v2/account/activities/FILL` entries.
+/// `GET /v2/account/activities?activity_types=FILL` entries.
 #[derive(Debug, Clone, Deserialize)]
 pub struct AlpacaFillActivity {
     /// Activity id (`<time>::<uuid>`), also the page token.

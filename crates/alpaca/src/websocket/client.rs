@@ -33,6 +33,8 @@ pub struct StreamStatus {
     connects: AtomicU64,
     frames: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// Since when no backfilled connection has been up (`None`: up).
+    down_since: Mutex<Option<Instant>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -57,8 +59,25 @@ impl StreamStatus {
         self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// How long the stream has been down (not connected, or not yet
+    /// backfilled); `None` while it is up.
+    pub fn down_for(&self) -> Option<Duration> {
+        self.down_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|t| t.elapsed())
+    }
+
+    fn went_down(&self) {
+        self.down_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(Instant::now);
+    }
+
     fn fail(&self, e: String) {
         self.backfilled.store(false, Ordering::SeqCst);
+        self.went_down();
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
     }
 
@@ -85,6 +104,7 @@ impl Drop for StreamGuard {
 /// Starts the task; must be called inside a tokio runtime.
 pub(crate) fn spawn(shared: Arc<Shared>, cfg: &AlpacaConfig) -> Arc<StreamStatus> {
     let status = Arc::new(StreamStatus::default());
+    status.went_down();
     *shared.stream.lock().unwrap_or_else(|p| p.into_inner()) = Some(status.clone());
     let url = cfg.stream_endpoint();
     let silence = Duration::from_secs(cfg.stream_silence_secs);
@@ -170,6 +190,7 @@ async fn session(shared: &Shared, url: &str, silence: Duration, st: &StreamStatu
         Err(e) => return format!("backfill after connect: {e}"),
     }
     st.backfilled.store(true, Ordering::SeqCst);
+    *st.down_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
     let ping_every = (silence / 3).max(Duration::from_millis(500));
     let mut ping = tokio::time::interval(ping_every);
     ping.tick().await;
