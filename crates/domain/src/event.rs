@@ -89,6 +89,10 @@ pub enum Event {
         order: Order,
         /// Reference price at decision time, for slippage.
         arrival_price: Decimal,
+        /// Ask minus bid of the arrival quote, for the spread paid (absent in
+        /// logs written before it was recorded, or without a two-sided quote).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        arrival_spread: Option<Decimal>,
         /// When.
         at: DateTime<Utc>,
     },

@@ -65,6 +65,7 @@ fn order_life(tag: &str, n: u64) -> [Event; 4] {
                 time_in_force: TimeInForce::Day,
             },
             arrival_price: Decimal::new(18_520, 2),
+            arrival_spread: None,
             at,
         },
         Event::OrderAccepted {

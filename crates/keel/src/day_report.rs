@@ -102,7 +102,11 @@ pub fn text(r: &DayReport) -> String {
         opt(&r.shortfall.execution_cost_bps),
         r.shortfall.orders
     );
-    s += "Spread paid: not recorded separately (keel logs the arrival mid; the half spread is inside slippage)\n";
+    s += &format!(
+        "Spread paid (filled x half the arrival spread, part of the shortfall): {} over {} orders\n",
+        px(r.execution.spread_paid),
+        r.orders.iter().filter(|o| o.spread_paid.is_some()).count()
+    );
     if !r.slippage_per_symbol.is_empty() {
         s += "\nPer symbol (fills, mean bps, weighted bps):\n";
         for g in &r.slippage_per_symbol {
@@ -217,6 +221,11 @@ pub fn csv(r: &DayReport) -> String {
         "shortfall".into(),
         "execution_cost_bps".into(),
         o(&r.shortfall.execution_cost_bps),
+    ]);
+    row(&[
+        "execution".into(),
+        "spread_paid".into(),
+        o(&r.execution.spread_paid),
     ]);
     row(&[]);
     row(&[

@@ -182,6 +182,24 @@ fn report_numbers_are_the_stores_and_the_apis() {
             cost.round_dp(6),
             "{day}: per-order shortfall adds up"
         );
+        // Spread paid: filled × half the arrival spread, from the rows.
+        let spread: Option<Decimal> = orders
+            .iter()
+            .filter_map(|o| {
+                o.arrival_spread
+                    .map(|s| (o.filled_qty * s / Decimal::TWO).round_dp(6))
+            })
+            .reduce(|a, b| a + b);
+        let reported = cli["execution"]["spread_paid"]
+            .as_str()
+            .map(|s| Decimal::from_str(s).unwrap());
+        assert_eq!(reported, spread, "{day}: spread paid");
+        if !fills.is_empty() {
+            assert!(
+                spread.is_some_and(|s| s > Decimal::ZERO),
+                "{day}: the demo's quotes are two-sided, so filled orders paid a spread"
+            );
+        }
         // Per-symbol fill counts add up to the day's.
         let per_symbol: u64 = cli["slippage_per_symbol"]
             .as_array()

@@ -397,3 +397,59 @@ fn notify_test_sends_on_every_channel_and_says_which_failed() {
     assert!(text.contains("event id: test:"), "{text}");
     assert!(text.contains("pm@example.com"), "{text}");
 }
+
+/// The outbox's kinds, in log order (read-only).
+fn outbox_kinds(dir: &Path) -> Vec<(String, String)> {
+    use sqlx::{Connection, Row};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let url = format!("sqlite://{}?mode=ro", dir.join("keel.db").display());
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("SELECT kind, severity FROM outbox ORDER BY seq")
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+            .collect()
+    })
+}
+
+/// A set closed as superseded and a set refused whole (a coverage block on
+/// its first attempt) each become one durable notification, written with
+/// the event that caused it; a refused set's later attempts add none.
+#[test]
+fn superseded_and_refused_sets_are_notifications() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    config(dir, &dir.join("hook.jsonl"));
+    let set = |id: &str, body: &str| {
+        let p = dir.join(format!("{id}.json"));
+        std::fs::write(
+            &p,
+            format!("{{\"id\":\"{id}\",\"as_of\":\"2026-11-24T14:59:00Z\",\"targets\":[{body}]}}"),
+        )
+        .unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let old = set("old", "{\"symbol\":\"AAPL\",\"weight\":\"0.6\"}");
+    let new = set(
+        "new",
+        "{\"symbol\":\"MSFT\",\"weight\":\"0.3\"},{\"symbol\":\"ZZZQ\",\"weight\":\"0.3\"}",
+    );
+    ok(&mut keel(dir, &["submit", &old]));
+    ok(&mut keel(dir, &["submit", &new]));
+    for _ in 0..2 {
+        ok(&mut keel(dir, &["cycle"]));
+    }
+    let kinds = outbox_kinds(dir);
+    let superseded: Vec<_> = kinds
+        .iter()
+        .filter(|(k, _)| k == "target_set_superseded")
+        .collect();
+    let refused: Vec<_> = kinds.iter().filter(|(k, _)| k == "target_set_refused").collect();
+    assert_eq!(superseded.len(), 1, "{kinds:?}");
+    assert_eq!(refused.len(), 1, "{kinds:?}");
+    assert_eq!(superseded[0].1, "warning");
+    assert_eq!(refused[0].1, "warning");
+}

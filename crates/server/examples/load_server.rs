@@ -120,6 +120,7 @@ async fn seed(store: &dyn Store, years: i32, fills: u64) -> Result<(), String> {
                     time_in_force: TimeInForce::Day,
                 },
                 arrival_price: px,
+                arrival_spread: None,
                 at,
             });
             for (j, q) in [Decimal::new(6, 0), Decimal::new(4, 0)].into_iter().enumerate() {

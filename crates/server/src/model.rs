@@ -919,6 +919,7 @@ mod tests {
             filled_qty: filled,
             avg_fill_price: Some(avg),
             arrival_price: arrival,
+            arrival_spread: None,
             reason: None,
             created_at: t,
             updated_at: t,

@@ -77,6 +77,10 @@ pub struct OrderLine {
     pub slippage_bps: Option<Decimal>,
     /// sign × (avg − arrival) × filled: the order's execution shortfall in money.
     pub shortfall: Option<Decimal>,
+    /// filled × half the arrival quote's spread: what crossing from the mid
+    /// to the far side cost (part of `shortfall`). `None` for orders logged
+    /// without a two-sided arrival quote.
+    pub spread_paid: Option<Decimal>,
     /// Seconds from the intent to the last fill (None before any fill).
     pub time_to_fill_secs: Option<i64>,
     /// Filled some but not all of the order.
@@ -126,8 +130,8 @@ pub struct Execution {
     pub median_time_to_fill_secs: Option<i64>,
     /// Longest.
     pub max_time_to_fill_secs: Option<i64>,
-    /// Spread paid: keel logs the arrival mid, not the bid/ask, so the half
-    /// spread is inside `slippage` and not reported on its own (`None`).
+    /// Σ of the orders' `spread_paid` (those that have one); `None` when no
+    /// order of the day has an arrival spread.
     pub spread_paid: Option<Decimal>,
 }
 
@@ -200,6 +204,9 @@ fn order_line(o: &OrderRow, last_fill: Option<DateTime<Utc>>) -> OrderLine {
             .avg_fill_price
             .filter(|_| filled)
             .map(|avg| (o.side.sign() * (avg - o.arrival_price) * o.filled_qty).round_dp(6)),
+        spread_paid: o
+            .arrival_spread
+            .map(|s| (o.filled_qty * s / Decimal::TWO).round_dp(6)),
         time_to_fill_secs: last_fill.map(|t| (t - o.created_at).num_seconds()),
         partial: filled && o.filled_qty < o.qty && o.status != OrderStatus::Filled,
     }
@@ -335,7 +342,10 @@ pub async fn build(store: &dyn Store, day: NaiveDate) -> Result<DayReport, Store
             .copied()
             .filter(|_| !ttf.is_empty()),
         max_time_to_fill_secs: ttf.last().copied(),
-        spread_paid: None,
+        spread_paid: order_lines
+            .iter()
+            .filter_map(|o| o.spread_paid)
+            .reduce(|a, b| a + b),
     };
 
     // Guard actions of the day's cycles.

@@ -454,6 +454,7 @@ impl Working {
                 cycle_id,
                 order,
                 arrival_price,
+                arrival_spread,
                 at,
             } => {
                 slot(&mut self.orders, &order.client_order_id).set(Some(OrderRow {
@@ -470,6 +471,7 @@ impl Working {
                     filled_qty: Decimal::ZERO,
                     avg_fill_price: None,
                     arrival_price: *arrival_price,
+                    arrival_spread: *arrival_spread,
                     reason: None,
                     created_at: *at,
                     updated_at: *at,

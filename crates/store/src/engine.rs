@@ -485,7 +485,12 @@ where
             &mut *c,
             "target_sets",
             "reading queued target sets",
-            "SELECT id, payload FROM target_sets WHERE status IN ('queued', 'executing') ORDER BY queued_at, id",
+            // Queue order: two sets queued at the same instant (a fixed
+            // clock, one batch) are ordered by their queue event in the log,
+            // never by id, so "newest" means queued last.
+            "SELECT t.id, t.payload FROM target_sets t \
+             LEFT JOIN audit a ON a.event_id = 'set:' || t.id \
+             WHERE t.status IN ('queued', 'executing') ORDER BY t.queued_at, a.seq, t.id",
             &[],
         )
         .await?;

@@ -65,6 +65,8 @@ pub struct OrderRow {
     pub avg_fill_price: Option<Decimal>,
     /// Reference price at decision time.
     pub arrival_price: Decimal,
+    /// Ask minus bid at decision time, when both were quoted.
+    pub arrival_spread: Option<Decimal>,
     /// The broker's reason for a cancel, reject or expiry.
     pub reason: Option<String>,
     /// When the intent was recorded.

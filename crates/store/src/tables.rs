@@ -126,6 +126,7 @@ pub(crate) const ORDER_COLS: &[&str] = &[
     "reason",
     "created_at",
     "updated_at",
+    "arrival_spread",
 ];
 
 /// Decodes an `orders` row.
@@ -149,6 +150,7 @@ pub(crate) fn order_row(r: &Rd) -> Result<OrderRow, StoreError> {
         reason: r.opt_text(13, "reason")?,
         created_at: r.time(14, "created_at")?,
         updated_at: r.time(15, "updated_at")?,
+        arrival_spread: r.opt_dec(16, "arrival_spread")?,
     })
 }
 
@@ -171,6 +173,7 @@ pub(crate) fn order_vals(o: &OrderRow) -> Vec<Val> {
         Val::ot(o.reason.clone()),
         Val::t(fmt_time(o.created_at)),
         Val::t(fmt_time(o.updated_at)),
+        Val::ot(o.arrival_spread.map(fmt_dec)),
     ]
 }
 

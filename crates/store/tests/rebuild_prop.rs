@@ -89,6 +89,7 @@ fn events(ops: &[Op]) -> Vec<Event> {
                     time_in_force: keel_domain::TimeInForce::Day,
                 },
                 arrival_price: dec(arrival.0, arrival.1),
+                arrival_spread: None,
                 at: t(at),
             },
             Op::Accept { order } => Event::OrderAccepted {

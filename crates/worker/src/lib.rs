@@ -853,16 +853,18 @@ impl Worker {
             if self.store.kill_switch().await?.is_some() || self.flag_file_present() {
                 break;
             }
-            let arrival = snap
-                .quotes
-                .get(&order.symbol)
-                .map(|q| q.reference())
-                .unwrap_or_default();
+            let quote = snap.quotes.get(&order.symbol);
+            let arrival = quote.map(|q| q.reference()).unwrap_or_default();
+            // Only a two-sided, uncrossed quote has a spread to pay.
+            let spread = quote
+                .filter(|q| q.bid > Decimal::ZERO && q.ask >= q.bid)
+                .and_then(|q| q.ask.checked_sub(q.bid));
             self.store
                 .append(&Event::OrderIntent {
                     cycle_id: cycle_id.to_string(),
                     order: order.clone(),
                     arrival_price: arrival,
+                    arrival_spread: spread,
                     at: self.now(),
                 })
                 .await?;

@@ -267,6 +267,7 @@ async fn order_lookups_are_retried_reads() {
             cycle_id: "s0#0".into(),
             order: order("k-crashed-1", Decimal::from(100)),
             arrival_price: Decimal::from(100),
+            arrival_spread: None,
             at: t0(),
         })
         .await

@@ -257,6 +257,7 @@ pub async fn seed(store: &dyn Store) -> Seeded {
                         time_in_force: TimeInForce::Day,
                     },
                     arrival_price: *px,
+                    arrival_spread: None,
                     at: t0,
                 },
             )

@@ -70,6 +70,7 @@ pub fn intent(coid: &str, cycle: &str, symbol: &str, side: Side, qty: &str, arri
             time_in_force: TimeInForce::Day,
         },
         arrival_price: d(arrival),
+        arrival_spread: None,
         at: t(at),
     }
 }
