@@ -77,6 +77,10 @@ pub enum Command {
         /// Address to serve the dashboard on (default: server.bind, 127.0.0.1:8080).
         #[arg(long)]
         bind: Option<String>,
+        /// Simulate the sessions before this date (YYYY-MM-DD; default:
+        /// today), so a demo state is reproducible.
+        #[arg(long)]
+        before: Option<String>,
     },
     /// Serve the read-only dashboard (and the control API when a token is configured).
     Serve {

@@ -38,7 +38,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             dir,
             no_serve,
             bind,
-        } => block_on(crate::demo::run(days, seed, &dir, !no_serve, bind)),
+            before,
+        } => {
+            let before = before.map(|d| parse_date("before", &d)).transpose()?;
+            block_on(crate::demo::run(days, seed, &dir, !no_serve, bind, before))
+        }
         Command::Serve { bind, common } => {
             let mut env = Env::load(&common)?;
             if let Some(b) = bind {

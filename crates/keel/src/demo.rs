@@ -24,6 +24,7 @@ pub async fn run(
     dir: &Path,
     serve: bool,
     bind: Option<String>,
+    before: Option<NaiveDate>,
 ) -> Result<(), CliError> {
     if days == 0 || days > 2_000 {
         return Err(input(format!("--days = {days}: must be between 1 and 2000")));
@@ -48,7 +49,7 @@ pub async fn run(
     let toml = toml::to_string_pretty(&cfg).context("rendering the demo config")?;
     std::fs::write(dir.join("keel.toml"), toml).context("writing the demo's keel.toml")?;
     // The only wall-clock read: which recent sessions to simulate.
-    let sessions = recent_sessions(Utc::now().date_naive(), days);
+    let sessions = recent_sessions(before.unwrap_or_else(|| Utc::now().date_naive()), days);
     let Some(first) = sessions.first() else {
         return Err(input("no sessions to simulate"));
     };

@@ -65,7 +65,15 @@ fn seeded() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     run_ok(
         keel()
-            .args(["demo", "--no-serve", "--days", "3", "--dir"])
+            .args([
+                "demo",
+                "--no-serve",
+                "--days",
+                "3",
+                "--before",
+                "2026-12-02",
+                "--dir",
+            ])
             .arg(tmp.path()),
     );
     tmp

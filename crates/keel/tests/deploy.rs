@@ -187,7 +187,15 @@ fn every_metric_in_rules_and_dashboard_is_in_a_live_scrape() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let out = Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(["demo", "--no-serve", "--days", "1", "--dir"])
+        .args([
+            "demo",
+            "--no-serve",
+            "--days",
+            "1",
+            "--before",
+            "2026-11-27",
+            "--dir",
+        ])
         .arg(dir)
         .output()
         .unwrap();
