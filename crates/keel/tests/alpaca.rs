@@ -29,10 +29,9 @@ fn dec(v: &Value) -> String {
         .to_string()
 }
 
-fn planned(plan: &str) -> Orders {
-    let v: Value = serde_json::from_str(plan).unwrap_or_else(|e| panic!("plan --json: {e}: {plan}"));
-    v["orders"]
-        .as_array()
+/// Orders as `keel plan --json` and alpaca-fake's state both write them.
+fn orders_of(list: &Value) -> Orders {
+    list.as_array()
         .expect("orders")
         .iter()
         .map(|o| {
@@ -47,6 +46,11 @@ fn planned(plan: &str) -> Orders {
             )
         })
         .collect()
+}
+
+fn planned(plan: &str) -> Orders {
+    let v: Value = serde_json::from_str(plan).unwrap_or_else(|e| panic!("plan --json: {e}: {plan}"));
+    orders_of(&v["orders"])
 }
 
 const KEEL_SETTINGS: &str = "[paper]\npartial_fill_prob = 0\n\
@@ -70,22 +74,7 @@ impl Venue for OnFake<'_> {
         for (cid, n) in subs["by_client_order_id"].as_object().expect("counts") {
             assert_eq!(n, 1, "{cid} reached the venue {n} times");
         }
-        self.0.state()["orders"]
-            .as_array()
-            .expect("orders")
-            .iter()
-            .map(|o| {
-                let limit = (!o["limit_price"].is_null()).then(|| dec(&o["limit_price"]));
-                (
-                    o["client_order_id"].as_str().expect("id").to_string(),
-                    (
-                        o["side"].as_str().expect("side").to_string(),
-                        dec(&o["qty"]),
-                        limit,
-                    ),
-                )
-            })
-            .collect()
+        orders_of(&self.0.state()["orders"])
     }
     fn positions(&self, _t: &str) -> BTreeMap<String, String> {
         self.0.state()["positions"]
