@@ -391,21 +391,17 @@ async fn alert_stream_down(env: &Env, worker: &Worker, alerted: bool) -> bool {
     let since = chrono::Duration::from_std(down)
         .ok()
         .and_then(|d| now.checked_sub_signed(d))
-        .unwrap_or(now);
+        .unwrap_or(now)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let alert = Event::Alert {
         alert: AlertKind::StreamDown,
         detail: format!(
-            "account {}: the venue's order-update stream has been down for {}s (since {}); \
+            "account {}: the venue's order-update stream has been down for {}s (since {since}); \
              keel sends no new orders until it is back and backfilled",
             env.cfg.account_id,
             down.as_secs(),
-            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         ),
-        key: format!(
-            "{}:{}",
-            env.cfg.account_id,
-            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        ),
+        key: format!("{}:{since}", env.cfg.account_id),
         at: now,
     };
     record_alert(worker.store().as_ref(), &alert).await;

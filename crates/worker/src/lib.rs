@@ -508,13 +508,13 @@ impl Worker {
             }
         }
 
+        let attempt = self.store.cycle_count_for_set(&set.id).await?;
         if let Some(reason) = set_expired(&set, now) {
-            if self.store.cycle_count_for_set(&set.id).await? == 0 {
+            if attempt == 0 {
                 self.refused(&set, &reason).await?;
             }
             return self.complete(&set, &reason).await;
         }
-        let attempt = self.store.cycle_count_for_set(&set.id).await?;
         if attempt >= self.cfg.max_attempts {
             return self
                 .complete(&set, &format!("stopped after {attempt} attempts"))

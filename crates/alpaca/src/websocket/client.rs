@@ -12,7 +12,7 @@ use super::parse::decode;
 use crate::config::AlpacaConfig;
 use crate::execution::Shared;
 use futures_util::{SinkExt, StreamExt};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
@@ -27,21 +27,36 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const STABLE: Duration = Duration::from_secs(60);
 
 /// What the stream task reports.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StreamStatus {
-    backfilled: AtomicBool,
     connects: AtomicU64,
     frames: AtomicU64,
     last_error: Mutex<Option<String>>,
-    /// Since when no backfilled connection has been up (`None`: up).
+    /// Since when no backfilled connection has been up; `None` exactly while
+    /// the current connection is up and backfilled.
     down_since: Mutex<Option<Instant>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl StreamStatus {
+    /// Down from the start: nothing is backfilled before the first connection.
+    fn new() -> Self {
+        Self {
+            connects: AtomicU64::new(0),
+            frames: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            down_since: Mutex::new(Some(Instant::now())),
+            task: Mutex::new(None),
+        }
+    }
+
+    fn down_since(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.down_since.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// True once the current connection's REST backfill has completed.
     pub fn backfilled(&self) -> bool {
-        self.backfilled.load(Ordering::SeqCst)
+        self.down_since().is_none()
     }
 
     /// Successful connections so far (the first one included).
@@ -62,28 +77,22 @@ impl StreamStatus {
     /// How long the stream has been down (not connected, or not yet
     /// backfilled); `None` while it is up.
     pub fn down_for(&self) -> Option<Duration> {
-        self.down_since
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .map(|t| t.elapsed())
+        self.down_since().map(|t| t.elapsed())
     }
 
+    /// Marks the stream down (keeping the start of an outage in progress).
     fn went_down(&self) {
-        self.down_since
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert_with(Instant::now);
+        self.down_since().get_or_insert_with(Instant::now);
     }
 
     fn fail(&self, e: String) {
-        self.backfilled.store(false, Ordering::SeqCst);
         self.went_down();
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
     }
 
     /// Stops the task (also done when the broker is dropped).
     pub fn stop(&self) {
-        self.backfilled.store(false, Ordering::SeqCst);
+        self.went_down();
         if let Some(t) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
             t.abort();
         }
@@ -103,8 +112,7 @@ impl Drop for StreamGuard {
 
 /// Starts the task; must be called inside a tokio runtime.
 pub(crate) fn spawn(shared: Arc<Shared>, cfg: &AlpacaConfig) -> Arc<StreamStatus> {
-    let status = Arc::new(StreamStatus::default());
-    status.went_down();
+    let status = Arc::new(StreamStatus::new());
     *shared.stream.lock().unwrap_or_else(|p| p.into_inner()) = Some(status.clone());
     let url = cfg.stream_endpoint();
     let silence = Duration::from_secs(cfg.stream_silence_secs);
@@ -189,8 +197,7 @@ async fn session(shared: &Shared, url: &str, silence: Duration, st: &StreamStatu
         Ok(n) => tracing::info!(orders = n, "alpaca stream connected and backfilled"),
         Err(e) => return format!("backfill after connect: {e}"),
     }
-    st.backfilled.store(true, Ordering::SeqCst);
-    *st.down_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    *st.down_since() = None;
     let ping_every = (silence / 3).max(Duration::from_millis(500));
     let mut ping = tokio::time::interval(ping_every);
     ping.tick().await;
