@@ -27,11 +27,6 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // `keel status | head` must end quietly, like any Unix tool, not panic on a closed pipe.
-    // SAFETY: called first thing, before any thread exists; SIG_DFL is a valid disposition.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -41,6 +36,13 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if dies_quietly_on_closed_pipe(&cli.command) {
+        // `keel status | head` must end quietly, like any Unix tool, not panic on a closed pipe.
+        // SAFETY: called before any thread exists; SIG_DFL is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     // The long-running verbs narrate at info (start, each cycle, each order,
     // each kill-switch change); one-shot verbs print their result and only warn.
     let default_level = match cli.command {
@@ -55,6 +57,21 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Whether a closed pipe may end this verb. Not the verbs that feed
+/// notification hooks on stdin or serve: a hook that exits without reading
+/// its message (`command = ["true"]`) would otherwise kill `keel run` with
+/// SIGPIPE, silently, mid-tenure. They keep Rust's default (ignored, the
+/// write returns EPIPE and the hook's delivery is judged by its exit code).
+fn dies_quietly_on_closed_pipe(command: &cli::Command) -> bool {
+    !matches!(
+        command,
+        cli::Command::Run { .. }
+            | cli::Command::Serve { .. }
+            | cli::Command::Demo { .. }
+            | cli::Command::Notify { .. }
+    )
 }
 
 /// Logs go to stderr: `KEEL_LOG` sets the filter (`debug`, `keel_worker=debug,warn`, ...),
