@@ -96,17 +96,18 @@ async fn check_lease_and_fencing(a: Arc<dyn LeaseStore>, b: Arc<dyn LeaseStore>)
 
 /// Expiry by the database's clock, refused renewal, and the local deadline.
 async fn check_expiry(a: Arc<dyn LeaseStore>, b: Arc<dyn LeaseStore>) {
-    let la = acquire(&a, "proc-a", terms(400, 150)).await;
+    let la = acquire(&a, "proc-a", terms(3_000, 2_000)).await;
     let fa = la.fenced_store();
     fa.append(&account("1000")).await.expect("write while held");
-    // The local deadline (ttl − margin) passes before the database's expiry.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The local deadline (ttl − margin) passes before the database's expiry;
+    // the windows are a second or more so a loaded CI machine cannot skip one.
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
     let e = la.check().expect_err("local deadline passed");
     assert!(matches!(e, StoreError::LeaseLost { .. }), "{e}");
     assert!(la.renew().await.is_err(), "a lost lease is not renewed");
     // Still unexpired in the database: b must wait.
-    busy(&b, "proc-b", terms(400, 150)).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    busy(&b, "proc-b", terms(3_000, 2_000)).await;
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
     // Expired now: the database refuses a's writes even before anyone takes over.
     let e = fa.append(&target_set("ts-late", 10)).await.expect_err("expired");
     match &e {
