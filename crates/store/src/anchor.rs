@@ -113,7 +113,7 @@ pub enum AnchorError {
 /// Where checkpoints are written and read back.
 #[derive(Debug, Clone)]
 pub struct Witness {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     command: Option<String>,
 }
 
@@ -129,18 +129,7 @@ impl Witness {
 
     /// The witness file of `account`.
     pub fn path(&self, account: &str) -> PathBuf {
-        // Whatever the account id holds, the file stays inside `dir`.
-        let safe: String = account
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        self.dir.join(format!("{safe}.checkpoints.jsonl"))
+        self.dir.join(format!("{}.checkpoints.jsonl", file_stem(account)))
     }
 
     /// Appends `cp` to the file (durably) and pipes it to the command.
@@ -247,6 +236,21 @@ impl Witness {
         }
         Ok(best)
     }
+}
+
+/// An account id as a file name: whatever the id holds, the file stays
+/// inside the witness directory.
+pub(crate) fn file_stem(account: &str) -> String {
+    account
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Pipes `line` to `sh -c command`, waiting at most [`COMMAND_TIMEOUT`].

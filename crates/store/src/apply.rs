@@ -11,7 +11,7 @@
 //! hundred.
 
 use crate::codec::fmt_time;
-use crate::conn::{exec, fetch, fetch_one, Conn, Val};
+use crate::conn::{exec, fetch, fetch_one, Conn, Rd, Val};
 use crate::error::StoreError;
 use crate::rows::{AccountRow, CycleRow, FillRow, OrderRow, PositionRow};
 use crate::tables::*;
@@ -114,6 +114,22 @@ fn slot<'m, T>(map: &'m mut BTreeMap<String, Slot<T>>, key: &str) -> &'m mut Slo
     map.entry(key.to_string()).or_default()
 }
 
+/// The slot of a row an event updates (absent rows stay absent). In a
+/// partial replay a miss is recorded in `missed` (see [`Working::partial`]).
+fn existing<'m, T>(
+    map: &'m mut BTreeMap<String, Slot<T>>,
+    table: &str,
+    key: &str,
+    partial: bool,
+    missed: &mut Option<String>,
+) -> &'m mut Slot<T> {
+    let s = map.entry(key.to_string()).or_default();
+    if partial && s.row.is_none() && missed.is_none() {
+        *missed = Some(format!("{table} {key}"));
+    }
+    s
+}
+
 /// Which existing rows a batch reads before it can be applied.
 #[derive(Default)]
 struct Needs {
@@ -189,6 +205,12 @@ pub(crate) struct Working {
     recon: Option<(bool, String, DateTime<Utc>)>,
     /// Inserted only, by date.
     eods: BTreeMap<String, EodRec>,
+    /// A replay that started from a verified state, which holds only the
+    /// rows later events can still change: a row an event updates but that
+    /// is not here may have been left out rather than never have existed.
+    partial: bool,
+    /// The first such row (`table key`): the partial replay cannot be trusted.
+    missed: Option<String>,
 }
 
 /// Applies events (with their ids, for error messages) to the projections.
@@ -369,13 +391,7 @@ impl Working {
                 upsert(c, "kill_switch", KILL_COLS, vec![kill_vals(k)]).await?;
             }
         }
-        if let Some((ok, diffs, at)) = &self.recon {
-            let row = vec![
-                Val::i(1),
-                Val::i(i64::from(*ok)),
-                Val::t(diffs),
-                Val::t(fmt_time(*at)),
-            ];
+        if let Some(row) = recon_vals(&self.recon) {
             upsert(c, "reconciliations", RECON_COLS, vec![row]).await?;
         }
         upsert(
@@ -439,7 +455,13 @@ impl Working {
                     finished_at: None,
                     outcome: None,
                 }));
-                let s = slot(&mut self.target_sets, target_set_id);
+                let s = existing(
+                    &mut self.target_sets,
+                    "target_sets",
+                    target_set_id,
+                    self.partial,
+                    &mut self.missed,
+                );
                 if let Some(t) = s.row.as_mut().filter(|t| t.status == "queued") {
                     t.status = "executing".to_string();
                     s.dirty = true;
@@ -482,7 +504,13 @@ impl Working {
                 broker_order_id,
                 at,
             } => {
-                let s = slot(&mut self.orders, client_order_id);
+                let s = existing(
+                    &mut self.orders,
+                    "orders",
+                    client_order_id,
+                    self.partial,
+                    &mut self.missed,
+                );
                 if let Some(o) = s.row.as_mut() {
                     o.broker_order_id = Some(broker_order_id.clone());
                     o.updated_at = *at;
@@ -514,7 +542,13 @@ impl Working {
                 // applied to the position and cash; only the order update and
                 // slippage are skipped.
                 let mut slippage = None;
-                let s = slot(&mut self.orders, client_order_id);
+                let s = existing(
+                    &mut self.orders,
+                    "orders",
+                    client_order_id,
+                    self.partial,
+                    &mut self.missed,
+                );
                 if let Some(o) = s.row.as_mut() {
                     slippage = slippage_bps(*side, *price, o.arrival_price);
                     let filled = o.filled_qty + qty;
@@ -563,7 +597,13 @@ impl Working {
                 reason,
                 at,
             } => {
-                let s = slot(&mut self.orders, client_order_id);
+                let s = existing(
+                    &mut self.orders,
+                    "orders",
+                    client_order_id,
+                    self.partial,
+                    &mut self.missed,
+                );
                 if let Some(o) = s.row.as_mut() {
                     o.status = *status;
                     o.reason = reason.clone();
@@ -576,7 +616,13 @@ impl Working {
                 outcome,
                 at,
             } => {
-                let s = slot(&mut self.cycles, cycle_id);
+                let s = existing(
+                    &mut self.cycles,
+                    "cycles",
+                    cycle_id,
+                    self.partial,
+                    &mut self.missed,
+                );
                 if let Some(c) = s.row.as_mut() {
                     c.finished_at = Some(*at);
                     c.outcome = Some(outcome.clone());
@@ -584,7 +630,13 @@ impl Working {
                 }
             }
             Event::TargetSetCompleted { target_set_id, .. } => {
-                let s = slot(&mut self.target_sets, target_set_id);
+                let s = existing(
+                    &mut self.target_sets,
+                    "target_sets",
+                    target_set_id,
+                    self.partial,
+                    &mut self.missed,
+                );
                 if let Some(t) = s.row.as_mut() {
                     t.status = "completed".to_string();
                     s.dirty = true;
@@ -593,7 +645,13 @@ impl Working {
             Event::TargetSetSuperseded { target_set_id, .. } => {
                 // A set that finished before the newer one arrived keeps its
                 // outcome; only one still waiting or executing is closed.
-                let s = slot(&mut self.target_sets, target_set_id);
+                let s = existing(
+                    &mut self.target_sets,
+                    "target_sets",
+                    target_set_id,
+                    self.partial,
+                    &mut self.missed,
+                );
                 if let Some(t) = s
                     .row
                     .as_mut()
@@ -669,8 +727,19 @@ impl Working {
 /// One projection table as replaying the log gives it: rendered rows by key.
 pub(crate) type Rendered = BTreeMap<String, Vec<Option<String>>>;
 
-/// A replay of the whole log held in memory (for verification): every row
-/// starts absent, so [`Working::apply`] builds each table from nothing.
+/// Projection rows by table, as stored values (a verified state's live rows).
+pub(crate) type LiveRows = BTreeMap<String, Vec<Vec<Val>>>;
+
+/// Final orders a verified state keeps besides the open ones: the most
+/// recently updated, which a late fill report (one made before a cancel) can
+/// still change. An event for an order left out sends verification back to
+/// a full replay, so this bounds the state's size, not what is proven.
+const RECENT_FINAL_ORDERS: usize = 200;
+
+/// A replay of the log held in memory (for verification). From nothing
+/// ([`Replay::default`]) every row starts absent, so [`Working::apply`] builds
+/// each table from scratch; from a verified state ([`Replay::from_live`]) it
+/// continues that state.
 #[derive(Default)]
 pub(crate) struct Replay {
     w: Working,
@@ -682,74 +751,172 @@ impl Replay {
         self.w.apply(ev, event_id)
     }
 
+    /// A partial replay continuing a verified state's live rows.
+    pub(crate) fn from_live(live: &LiveRows) -> Result<Self, StoreError> {
+        let mut w = Working {
+            partial: true,
+            ..Working::default()
+        };
+        let rows = |t: &'static str| {
+            live.get(t)
+                .into_iter()
+                .flatten()
+                .map(move |v| Rd::new(t, v.clone()))
+        };
+        if let Some(r) = rows("account").next() {
+            w.account = Slot::loaded(Some(account_row(&r)?));
+        }
+        if let Some(r) = rows("cash").next() {
+            w.cash = Slot::loaded(Some(r.dec(1, "amount")?));
+        }
+        for r in rows("target_sets") {
+            let t = target_set_rec(&r)?;
+            w.target_sets.insert(t.id.clone(), Slot::loaded(Some(t)));
+        }
+        for r in rows("cycles") {
+            let c = cycle_row(&r)?;
+            w.cycles.insert(c.cycle_id.clone(), Slot::loaded(Some(c)));
+        }
+        for r in rows("orders") {
+            let o = order_row(&r)?;
+            w.orders.insert(o.client_order_id.clone(), Slot::loaded(Some(o)));
+        }
+        for r in rows("positions") {
+            w.positions
+                .insert(r.text(0, "symbol")?, Slot::loaded(Some(position_row(&r)?)));
+        }
+        if let Some(r) = rows("kill_switch").next() {
+            w.kill = Slot::loaded(Some(kill_rec(&r)?));
+        }
+        if let Some(r) = rows("reconciliations").next() {
+            w.recon = Some((r.int(1, "ok")? != 0, r.text(2, "differences")?, r.time(3, "at")?));
+        }
+        Ok(Self { w })
+    }
+
+    /// In a partial replay, the first row an event needed that the state
+    /// did not hold (`table key`); the replay is then not to be trusted.
+    pub(crate) fn missed(&self) -> Option<&str> {
+        self.w.missed.as_deref()
+    }
+
+    /// The rows later events can still change, as stored values: account,
+    /// cash, kill switch, latest reconciliation, every position, target sets
+    /// still queued or executing, unfinished cycles, open orders and the
+    /// most recently updated final ones.
+    pub(crate) fn live_rows(&self) -> LiveRows {
+        let w = &self.w;
+        let mut out = LiveRows::new();
+        let mut put = |t: &str, v: Vec<Val>| out.entry(t.to_string()).or_default().push(v);
+        if let Some(a) = &w.account.row {
+            put("account", account_vals(a));
+        }
+        if let Some(amount) = w.cash.row {
+            put("cash", vec![Val::i(1), Val::t(amount.to_string())]);
+        }
+        for t in w.target_sets.values().filter_map(|s| s.row.as_ref()) {
+            if t.status == "queued" || t.status == "executing" {
+                put("target_sets", target_set_vals(t));
+            }
+        }
+        for c in w.cycles.values().filter_map(|s| s.row.as_ref()) {
+            if c.finished_at.is_none() {
+                put("cycles", cycle_vals(c));
+            }
+        }
+        let mut finals: Vec<&OrderRow> = Vec::new();
+        for o in w.orders.values().filter_map(|s| s.row.as_ref()) {
+            if o.status.is_final() {
+                finals.push(o);
+            } else {
+                put("orders", order_vals(o));
+            }
+        }
+        finals.sort_by_key(|o| std::cmp::Reverse(o.updated_at));
+        for o in finals.into_iter().take(RECENT_FINAL_ORDERS) {
+            put("orders", order_vals(o));
+        }
+        for (symbol, s) in &w.positions {
+            if let Some(p) = &s.row {
+                put("positions", position_vals(symbol, p));
+            }
+        }
+        if let Some(k) = &w.kill.row {
+            put("kill_switch", kill_vals(k));
+        }
+        if let Some(r) = recon_vals(&w.recon) {
+            put("reconciliations", r);
+        }
+        out
+    }
+
+    /// Calls `f` with every projection row this replay holds, as the row
+    /// is written (table, values), table by table.
+    pub(crate) fn each_row(&self, f: &mut dyn FnMut(&'static str, Vec<Val>)) {
+        fn keyed<T>(
+            f: &mut dyn FnMut(&'static str, Vec<Val>),
+            table: &'static str,
+            map: &BTreeMap<String, Slot<T>>,
+            enc: impl Fn(&str, &T) -> Vec<Val>,
+        ) {
+            for (k, s) in map {
+                if let Some(r) = &s.row {
+                    f(table, enc(k, r));
+                }
+            }
+        }
+        let w = &self.w;
+        if let Some(a) = &w.account.row {
+            f("account", account_vals(a));
+        }
+        if let Some(amount) = w.cash.row {
+            f("cash", vec![Val::i(1), Val::t(amount.to_string())]);
+        }
+        keyed(f, "target_sets", &w.target_sets, |_, t| target_set_vals(t));
+        keyed(f, "cycles", &w.cycles, |_, c| cycle_vals(c));
+        for (k, v) in &w.decisions {
+            f("guard_decisions", vec![Val::t(k), Val::t(v)]);
+        }
+        keyed(f, "orders", &w.orders, |_, o| order_vals(o));
+        for fill in w.fills.values() {
+            f("fills", fill_vals(fill));
+        }
+        keyed(f, "positions", &w.positions, position_vals);
+        if let Some(k) = &w.kill.row {
+            f("kill_switch", kill_vals(k));
+        }
+        if let Some(r) = recon_vals(&w.recon) {
+            f("reconciliations", r);
+        }
+        for e in w.eods.values() {
+            f("eod_snapshots", eod_vals(e));
+        }
+    }
+
     /// Every projection table as the log says it should be, rendered the way
     /// the rows are written (so they compare with `dump_projections`).
     pub(crate) fn rendered(&self) -> BTreeMap<&'static str, Rendered> {
-        fn put(t: &mut Rendered, vals: Vec<Val>) {
+        let mut out: BTreeMap<&'static str, Rendered> =
+            PROJECTION_TABLES.iter().map(|t| (*t, Rendered::new())).collect();
+        self.each_row(&mut |table, vals| {
             let row: Vec<Option<String>> = vals.iter().map(Val::render).collect();
             let key = row.first().cloned().flatten().unwrap_or_default();
-            t.insert(key, row);
-        }
-        fn keyed<T>(map: &BTreeMap<String, Slot<T>>, enc: impl Fn(&str, &T) -> Vec<Val>) -> Rendered {
-            let mut t = Rendered::new();
-            for (k, s) in map {
-                if let Some(r) = &s.row {
-                    put(&mut t, enc(k, r));
-                }
-            }
-            t
-        }
-        let w = &self.w;
-        let mut out = BTreeMap::new();
-        let mut account = Rendered::new();
-        if let Some(a) = &w.account.row {
-            put(&mut account, account_vals(a));
-        }
-        out.insert("account", account);
-        let mut cash = Rendered::new();
-        if let Some(amount) = w.cash.row {
-            put(&mut cash, vec![Val::i(1), Val::t(amount.to_string())]);
-        }
-        out.insert("cash", cash);
-        out.insert("target_sets", keyed(&w.target_sets, |_, t| target_set_vals(t)));
-        out.insert("cycles", keyed(&w.cycles, |_, c| cycle_vals(c)));
-        let mut decisions = Rendered::new();
-        for (k, v) in &w.decisions {
-            put(&mut decisions, vec![Val::t(k), Val::t(v)]);
-        }
-        out.insert("guard_decisions", decisions);
-        out.insert("orders", keyed(&w.orders, |_, o| order_vals(o)));
-        let mut fills = Rendered::new();
-        for f in w.fills.values() {
-            put(&mut fills, fill_vals(f));
-        }
-        out.insert("fills", fills);
-        out.insert("positions", keyed(&w.positions, position_vals));
-        let mut kill = Rendered::new();
-        if let Some(k) = &w.kill.row {
-            put(&mut kill, kill_vals(k));
-        }
-        out.insert("kill_switch", kill);
-        let mut recon = Rendered::new();
-        if let Some((ok, diffs, at)) = &w.recon {
-            put(
-                &mut recon,
-                vec![
-                    Val::i(1),
-                    Val::i(i64::from(*ok)),
-                    Val::t(diffs),
-                    Val::t(fmt_time(*at)),
-                ],
-            );
-        }
-        out.insert("reconciliations", recon);
-        let mut eods = Rendered::new();
-        for e in w.eods.values() {
-            put(&mut eods, eod_vals(e));
-        }
-        out.insert("eod_snapshots", eods);
+            out.entry(table).or_default().insert(key, row);
+        });
         out
     }
+}
+
+/// The single `reconciliations` row of a replay.
+fn recon_vals(recon: &Option<(bool, String, DateTime<Utc>)>) -> Option<Vec<Val>> {
+    recon.as_ref().map(|(ok, diffs, at)| {
+        vec![
+            Val::i(1),
+            Val::i(i64::from(*ok)),
+            Val::t(diffs),
+            Val::t(fmt_time(*at)),
+        ]
+    })
 }
 
 /// Signed slippage in bps vs the arrival price, positive when it cost money.

@@ -15,7 +15,7 @@
 //! forgery or an unmigrated log: `keel audit rekey`), and without a key a
 //! keyed row cannot be checked, which verification reports rather than skips.
 
-use crate::codec::chain_hash;
+use crate::codec::{chain_digest, chain_hash};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -68,6 +68,24 @@ impl AuditKey {
         event_id: &str,
         payload: &str,
     ) -> String {
+        let mut out = String::with_capacity(KEYED_PREFIX.len() + 64);
+        out.push_str(KEYED_PREFIX);
+        out.push_str(&hex::encode(
+            self.row_digest(prev_hash, seq, at, kind, event_id, payload),
+        ));
+        out
+    }
+
+    /// [`AuditKey::row_hash`] as bytes.
+    fn row_digest(
+        &self,
+        prev_hash: &str,
+        seq: u64,
+        at: &str,
+        kind: &str,
+        event_id: &str,
+        payload: &str,
+    ) -> [u8; 32] {
         // Cloning the keyed state skips re-deriving the inner and outer pads per row.
         let mut m = self.mac.clone();
         m.update(ROW_TAG);
@@ -76,10 +94,13 @@ impl AuditKey {
         for s in [at, kind, event_id, payload] {
             field(&mut m, s);
         }
-        let mut out = String::with_capacity(KEYED_PREFIX.len() + 64);
-        out.push_str(KEYED_PREFIX);
-        out.push_str(&hex::encode(m.finalize().into_bytes()));
-        out
+        m.finalize().into_bytes().into()
+    }
+
+    /// A fresh MAC under the key, for the other keyed digests (verified
+    /// states and their projection digests, `state.rs`).
+    pub(crate) fn mac(&self) -> Hmac<Sha256> {
+        self.mac.clone()
     }
 
     /// The MAC of a checkpoint's fields (hex).
@@ -133,10 +154,13 @@ pub fn check_row_hash(
     event_id: &str,
     payload: &str,
 ) -> Result<(), String> {
+    // Compared without allocating: verification checks every row, and
+    // formatting a million hashes into strings cost as much as hashing.
+    let matches = |stored_hex: &str, h: &[u8; 32]| stored_hex.as_bytes() == lower_hex(h);
     match (key, is_keyed(stored)) {
         (Some(k), true) => {
-            let h = k.row_hash(prev_hash, seq, at, kind, event_id, payload);
-            if h == stored {
+            let h = k.row_digest(prev_hash, seq, at, kind, event_id, payload);
+            if matches(&stored[KEYED_PREFIX.len()..], &h) {
                 Ok(())
             } else {
                 Err("keyed hash mismatch: the row was edited, or forged without the key".to_string())
@@ -153,16 +177,28 @@ pub fn check_row_hash(
                 .to_string(),
         ),
         (None, false) => {
-            let h = chain_hash(prev_hash, seq, at, kind, event_id, payload);
-            if h == stored {
+            let h = chain_digest(prev_hash, seq, at, kind, event_id, payload);
+            if matches(stored, &h) {
                 Ok(())
             } else {
                 Err(format!(
-                    "hash mismatch: stored {stored}, computed {h} (row content edited)"
+                    "hash mismatch: stored {stored}, computed {} (row content edited)",
+                    hex::encode(h)
                 ))
             }
         }
     }
+}
+
+/// 64 lowercase hex digits of a digest, on the stack.
+fn lower_hex(h: &[u8; 32]) -> [u8; 64] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 64];
+    for (i, b) in h.iter().enumerate() {
+        out[2 * i] = DIGITS[usize::from(b >> 4)];
+        out[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+    }
+    out
 }
 
 /// What the chain protects against, for `keel status` and `keel audit verify`.

@@ -34,6 +34,18 @@ const HASH_TAG: &[u8] = b"keel-audit-v1";
 /// the hash). `at` and `payload` are hashed exactly as stored, so an external
 /// verifier needs nothing but the table.
 pub fn chain_hash(prev_hash: &str, seq: u64, at: &str, kind: &str, event_id: &str, payload: &str) -> String {
+    hex::encode(chain_digest(prev_hash, seq, at, kind, event_id, payload))
+}
+
+/// [`chain_hash`] as bytes (verification compares these, not hex strings).
+pub(crate) fn chain_digest(
+    prev_hash: &str,
+    seq: u64,
+    at: &str,
+    kind: &str,
+    event_id: &str,
+    payload: &str,
+) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(HASH_TAG);
     field(&mut h, prev_hash);
@@ -41,7 +53,7 @@ pub fn chain_hash(prev_hash: &str, seq: u64, at: &str, kind: &str, event_id: &st
     for s in [at, kind, event_id, payload] {
         field(&mut h, s);
     }
-    hex::encode(h.finalize())
+    h.finalize().into()
 }
 
 /// Hashes one length-prefixed field.

@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 
 /// A bound parameter or a column value. Nulls carry their type so that
 /// PostgreSQL, which types every parameter, can accept them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Val {
     /// An INTEGER (SQLite) / BIGINT (PostgreSQL) value or typed null.
     Int(Option<i64>),
@@ -317,11 +317,6 @@ impl Rd {
         self.parse(i, column, |s| {
             serde_json::from_str(s).map_err(|e| format!("bad JSON: {e}"))
         })
-    }
-
-    /// Every value rendered as text, for projection dumps.
-    pub(crate) fn rendered(&self) -> Vec<Option<String>> {
-        self.vals.iter().map(Val::render).collect()
     }
 }
 

@@ -53,6 +53,9 @@ pub struct SqlStore<DB: Database> {
     /// The audit key: appends chain with HMAC-SHA-256 under it (version 2)
     /// and verification requires every row keyed. `None`: SHA-256 (version 1).
     pub(crate) key: Option<crate::chain::AuditKey>,
+    /// The SQLite file, when the store is one: verification scans it through
+    /// a raw read-only connection (`raw.rs`).
+    pub(crate) file: Option<std::path::PathBuf>,
 }
 
 /// One event prepared for the log (serialised outside the writer lock).
@@ -85,6 +88,7 @@ where
             head: Mutex::new(head),
             begin_sql,
             key: None,
+            file: None,
         })
     }
 
@@ -125,13 +129,31 @@ where
     /// order. For tests and diagnostics: two stores with equal dumps have
     /// identical projections.
     pub async fn dump_projections(&self) -> Result<Vec<(String, Vec<Vec<Option<String>>>)>, StoreError> {
+        Ok(self
+            .dump_projection_vals()
+            .await?
+            .into_iter()
+            .map(|(t, rows)| {
+                (
+                    t,
+                    rows.iter().map(|r| r.iter().map(Val::render).collect()).collect(),
+                )
+            })
+            .collect())
+    }
+
+    /// Every projection table's rows as stored values, in primary-key order.
+    pub(crate) async fn dump_projection_vals(&self) -> Result<Vec<(String, Vec<Vec<Val>>)>, StoreError> {
         let mut c = self.read_conn().await?;
         let mut out = Vec::new();
         for table in PROJECTION_TABLES {
             // Column 1 is the primary key of every projection table.
             let sql = format!("SELECT * FROM {table} ORDER BY 1");
-            let rows = fetch(&mut *c, "projection", &format!("dumping {table}"), &sql, &[]).await?;
-            out.push((table.to_string(), rows.iter().map(Rd::rendered).collect()));
+            let rows = c
+                .fetch(&sql, &[])
+                .await
+                .map_err(StoreError::db(&format!("dumping {table}")))?;
+            out.push((table.to_string(), rows));
         }
         Ok(out)
     }

@@ -38,9 +38,11 @@ mod lease;
 pub mod marks;
 mod outbox;
 mod pg;
+mod raw;
 mod rows;
 mod schema;
 mod sqlite;
+mod state;
 mod tables;
 mod transfer;
 mod verify;
@@ -62,6 +64,7 @@ pub use rows::{
 };
 pub use schema::check_schema_name;
 pub use sqlite::SqliteStore;
+pub use state::VerifiedState;
 pub use verify::{grouped, LogReport};
 
 use async_trait::async_trait;

@@ -88,7 +88,9 @@ impl SqlStore<Sqlite> {
             .run(&pool)
             .await
             .map_err(|source| StoreError::Migrate { location, source })?;
-        Self::from_pool(pool, BEGIN).await
+        let mut store = Self::from_pool(pool, BEGIN).await?;
+        store.file = Some(path.to_path_buf());
+        Ok(store)
     }
 
     /// A private in-memory store, for tests and dry runs. Gone when dropped.

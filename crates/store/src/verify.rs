@@ -17,12 +17,14 @@
 //! (not the log) is what protects it.
 
 use crate::anchor::Checkpoint;
-use crate::apply::Replay;
+use crate::apply::{Replay, PROJECTION_TABLES};
 use crate::chain::{check_row_hash, is_keyed, AuditKey};
 use crate::conn::{exec, fetch, fetch_one, Conn, Val};
 use crate::engine::{audit_row, read_head, seq_i64, SqlStore};
 use crate::error::StoreError;
+use crate::raw::{Col, RawDb};
 use crate::rows::{AuditRow, KillState};
+use crate::state::{Digests, TableDigest, VerifiedState};
 use crate::GENESIS_HASH;
 use keel_domain::Event;
 use serde::Serialize;
@@ -56,6 +58,9 @@ pub struct LogReport {
     pub unanchored: Option<(u64, u64)>,
     /// Whether a kill-switch release is among the unanchored rows.
     pub unanchored_release: bool,
+    /// The first row whose event was replayed: 1 for a full replay, more
+    /// when the projections were proven from a verified state.
+    pub replayed_from: u64,
 }
 
 impl LogReport {
@@ -99,67 +104,56 @@ where
     DB::Connection: Conn,
 {
     /// Verifies chain, projections and (given `checkpoint`, the newest one)
-    /// the anchor, reading the log once. Only a database error is `Err`;
+    /// the anchor, replaying the whole log. Only a database error is `Err`;
     /// every finding is in the report.
     pub async fn verify_log(&self, checkpoint: Option<&Checkpoint>) -> Result<LogReport, StoreError> {
-        // Two stages so that reading rows and checking them overlap: this
-        // task fetches pages, a thread hashes, decodes and replays them. If
-        // the thread stops at a bad row it drops its end and reading stops.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<AuditRow, String>>>(4);
-        let key = self.key.clone();
+        Ok(self.verify_log_from(checkpoint, None).await?.0)
+    }
+
+    /// Like [`SqlStore::verify_log`], but given a verified state (see
+    /// [`crate::state`]) the projections are proven by replaying only the
+    /// rows after it; the chain is still checked row by row from the first.
+    /// When the state cannot be used (it does not match this log, an event
+    /// needs a row it does not hold, or the tables differ) the whole log is
+    /// replayed, so the report is the same either way; its `replayed_from`
+    /// says which was done. Returns the state the log now proves, when chain
+    /// and projections check out, for the next start-up.
+    pub async fn verify_log_from(
+        &self,
+        checkpoint: Option<&Checkpoint>,
+        state: Option<&VerifiedState>,
+    ) -> Result<(LogReport, Option<VerifiedState>), StoreError> {
         let cp_seq = checkpoint.map(|c| c.seq);
-        let scanner = std::thread::Builder::new()
-            .name("keel-verify".into())
-            .spawn(move || scan(key.as_ref(), cp_seq, rx))
-            .map_err(|e| StoreError::Refused {
-                event_id: "-".into(),
-                why: format!("cannot start the verification thread: {e}"),
-            })?;
-        let mut c = self
-            .pool
-            .acquire()
-            .await
-            .map_err(StoreError::db("acquiring a connection"))?;
-        let mut after = 0i64;
-        let read: Result<(), StoreError> = async {
-            loop {
-                let rows = fetch(
-                    &mut *c,
-                    "audit",
-                    "verifying the audit log",
-                    "SELECT seq, at, kind, event_id, payload, prev_hash, hash FROM audit \
-                     WHERE seq > $1 ORDER BY seq LIMIT $2",
-                    &[Val::i(after), Val::i(PAGE)],
-                )
-                .await?;
-                let Some(last) = rows.last() else { break };
-                after = last.int(0, "seq")?;
-                let page = rows
-                    .iter()
-                    .map(|r| audit_row(r).map_err(|e| e.to_string()))
-                    .collect();
-                if tx.send(page).is_err() {
-                    break;
+        let state = state.filter(|s| s.usable_with(self.key.as_ref()));
+        let mut proven = None;
+        let mut scanned = None;
+        if let Some(st) = state {
+            let s = self.scan(Some(st.seq), cp_seq).await?;
+            if s.chain.fault.is_none() && s.chain.state_row.as_deref() == Some(st.head.as_str()) {
+                if let Ok(next) = st.advance(self.key.as_ref(), &s.chain.tail) {
+                    if &s.tables == next.digests() {
+                        proven = Some(next);
+                        scanned = Some((s, st.seq + 1));
+                    }
                 }
+            } else if s.chain.fault.is_some() {
+                // A broken chain is reported as found; a full replay would stop at the same row.
+                scanned = Some((s, st.seq + 1));
             }
-            Ok(())
         }
-        .await;
-        drop(tx);
-        drop(c);
-        let scanned = scanner.join().map_err(|_| StoreError::Refused {
-            event_id: "-".into(),
-            why: "the verification thread panicked".into(),
-        })?;
-        read?;
-        let Scan {
-            mut report,
-            replay,
-            expected,
-            prev,
-            checkpoint_row,
-        } = scanned;
-        report.head = (expected - 1, prev);
+        let (s, replayed_from) = match scanned {
+            Some(done) => done,
+            None => (self.scan(None, cp_seq).await?, 1),
+        };
+        let Scanned { chain, tables } = s;
+        let mut report = LogReport {
+            events: chain.events,
+            head: (chain.expected - 1, chain.prev.clone()),
+            keyed: chain.keyed,
+            chain: chain.fault.clone(),
+            replayed_from,
+            ..LogReport::default()
+        };
         if let Some(cp) = checkpoint {
             report.checkpoint = Some(cp.clone());
             let (head_seq, _) = &report.head;
@@ -171,7 +165,7 @@ where
                     cp.at,
                     grouped(cp.seq)
                 ));
-            } else if let Some(h) = &checkpoint_row {
+            } else if let Some(h) = &chain.checkpoint_row {
                 if h != &cp.head {
                     report.anchor = Some(format!(
                         "row {} has hash {h}; the checkpoint of {} says {} (the log was rewritten \
@@ -191,10 +185,122 @@ where
         if let Some((from, _)) = report.unanchored {
             report.unanchored_release = self.release_after(from).await?;
         }
-        if report.chain.is_none() {
-            report.projections = self.compare_projections(&replay).await?;
+        if report.chain.is_some() {
+            return Ok((report, None));
         }
-        Ok(report)
+        if proven.is_none() {
+            let replay = chain.replay.unwrap_or_default();
+            let want = crate::state::replay_digests(self.key.as_ref(), &replay);
+            let differing: Vec<&str> = PROJECTION_TABLES
+                .iter()
+                .copied()
+                .filter(|t| want.get(*t) != tables.get(*t))
+                .collect();
+            if differing.is_empty() {
+                proven = Some(VerifiedState::of_replay(
+                    self.key.as_ref(),
+                    &replay,
+                    report.head.0,
+                    &report.head.1,
+                ));
+            } else {
+                report.projections = self.compare_projections(&replay, &differing).await?;
+                if report.projections.is_empty() {
+                    // The digests differ but the rows compare equal: a column
+                    // of the wrong storage type (text where an integer belongs).
+                    for t in &differing {
+                        report.projections.push(format!(
+                            "{t}: a value is stored with the wrong type (the digests differ, the text does not)"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok((report, proven))
+    }
+
+    /// One pass over the log and the projection tables: the chain checked
+    /// row by row; with `from_state` (a verified state's seq) the rows after
+    /// it kept for a partial replay, else every event replayed; and every
+    /// projection table digested. A store file is read through one raw
+    /// read-only connection in one read transaction, so log and tables are
+    /// the same snapshot; other stores through sqlx.
+    async fn scan(&self, from_state: Option<u64>, cp_seq: Option<u64>) -> Result<Scanned, StoreError> {
+        let key = self.key.clone();
+        let refused = |why: String| StoreError::Refused {
+            event_id: "-".into(),
+            why,
+        };
+        if let Some(file) = self.file.clone() {
+            let job = tokio::task::spawn_blocking(move || scan_file(&file, key, from_state, cp_seq));
+            return job
+                .await
+                .map_err(|e| refused(format!("the verification task failed: {e}")))?
+                .map_err(|e| refused(format!("reading the store file to verify it: {e}")));
+        }
+        // Two stages so that reading rows and checking them overlap: this
+        // task fetches pages, a thread checks and replays them. If the thread
+        // stops at a bad row it drops its end and reading stops.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Page>(4);
+        let checker = std::thread::Builder::new()
+            .name("keel-verify".into())
+            .spawn(move || {
+                let mut chain = ChainCheck::new(key, from_state, cp_seq);
+                for page in rx {
+                    if !chain.page(&page) {
+                        break;
+                    }
+                }
+                chain
+            })
+            .map_err(|e| refused(format!("cannot start the verification thread: {e}")))?;
+        let mut c = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::db("acquiring a connection"))?;
+        let mut after = 0i64;
+        let read: Result<(), StoreError> = async {
+            loop {
+                let rows = fetch(
+                    &mut *c,
+                    "audit",
+                    "verifying the audit log",
+                    "SELECT seq, at, kind, event_id, payload, prev_hash, hash FROM audit \
+                     WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    &[Val::i(after), Val::i(PAGE)],
+                )
+                .await?;
+                let Some(last) = rows.last() else { break };
+                after = last.int(0, "seq")?;
+                let mut page = Page::default();
+                for r in &rows {
+                    match audit_row(r) {
+                        Ok(row) => page.push_row(&row),
+                        Err(e) => page.push_error(r.int(0, "seq").unwrap_or(after), e.to_string()),
+                    }
+                }
+                if tx.send(page).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        drop(tx);
+        drop(c);
+        let chain = checker
+            .join()
+            .map_err(|_| refused("the verification thread panicked".into()))?;
+        read?;
+        let mut tables = Digests::new();
+        for (table, rows) in self.dump_projection_vals().await? {
+            let d: &mut TableDigest = tables.entry(table.clone()).or_default();
+            for vals in rows {
+                d.add(&crate::state::vals_hash(self.key.as_ref(), &table, &vals));
+            }
+        }
+        Ok(Scanned { chain, tables })
     }
 
     /// Whether a kill-switch release was logged at or after `from`.
@@ -215,12 +321,16 @@ where
         Ok(row.is_some())
     }
 
-    /// Differences between the replayed projections and the stored tables.
-    async fn compare_projections(&self, replay: &Replay) -> Result<Vec<String>, StoreError> {
+    /// Differences between the replayed projections and the stored tables
+    /// named in `only`.
+    async fn compare_projections(&self, replay: &Replay, only: &[&str]) -> Result<Vec<String>, StoreError> {
         let want = replay.rendered();
         let have = self.dump_projections().await?;
         let mut out = Vec::new();
         for (table, rows) in have {
+            if !only.contains(&table.as_str()) {
+                continue;
+            }
             let Some(expected) = want.get(table.as_str()) else {
                 // A table added to PROJECTION_TABLES without a replay rendering.
                 out.push(format!("{table}: no replay rendering; cannot be proven"));
@@ -435,97 +545,336 @@ where
     }
 }
 
-/// What the scanning thread found.
-struct Scan {
-    report: LogReport,
-    replay: Replay,
+/// What one pass over log and tables found.
+struct Scanned {
+    chain: ChainCheck,
+    /// Every projection table's digest as stored.
+    tables: Digests,
+}
+
+/// Audit rows read in one go, their text fields in one buffer (a million
+/// rows as separate strings cost more in the allocator than in hashing).
+#[derive(Default)]
+struct Page {
+    buf: String,
+    rows: Vec<PageRow>,
+}
+
+/// One row of a [`Page`]: its seq and the byte ranges of at, kind,
+/// event_id, payload, prev_hash and hash in the buffer; or why it could not be read.
+enum PageRow {
+    Ok(u64, [(usize, usize); 6]),
+    Unreadable(String),
+}
+
+impl Page {
+    fn push_fields(&mut self, seq: u64, fields: [&str; 6]) {
+        let mut at = [(0, 0); 6];
+        for (i, f) in fields.iter().enumerate() {
+            let start = self.buf.len();
+            self.buf.push_str(f);
+            at[i] = (start, self.buf.len());
+        }
+        self.rows.push(PageRow::Ok(seq, at));
+    }
+
+    fn push_row(&mut self, r: &AuditRow) {
+        self.push_fields(
+            r.seq,
+            [&r.at, &r.kind, &r.event_id, &r.payload, &r.prev_hash, &r.hash],
+        );
+    }
+
+    fn push_error(&mut self, seq: i64, why: String) {
+        self.rows
+            .push(PageRow::Unreadable(format!("row with seq {seq}: {why}")));
+    }
+
+    fn field(&self, r: &(usize, usize)) -> &str {
+        self.buf.get(r.0..r.1).unwrap_or_default()
+    }
+}
+
+/// Checks rows in order: seq continuity, links, hashes under the key
+/// policy, and (in a full replay) payload against kind and id, replaying
+/// each event.
+struct ChainCheck {
+    key: Option<AuditKey>,
+    /// A partial replay's starting seq: rows after it are kept in `tail`.
+    from_state: Option<u64>,
+    cp_seq: Option<u64>,
+    events: u64,
+    keyed: bool,
     /// The next seq expected (head + 1 when the chain held).
     expected: u64,
     /// The last good row's hash.
     prev: String,
+    fault: Option<(u64, String)>,
     /// The hash of the row at the checkpoint's seq, when reached.
     checkpoint_row: Option<String>,
+    /// The hash of the row at the state's seq, when reached.
+    state_row: Option<String>,
+    /// A full replay (no state).
+    replay: Option<Replay>,
+    /// A partial replay's rows after the state.
+    tail: Vec<AuditRow>,
 }
 
-/// Checks pages of rows in order: seq continuity, links, hashes under the
-/// key policy, payload against kind and id, and replays each event.
-fn scan(
-    key: Option<&AuditKey>,
-    cp_seq: Option<u64>,
-    rx: std::sync::mpsc::Receiver<Vec<Result<AuditRow, String>>>,
-) -> Scan {
-    let mut s = Scan {
-        report: LogReport::default(),
-        replay: Replay::default(),
-        expected: 1,
-        prev: GENESIS_HASH.to_string(),
-        checkpoint_row: None,
-    };
-    for page in rx {
-        for row in page {
-            s.report.events += 1;
-            let row = match row {
-                Ok(row) => row,
-                Err(e) => {
-                    s.report.chain = Some((s.expected, format!("unreadable row: {e}")));
-                    return s;
-                }
-            };
-            let expected = s.expected;
-            let fail = if row.seq != expected {
-                Some(format!(
-                    "seq gap: expected {expected}, found {} (row {expected} was removed or renumbered)",
-                    row.seq
-                ))
-            } else if row.prev_hash != s.prev {
-                Some(format!(
-                    "prev_hash mismatch: row links to {}, previous row's hash is {} \
-                     (rows reordered, removed or replaced)",
-                    row.prev_hash, s.prev
-                ))
-            } else if let Err(why) = check_row_hash(
-                key,
-                &row.hash,
-                &row.prev_hash,
-                row.seq,
-                &row.at,
-                &row.kind,
-                &row.event_id,
-                &row.payload,
-            ) {
-                Some(why)
+impl ChainCheck {
+    fn new(key: Option<AuditKey>, from_state: Option<u64>, cp_seq: Option<u64>) -> Self {
+        Self {
+            key,
+            from_state,
+            cp_seq,
+            events: 0,
+            keyed: false,
+            expected: 1,
+            prev: GENESIS_HASH.to_string(),
+            fault: None,
+            checkpoint_row: None,
+            state_row: if from_state == Some(0) {
+                Some(GENESIS_HASH.to_string())
             } else {
-                match row.event() {
-                    Err(e) => Some(format!("payload is not an event: {e}")),
-                    Ok(ev) if ev.kind() != row.kind || ev.event_id() != row.event_id => Some(format!(
-                        "payload is a {} event {:?}, the row says {} {:?}",
-                        ev.kind(),
-                        ev.event_id(),
-                        row.kind,
-                        row.event_id
-                    )),
-                    Ok(ev) => s
-                        .replay
-                        .apply(&ev, &row.event_id)
-                        .err()
-                        .map(|e| format!("replaying the event failed: {e}")),
-                }
-            };
-            if let Some(why) = fail {
-                s.report.chain = Some((expected, why));
-                return s;
-            }
-            if s.report.events == 1 {
-                s.report.keyed = is_keyed(&row.hash);
-            }
-            if cp_seq == Some(row.seq) {
-                s.checkpoint_row = Some(row.hash.clone());
-            }
-            s.expected += 1;
-            s.prev = row.hash;
+                None
+            },
+            replay: from_state.is_none().then(Replay::default),
+            tail: Vec::new(),
         }
     }
-    s
+
+    /// Checks a page; `false` once the chain broke (stop reading).
+    fn page(&mut self, page: &Page) -> bool {
+        for row in &page.rows {
+            self.events += 1;
+            let expected = self.expected;
+            let (seq, f) = match row {
+                PageRow::Ok(seq, f) => (*seq, f),
+                PageRow::Unreadable(e) => {
+                    self.fault = Some((expected, format!("unreadable row: {e}")));
+                    return false;
+                }
+            };
+            let [at, kind, event_id, payload, prev_hash, hash] = f.map(|r| page.field(&r));
+            if let Some(why) = self.row(seq, at, kind, event_id, payload, prev_hash, hash) {
+                self.fault = Some((expected, why));
+                return false;
+            }
+            if self.events == 1 {
+                self.keyed = is_keyed(hash);
+            }
+            if self.cp_seq == Some(seq) {
+                self.checkpoint_row = Some(hash.to_string());
+            }
+            if self.from_state == Some(seq) {
+                self.state_row = Some(hash.to_string());
+            }
+            self.expected += 1;
+            self.prev.clear();
+            self.prev.push_str(hash);
+        }
+        true
+    }
+
+    /// Why one row does not check out, if it does not.
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        &mut self,
+        seq: u64,
+        at: &str,
+        kind: &str,
+        event_id: &str,
+        payload: &str,
+        prev_hash: &str,
+        hash: &str,
+    ) -> Option<String> {
+        let expected = self.expected;
+        if seq != expected {
+            return Some(format!(
+                "seq gap: expected {expected}, found {seq} (row {expected} was removed or renumbered)"
+            ));
+        }
+        if prev_hash != self.prev {
+            return Some(format!(
+                "prev_hash mismatch: row links to {prev_hash}, previous row's hash is {} \
+                 (rows reordered, removed or replaced)",
+                self.prev
+            ));
+        }
+        if let Err(why) = check_row_hash(
+            self.key.as_ref(),
+            hash,
+            prev_hash,
+            seq,
+            at,
+            kind,
+            event_id,
+            payload,
+        ) {
+            return Some(why);
+        }
+        if let Some(replay) = self.replay.as_mut() {
+            return match serde_json::from_str::<Event>(payload) {
+                Err(e) => Some(format!("payload is not an event: {e}")),
+                Ok(ev) if ev.kind() != kind || ev.event_id() != event_id => Some(format!(
+                    "payload is a {} event {:?}, the row says {kind} {event_id:?}",
+                    ev.kind(),
+                    ev.event_id(),
+                )),
+                Ok(ev) => replay
+                    .apply(&ev, event_id)
+                    .err()
+                    .map(|e| format!("replaying the event failed: {e}")),
+            };
+        }
+        if self.from_state.is_some_and(|s| seq > s) {
+            self.tail.push(AuditRow {
+                seq,
+                at: at.to_string(),
+                kind: kind.to_string(),
+                event_id: event_id.to_string(),
+                payload: payload.to_string(),
+                prev_hash: prev_hash.to_string(),
+                hash: hash.to_string(),
+            });
+        }
+        None
+    }
+}
+
+/// Rows per page handed from the reading thread to the checking one.
+const RAW_PAGE: usize = 2_000;
+
+/// [`SqlStore::scan`] of a store file. Three threads: this one reads the
+/// log through a raw read-only connection and hands pages to a checking
+/// thread, while a third digests the projection tables through a second
+/// connection. The two connections' read transactions see the same
+/// snapshot when they see the same head, because keel changes log and
+/// projections in one transaction; when they do not (something wrote in
+/// between) the tables are digested again in the log's own transaction.
+fn scan_file(
+    file: &std::path::Path,
+    key: Option<AuditKey>,
+    from_state: Option<u64>,
+    cp_seq: Option<u64>,
+) -> Result<Scanned, String> {
+    let log_db = RawDb::open_readonly(file)?;
+    let tables_db = RawDb::open_readonly(file)?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Page>(8);
+    let digest_key = key.clone();
+    std::thread::scope(|scope| {
+        let spawn_err = |e: std::io::Error| format!("cannot start a verification thread: {e}");
+        let checker = std::thread::Builder::new()
+            .name("keel-verify".into())
+            .spawn_scoped(scope, move || {
+                let mut chain = ChainCheck::new(key, from_state, cp_seq);
+                for page in rx {
+                    if !chain.page(&page) {
+                        break;
+                    }
+                }
+                chain
+            })
+            .map_err(spawn_err)?;
+        let tables_key = digest_key.clone();
+        let tables = std::thread::Builder::new()
+            .name("keel-verify-tables".into())
+            .spawn_scoped(scope, move || {
+                tables_db.exec("BEGIN")?;
+                let head = audit_head_raw(&tables_db)?;
+                let d = digest_tables(&tables_db, tables_key.as_ref())?;
+                tables_db.exec("COMMIT")?;
+                Ok::<_, String>((head, d))
+            })
+            .map_err(spawn_err)?;
+        let read = (|| {
+            log_db.exec("BEGIN")?;
+            read_log(&log_db, tx)?;
+            let head = audit_head_raw(&log_db)?;
+            let digests = match tables.join() {
+                Ok(Ok((h, d))) if h == head => d,
+                // Another snapshot, or that thread failed: digest here instead.
+                _ => digest_tables(&log_db, digest_key.as_ref())?,
+            };
+            log_db.exec("COMMIT")?;
+            Ok::<_, String>(digests)
+        })();
+        let chain = checker
+            .join()
+            .map_err(|_| "the verification thread panicked".to_string())?;
+        Ok(Scanned { chain, tables: read? })
+    })
+}
+
+/// Reads the whole log in seq order and sends it to `tx` in pages, until
+/// the receiver hangs up.
+fn read_log(db: &RawDb, tx: std::sync::mpsc::SyncSender<Page>) -> Result<(), String> {
+    let mut page = Page::default();
+    let mut receiver_gone = false;
+    db.query(
+        "SELECT seq, at, kind, event_id, payload, prev_hash, hash FROM audit ORDER BY seq",
+        &[],
+        |c| {
+            let seq = match c.first() {
+                Some(Col::Int(n)) => *n,
+                _ => -1,
+            };
+            let mut fields = [""; 6];
+            let mut bad = None;
+            for (i, f) in fields.iter_mut().enumerate() {
+                match c.get(i + 1) {
+                    Some(Col::Text(b)) => match std::str::from_utf8(b) {
+                        Ok(s) => *f = s,
+                        Err(_) => bad = Some(format!("column {} is not UTF-8 text", i + 1)),
+                    },
+                    other => bad = Some(format!("column {} is {other:?}, not text", i + 1)),
+                }
+            }
+            match (u64::try_from(seq), bad) {
+                (Ok(s), None) => page.push_fields(s, fields),
+                (_, Some(why)) => page.push_error(seq, why),
+                (Err(_), None) => page.push_error(seq, format!("seq {seq} is not a positive integer")),
+            }
+            if page.rows.len() >= RAW_PAGE && tx.send(std::mem::take(&mut page)).is_err() {
+                receiver_gone = true;
+                return false;
+            }
+            true
+        },
+    )?;
+    if !receiver_gone && !page.rows.is_empty() {
+        // A receiver gone now has seen a bad row; nothing more to tell it.
+        let _ = tx.send(page);
+    }
+    Ok(())
+}
+
+/// The last audit row's seq and hash as `db`'s transaction sees them.
+fn audit_head_raw(db: &RawDb) -> Result<Option<(i64, Vec<u8>)>, String> {
+    let mut head = None;
+    db.query(
+        "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+        &[],
+        |c| {
+            if let [Col::Int(seq), Col::Text(h)] = c {
+                head = Some((*seq, h.to_vec()));
+            }
+            false
+        },
+    )?;
+    Ok(head)
+}
+
+/// Every projection table's digest as `db`'s transaction sees it.
+fn digest_tables(db: &RawDb, key: Option<&AuditKey>) -> Result<Digests, String> {
+    let mut tables = Digests::new();
+    for table in PROJECTION_TABLES {
+        let d = tables.entry(table.to_string()).or_default();
+        db.query(&format!("SELECT * FROM {table}"), &[], |c| {
+            d.add(&crate::state::row_hash(key, table, c));
+            true
+        })?;
+    }
+    Ok(tables)
 }
 
 /// The column names of a projection table, for messages.
@@ -560,7 +909,6 @@ fn show(v: &Option<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apply::PROJECTION_TABLES;
 
     #[test]
     fn every_projection_table_has_a_rendering_and_columns() {

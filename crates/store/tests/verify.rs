@@ -160,3 +160,116 @@ async fn pg_keyed_chain_projections_anchors_rekey() {
             .await;
     }
 }
+
+/// Start-up's partial replay from a verified state: taken when the state
+/// fits the log, and every tamper a full replay catches is still caught.
+async fn check_from_state<DB>(s: SqlStore<DB>)
+where
+    DB: Database,
+    DB::Connection: Conn,
+{
+    let s = s.with_audit_key(key("state-key-0123456789"));
+    let evs = scenario();
+    s.append_batch(&evs[..12]).await.expect("append");
+    let (r, state) = s.verify_log_from(None, None).await.expect("verify");
+    assert!(r.is_ok(), "{:?}", r.failures());
+    let state = state.expect("state");
+    assert_eq!(state.seq, 12);
+    s.append_batch(&evs[12..]).await.expect("append");
+    let (n, head) = s.audit_head().await.expect("head");
+    let cp = Checkpoint::new(key("state-key-0123456789").as_ref(), "a", n, &head, t(0));
+    let (r, next) = s.verify_log_from(Some(&cp), Some(&state)).await.expect("verify");
+    assert!(r.is_ok(), "{:?}", r.failures());
+    assert_eq!(r.replayed_from, 13, "the rows after the state only");
+    let next = next.expect("state");
+    assert_eq!((next.seq, next.head.as_str()), (n, head.as_str()));
+    // From the newest state nothing is left to replay.
+    let (r, _) = s.verify_log_from(Some(&cp), Some(&next)).await.expect("verify");
+    assert!(r.is_ok() && r.replayed_from == n + 1, "{:?}", r.failures());
+    // A state under another key (or none) is not used, and nothing is lost by that.
+    let s = s.with_audit_key(None);
+    let (r, _) = s.verify_log_from(None, Some(&next)).await.expect("verify");
+    assert_eq!(r.replayed_from, 1);
+    let s = s.with_audit_key(key("state-key-0123456789"));
+
+    // Projection edits, in rows the state holds and in rows it does not.
+    for (sql, named) in [
+        (
+            "UPDATE positions SET qty = '999' WHERE symbol = 'AAPL'",
+            "positions AAPL: qty",
+        ),
+        ("UPDATE cash SET amount = '1000000'", "cash 1: amount"),
+        (
+            "UPDATE fills SET price = '1.00' WHERE fill_id = 'f1'",
+            "fills f1: price",
+        ),
+        (
+            "DELETE FROM orders WHERE client_order_id = 'o-msft'",
+            "orders o-msft: missing",
+        ),
+        ("UPDATE kill_switch SET engaged = 0", "kill_switch 1: engaged"),
+        (
+            "INSERT INTO guard_decisions (cycle_id, decisions) VALUES ('forged', '{}')",
+            "guard_decisions forged: row exists",
+        ),
+    ] {
+        let before = s.dump_projections().await.expect("dump");
+        tamper(&s, sql).await;
+        let (r, st) = s.verify_log_from(Some(&cp), Some(&next)).await.expect("verify");
+        assert!(st.is_none(), "{sql}: a tampered store yields no state");
+        assert!(
+            r.projections.iter().any(|p| p.starts_with(named)),
+            "{sql}: {:?}",
+            r.projections
+        );
+        s.rebuild_projections().await.expect("rebuild");
+        assert_eq!(s.dump_projections().await.expect("dump"), before);
+    }
+
+    // A payload edited in the middle of the log, before the state's row.
+    tamper(
+        &s,
+        "UPDATE audit SET payload = replace(payload, '100.10', '100.11') WHERE seq = 9",
+    )
+    .await;
+    let (r, st) = s.verify_log_from(Some(&cp), Some(&next)).await.expect("verify");
+    assert!(st.is_none());
+    assert_eq!(r.chain.map(|c| c.0), Some(9), "the edited row is named");
+}
+
+#[tokio::test]
+async fn sqlite_file_replay_from_verified_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    check_from_state(SqliteStore::open(dir.path().join("keel.db")).await.expect("open")).await;
+}
+
+#[tokio::test]
+async fn sqlite_memory_replay_from_verified_state() {
+    check_from_state(SqliteStore::open_in_memory().await.expect("open")).await;
+}
+
+#[tokio::test]
+async fn pg_replay_from_verified_state() {
+    use sqlx::Connection;
+    let Ok(url) = std::env::var("KEEL_TEST_PG_URL") else {
+        println!("skipped: no PostgreSQL (KEEL_TEST_PG_URL unset)");
+        return;
+    };
+    let mut admin = sqlx::PgConnection::connect(&url).await.expect("PostgreSQL");
+    let schema = format!("keel_state_verify_{}", std::process::id());
+    for sql in [
+        format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+        format!("CREATE SCHEMA {schema}"),
+    ] {
+        sqlx::query(&sql).execute(&mut admin).await.expect("schema");
+    }
+    check_from_state(
+        keel_store::PgStore::connect_schema(&url, &schema)
+            .await
+            .expect("connect"),
+    )
+    .await;
+    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .execute(&mut admin)
+        .await;
+}
