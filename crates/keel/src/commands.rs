@@ -580,7 +580,8 @@ async fn audit_verify(env: Env) -> Result<(), CliError> {
         )));
     }
     let backend = crate::stores::open(&env.cfg).await?;
-    let (report, failures) = crate::integrity::verify(&env, &backend, true).await?;
+    let (report, failures) =
+        crate::integrity::verify(&env, &backend, true, crate::integrity::Replay::Whole).await?;
     backend.close().await;
     println!(
         "audit log: {}",

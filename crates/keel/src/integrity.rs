@@ -5,7 +5,10 @@
 //! worker may send anything:
 //!
 //! - the chain, every row, under the key policy (keyed or SHA-256);
-//! - every projection the worker reads, against a replay of the log;
+//! - every projection table, against a replay of the log: of the rows
+//!   after the account's verified state when there is one (a sealed file
+//!   beside the checkpoints, carried forward at every checkpoint, see
+//!   `keel_store::VerifiedState`), else of the whole log;
 //! - the anchor: the log extends the newest checkpoint in the witness;
 //! - the broker as a witness: no order at the broker carries keel's
 //!   client-order-id prefix unless the log knows it.
@@ -19,27 +22,83 @@ use crate::error::CliError;
 use crate::stores::Backend;
 use anyhow::Context;
 use keel_domain::KillSource;
-use keel_store::{grouped, AuditKey, Checkpoint, LogReport, Store};
+use keel_store::{grouped, AuditKey, Checkpoint, LogReport, Store, VerifiedState, Witness};
 use keel_worker::Worker;
 
 /// Prefix of every client order id keel builds (`keel_domain::client_order_id`).
 const CLIENT_ORDER_ID_PREFIX: &str = "k-";
 
+/// Rows a checkpoint carries the verified state over at most; a longer
+/// stretch is left to the next start-up's verification.
+const MAX_CARRY_ROWS: u64 = 200_000;
+
 /// Writes a checkpoint of the current head to the account's witnesses. A
 /// failing witness command is a warning (the file is the witness read back);
-/// a file that cannot be written is an error.
+/// a file that cannot be written is an error. The verified state, if any, is
+/// carried forward to the head first (best effort: if it cannot be, the next
+/// start-up replays more of the log).
 pub async fn checkpoint(env: &Env, store: &dyn Store, key: Option<&AuditKey>) -> Result<(), CliError> {
     let (seq, head) = store.audit_head().await.context("reading the audit head")?;
     if seq == 0 {
         return Ok(());
     }
     let witness = env.cfg.audit.witness(&env.cfg.data_dir);
+    if let Err(why) = carry_state(&witness, store, key, &env.cfg.account_id, seq).await {
+        tracing::warn!(account = %env.cfg.account_id, why = %why, "verified state not carried forward; the next start-up replays from the older state");
+    }
     let cp = Checkpoint::new(key, &env.cfg.account_id, seq, &head, env.clock.now());
     match witness.append(&cp).context("writing the audit checkpoint")? {
         None => {}
         Some(w) => tracing::warn!(account = %env.cfg.account_id, warning = %w, "audit checkpoint"),
     }
     Ok(())
+}
+
+/// Carries the account's verified state over the rows appended since it,
+/// up to `head_seq`.
+async fn carry_state(
+    witness: &Witness,
+    store: &dyn Store,
+    key: Option<&AuditKey>,
+    account: &str,
+    head_seq: u64,
+) -> Result<(), String> {
+    let Some(mut state) = witness.load_state(key, account)? else {
+        return Ok(());
+    };
+    if state.seq >= head_seq {
+        return Ok(());
+    }
+    if head_seq - state.seq > MAX_CARRY_ROWS {
+        return Err(format!(
+            "{} rows since the state; too many to carry here",
+            grouped(head_seq - state.seq)
+        ));
+    }
+    while state.seq < head_seq {
+        let rows = store
+            .audit_page(state.seq, 5_000)
+            .await
+            .map_err(|e| e.to_string())?;
+        if rows.is_empty() {
+            break;
+        }
+        state = state.continue_with(key, &rows)?;
+    }
+    witness.save_state(key, account, &state)
+}
+
+/// The account's verified state, when it has a usable one (a file that
+/// cannot be used is a warning: the whole log is replayed instead).
+fn verified_state(env: &Env, key: Option<&AuditKey>) -> Option<VerifiedState> {
+    let witness = env.cfg.audit.witness(&env.cfg.data_dir);
+    match witness.load_state(key, &env.cfg.account_id) {
+        Ok(s) => s,
+        Err(why) => {
+            tracing::warn!(account = %env.cfg.account_id, why = %why, "verified state not used; replaying the whole log");
+            None
+        }
+    }
 }
 
 /// The newest checkpoint of the account (a witness that cannot be read or
@@ -51,6 +110,16 @@ pub fn newest_checkpoint(env: &Env, key: Option<&AuditKey>) -> Result<Option<Che
         .context("reading the audit checkpoints")?)
 }
 
+/// How much of the log [`verify`] replays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// All of it (`keel audit verify`): a difference is named row by row.
+    Whole,
+    /// From the account's verified state when it fits (start-up), which is
+    /// then renewed; a difference still sends it back to the whole log.
+    FromState,
+}
+
 /// Verifies the log and returns the report plus every failure as a line.
 /// `strict_tail`: rows after the newest checkpoint fail an unkeyed log
 /// (`keel audit verify`); at start-up they are the normal leftovers of a
@@ -59,13 +128,34 @@ pub async fn verify(
     env: &Env,
     backend: &Backend,
     strict_tail: bool,
+    replay: Replay,
 ) -> Result<(LogReport, Vec<String>), CliError> {
     let key = backend.audit_key();
     let cp = newest_checkpoint(env, key)?;
-    let report = backend
-        .verify_log(cp.as_ref())
+    let state = match replay {
+        Replay::Whole => None,
+        Replay::FromState => verified_state(env, key),
+    };
+    let (report, proven) = backend
+        .verify_log_from(cp.as_ref(), state.as_ref())
         .await
         .context("reading the audit log")?;
+    if replay == Replay::FromState {
+        match report.replayed_from {
+            1 => {
+                tracing::info!(account = %env.cfg.account_id, events = report.events, "audit log verified: chain checked, whole log replayed")
+            }
+            from => {
+                tracing::info!(account = %env.cfg.account_id, events = report.events, replayed_from = from, "audit log verified: chain checked, projections proven from the verified state and the rows after it")
+            }
+        }
+    }
+    if let (Replay::FromState, Some(proven), true) = (replay, &proven, report.is_ok()) {
+        let witness = env.cfg.audit.witness(&env.cfg.data_dir);
+        if let Err(why) = witness.save_state(key, &env.cfg.account_id, proven) {
+            tracing::warn!(account = %env.cfg.account_id, why = %why, "verified state not saved; the next start-up replays the whole log");
+        }
+    }
     let mut failures = report.failures();
     if key.is_none() && report.chain.is_none() {
         if let Some((from, to)) = report.unanchored {
@@ -98,7 +188,7 @@ pub async fn verify(
 /// The fail-closed start-up check (see the module docs). `Err` means the
 /// worker must not trade; the kill switch is engaged with the reason.
 pub async fn startup(env: &Env, backend: &Backend, worker: &Worker) -> Result<(), CliError> {
-    let (_, mut failures) = verify(env, backend, false).await?;
+    let (_, mut failures) = verify(env, backend, false, Replay::FromState).await?;
     match broker_orders_unknown_to_log(worker).await {
         Ok(unknown) if !unknown.is_empty() => failures.push(format!(
             "the broker holds {} order(s) with keel's client-order-id prefix that the log does not \

@@ -7,6 +7,7 @@ use crate::error::{input, CliError};
 use anyhow::Context;
 use keel_store::{
     AuditKey, AuditRow, Checkpoint, LeaseStore, LogReport, PgStore, SqliteStore, Store, StoreError,
+    VerifiedState,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -81,11 +82,17 @@ impl Backend {
         }
     }
 
-    /// Verifies chain, projections and the anchor (see `SqlStore::verify_log`).
-    pub async fn verify_log(&self, cp: Option<&Checkpoint>) -> Result<LogReport, StoreError> {
+    /// Verifies chain, projections and the anchor, proving the projections
+    /// from a verified state when one is given and fits (see
+    /// `SqlStore::verify_log_from`).
+    pub async fn verify_log_from(
+        &self,
+        cp: Option<&Checkpoint>,
+        state: Option<&VerifiedState>,
+    ) -> Result<(LogReport, Option<VerifiedState>), StoreError> {
         match self {
-            Backend::Sqlite(s) => s.verify_log(cp).await,
-            Backend::Pg(s) => s.verify_log(cp).await,
+            Backend::Sqlite(s) => s.verify_log_from(cp, state).await,
+            Backend::Pg(s) => s.verify_log_from(cp, state).await,
         }
     }
 

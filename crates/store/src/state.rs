@@ -226,6 +226,12 @@ impl VerifiedState {
                 return Err(format!("row {} is out of order", row.seq));
             }
             let ev = row.event().map_err(|e| format!("row {}: {e}", row.seq))?;
+            if ev.kind() != row.kind || ev.event_id() != row.event_id {
+                return Err(format!(
+                    "row {}: the payload is not the event the row names",
+                    row.seq
+                ));
+            }
             replay
                 .apply(&ev, &row.event_id)
                 .map_err(|e| format!("row {}: {e}", row.seq))?;
@@ -261,6 +267,36 @@ impl VerifiedState {
             digests,
             live: replay.live_rows(),
         })
+    }
+
+    /// Continues the state over rows the log holds after it, checking each
+    /// row's link and hash first (under the key policy of [`crate::chain`]),
+    /// so a state is only ever carried over rows that verify. For the
+    /// checkpoint after a cycle: no table is read, since the state is what
+    /// the log proves, whatever the tables say.
+    pub fn continue_with(&self, key: Option<&AuditKey>, rows: &[AuditRow]) -> Result<Self, String> {
+        if !self.usable_with(key) {
+            return Err("the state was sealed under another key policy".into());
+        }
+        let mut prev = self.head.as_str();
+        for r in rows {
+            if r.prev_hash != prev {
+                return Err(format!("row {} does not link to the row before it", r.seq));
+            }
+            crate::chain::check_row_hash(
+                key,
+                &r.hash,
+                &r.prev_hash,
+                r.seq,
+                &r.at,
+                &r.kind,
+                &r.event_id,
+                &r.payload,
+            )
+            .map_err(|why| format!("row {}: {why}", r.seq))?;
+            prev = &r.hash;
+        }
+        self.advance(key, rows)
     }
 
     /// The sealed file content: the tag and MAC on the first line, the body on the second.
