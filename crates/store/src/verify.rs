@@ -200,6 +200,7 @@ where
                 proven = Some(VerifiedState::of_replay(
                     self.key.as_ref(),
                     &replay,
+                    want,
                     report.head.0,
                     &report.head.1,
                 ));
@@ -244,15 +245,7 @@ where
         let (tx, rx) = std::sync::mpsc::sync_channel::<Page>(4);
         let checker = std::thread::Builder::new()
             .name("keel-verify".into())
-            .spawn(move || {
-                let mut chain = ChainCheck::new(key, from_state, cp_seq);
-                for page in rx {
-                    if !chain.page(&page) {
-                        break;
-                    }
-                }
-                chain
-            })
+            .spawn(move || check_pages(key, from_state, cp_seq, rx))
             .map_err(|e| refused(format!("cannot start the verification thread: {e}")))?;
         let mut c = self
             .pool
@@ -637,41 +630,53 @@ impl ChainCheck {
             } else {
                 None
             },
-            replay: from_state.is_none().then(Replay::default),
+            replay: None,
             tail: Vec::new(),
         }
     }
 
-    /// Checks a page; `false` once the chain broke (stop reading).
-    fn page(&mut self, page: &Page) -> bool {
-        for row in &page.rows {
-            self.events += 1;
-            let expected = self.expected;
-            let (seq, f) = match row {
-                PageRow::Ok(seq, f) => (*seq, f),
-                PageRow::Unreadable(e) => {
-                    self.fault = Some((expected, format!("unreadable row: {e}")));
-                    return false;
-                }
+    /// Checks a page; `Err(i)` once the chain broke at its row `i` (stop reading).
+    fn page(&mut self, page: &Page) -> Result<(), usize> {
+        for (i, row) in page.rows.iter().enumerate() {
+            let ok = match row {
+                PageRow::Ok(seq, f) => self.accept(*seq, f.map(|r| page.field(&r))),
+                PageRow::Unreadable(e) => self.unreadable(e),
             };
-            let [at, kind, event_id, payload, prev_hash, hash] = f.map(|r| page.field(&r));
-            if let Some(why) = self.row(seq, at, kind, event_id, payload, prev_hash, hash) {
-                self.fault = Some((expected, why));
-                return false;
+            if !ok {
+                return Err(i);
             }
-            if self.events == 1 {
-                self.keyed = is_keyed(hash);
-            }
-            if self.cp_seq == Some(seq) {
-                self.checkpoint_row = Some(hash.to_string());
-            }
-            if self.from_state == Some(seq) {
-                self.state_row = Some(hash.to_string());
-            }
-            self.expected += 1;
-            self.prev.clear();
-            self.prev.push_str(hash);
         }
+        Ok(())
+    }
+
+    /// A row that could not be read breaks the chain where it stands.
+    fn unreadable(&mut self, why: &str) -> bool {
+        self.events += 1;
+        self.fault = Some((self.expected, format!("unreadable row: {why}")));
+        false
+    }
+
+    /// Checks the next row (`at, kind, event_id, payload, prev_hash, hash`);
+    /// `false` once the chain broke (stop reading).
+    fn accept(&mut self, seq: u64, f: [&str; 6]) -> bool {
+        self.events += 1;
+        let [at, kind, event_id, payload, prev_hash, hash] = f;
+        if let Some(why) = self.row(seq, at, kind, event_id, payload, prev_hash, hash) {
+            self.fault = Some((self.expected, why));
+            return false;
+        }
+        if self.events == 1 {
+            self.keyed = is_keyed(hash);
+        }
+        if self.cp_seq == Some(seq) {
+            self.checkpoint_row = Some(hash.to_string());
+        }
+        if self.from_state == Some(seq) {
+            self.state_row = Some(hash.to_string());
+        }
+        self.expected += 1;
+        self.prev.clear();
+        self.prev.push_str(hash);
         true
     }
 
@@ -712,20 +717,6 @@ impl ChainCheck {
         ) {
             return Some(why);
         }
-        if let Some(replay) = self.replay.as_mut() {
-            return match serde_json::from_str::<Event>(payload) {
-                Err(e) => Some(format!("payload is not an event: {e}")),
-                Ok(ev) if ev.kind() != kind || ev.event_id() != event_id => Some(format!(
-                    "payload is a {} event {:?}, the row says {kind} {event_id:?}",
-                    ev.kind(),
-                    ev.event_id(),
-                )),
-                Ok(ev) => replay
-                    .apply(&ev, event_id)
-                    .err()
-                    .map(|e| format!("replaying the event failed: {e}")),
-            };
-        }
         if self.from_state.is_some_and(|s| seq > s) {
             self.tail.push(AuditRow {
                 seq,
@@ -741,16 +732,119 @@ impl ChainCheck {
     }
 }
 
+/// Checks pages as they arrive (see [`ChainCheck`]). In a full replay,
+/// decoding and applying the events, the costliest step, runs on a thread
+/// of its own, a page behind the chain check; the first bad row either
+/// finds is the one reported.
+fn check_pages(
+    key: Option<AuditKey>,
+    from_state: Option<u64>,
+    cp_seq: Option<u64>,
+    rx: std::sync::mpsc::Receiver<Page>,
+) -> ChainCheck {
+    let mut chain = ChainCheck::new(key, from_state, cp_seq);
+    if from_state.is_some() {
+        for page in rx {
+            if chain.page(&page).is_err() {
+                break;
+            }
+        }
+        return chain;
+    }
+    let (tx, pages) = std::sync::mpsc::sync_channel::<(Page, usize)>(4);
+    let stage = std::thread::scope(|s| {
+        let replayer = s.spawn(move || replay_pages(pages));
+        for page in rx {
+            let checked = chain.page(&page);
+            let good = match checked {
+                Ok(()) => page.rows.len(),
+                Err(i) => i,
+            };
+            if tx.send((page, good)).is_err() || checked.is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        replayer.join().ok()
+    });
+    chain.merge(stage);
+    chain
+}
+
+impl ChainCheck {
+    /// Takes in the replay half of a full verification.
+    fn merge(&mut self, stage: Option<ReplayStage>) {
+        let Some(stage) = stage else {
+            self.fault = Some((1, "the replay thread panicked".into()));
+            return;
+        };
+        if let Some((seq, why)) = stage.fault {
+            // Rows reach the replay only once their chain checked out, so its
+            // fault is at an earlier row than any the chain check found.
+            self.fault = Some((seq, why));
+            self.events = seq;
+            self.expected = seq;
+            self.prev = stage.last_hash;
+        }
+        self.replay = Some(stage.replay);
+    }
+}
+
+/// The replay half of a full verification.
+struct ReplayStage {
+    replay: Replay,
+    fault: Option<(u64, String)>,
+    /// The hash of the last row replayed.
+    last_hash: String,
+}
+
+/// Decodes and applies the first `good` rows of each page, in order,
+/// stopping at the first that is not the event its row names or does not apply.
+fn replay_pages(pages: std::sync::mpsc::Receiver<(Page, usize)>) -> ReplayStage {
+    let mut st = ReplayStage {
+        replay: Replay::default(),
+        fault: None,
+        last_hash: GENESIS_HASH.to_string(),
+    };
+    for (page, good) in pages {
+        for row in page.rows.iter().take(good) {
+            let PageRow::Ok(seq, f) = row else { continue };
+            let [_, kind, event_id, payload, _, hash] = f.map(|r| page.field(&r));
+            let why = match serde_json::from_str::<Event>(payload) {
+                Err(e) => Some(format!("payload is not an event: {e}")),
+                Ok(ev) if ev.kind() != kind || ev.event_id() != event_id => Some(format!(
+                    "payload is a {} event {:?}, the row says {kind} {event_id:?}",
+                    ev.kind(),
+                    ev.event_id(),
+                )),
+                Ok(ev) => st
+                    .replay
+                    .apply(&ev, event_id)
+                    .err()
+                    .map(|e| format!("replaying the event failed: {e}")),
+            };
+            if let Some(why) = why {
+                st.fault = Some((*seq, why));
+                return st;
+            }
+            st.last_hash.clear();
+            st.last_hash.push_str(hash);
+        }
+    }
+    st
+}
+
 /// Rows per page handed from the reading thread to the checking one.
 const RAW_PAGE: usize = 2_000;
 
-/// [`SqlStore::scan`] of a store file. Three threads: this one reads the
-/// log through a raw read-only connection and hands pages to a checking
-/// thread, while a third digests the projection tables through a second
-/// connection. The two connections' read transactions see the same
-/// snapshot when they see the same head, because keel changes log and
-/// projections in one transaction; when they do not (something wrote in
-/// between) the tables are digested again in the log's own transaction.
+/// [`SqlStore::scan`] of a store file. This thread reads the log through a
+/// raw read-only connection and checks the chain as it reads, straight
+/// from SQLite's buffers; in a full replay it hands the rows' events to a
+/// replaying thread. A third thread digests the projection tables through
+/// a second connection. The two connections' read transactions see the
+/// same snapshot when they see the same head, because keel changes log
+/// and projections in one transaction; when they do not (something wrote
+/// in between) the tables are digested again in the log's own transaction.
 fn scan_file(
     file: &std::path::Path,
     key: Option<AuditKey>,
@@ -759,22 +853,10 @@ fn scan_file(
 ) -> Result<Scanned, String> {
     let log_db = RawDb::open_readonly(file)?;
     let tables_db = RawDb::open_readonly(file)?;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Page>(8);
     let digest_key = key.clone();
+    let mut chain = ChainCheck::new(key, from_state, cp_seq);
     std::thread::scope(|scope| {
         let spawn_err = |e: std::io::Error| format!("cannot start a verification thread: {e}");
-        let checker = std::thread::Builder::new()
-            .name("keel-verify".into())
-            .spawn_scoped(scope, move || {
-                let mut chain = ChainCheck::new(key, from_state, cp_seq);
-                for page in rx {
-                    if !chain.page(&page) {
-                        break;
-                    }
-                }
-                chain
-            })
-            .map_err(spawn_err)?;
         let tables_key = digest_key.clone();
         let tables = std::thread::Builder::new()
             .name("keel-verify-tables".into())
@@ -786,9 +868,20 @@ fn scan_file(
                 Ok::<_, String>((head, d))
             })
             .map_err(spawn_err)?;
+        let (tx, pages) = std::sync::mpsc::sync_channel::<(Page, usize)>(8);
+        let replayer = match from_state {
+            Some(_) => None,
+            None => Some(
+                std::thread::Builder::new()
+                    .name("keel-verify-replay".into())
+                    .spawn_scoped(scope, move || replay_pages(pages))
+                    .map_err(spawn_err)?,
+            ),
+        };
+        let forward = replayer.is_some().then_some(tx);
         let read = (|| {
             log_db.exec("BEGIN")?;
-            read_log(&log_db, tx)?;
+            read_log(&log_db, &mut chain, forward)?;
             let head = audit_head_raw(&log_db)?;
             let digests = match tables.join() {
                 Ok(Ok((h, d))) if h == head => d,
@@ -798,18 +891,23 @@ fn scan_file(
             log_db.exec("COMMIT")?;
             Ok::<_, String>(digests)
         })();
-        let chain = checker
-            .join()
-            .map_err(|_| "the verification thread panicked".to_string())?;
+        if let Some(r) = replayer {
+            chain.merge(r.join().ok());
+        }
         Ok(Scanned { chain, tables: read? })
     })
 }
 
-/// Reads the whole log in seq order and sends it to `tx` in pages, until
-/// the receiver hangs up.
-fn read_log(db: &RawDb, tx: std::sync::mpsc::SyncSender<Page>) -> Result<(), String> {
+/// Reads the whole log in seq order, checking each row with `chain` until
+/// the chain breaks, and (in a full replay) sends the checked rows' events
+/// to `forward` in pages.
+fn read_log(
+    db: &RawDb,
+    chain: &mut ChainCheck,
+    forward: Option<std::sync::mpsc::SyncSender<(Page, usize)>>,
+) -> Result<(), String> {
     let mut page = Page::default();
-    let mut receiver_gone = false;
+    let mut replayer_gone = false;
     db.query(
         "SELECT seq, at, kind, event_id, payload, prev_hash, hash FROM audit ORDER BY seq",
         &[],
@@ -829,21 +927,35 @@ fn read_log(db: &RawDb, tx: std::sync::mpsc::SyncSender<Page>) -> Result<(), Str
                     other => bad = Some(format!("column {} is {other:?}, not text", i + 1)),
                 }
             }
-            match (u64::try_from(seq), bad) {
-                (Ok(s), None) => page.push_fields(s, fields),
-                (_, Some(why)) => page.push_error(seq, why),
-                (Err(_), None) => page.push_error(seq, format!("seq {seq} is not a positive integer")),
-            }
-            if page.rows.len() >= RAW_PAGE && tx.send(std::mem::take(&mut page)).is_err() {
-                receiver_gone = true;
+            let ok = match (u64::try_from(seq), bad) {
+                (Ok(s), None) => chain.accept(s, fields),
+                (_, Some(why)) => chain.unreadable(&format!("row with seq {seq}: {why}")),
+                (Err(_), None) => chain.unreadable(&format!("seq {seq} is not a positive integer")),
+            };
+            if !ok {
                 return false;
+            }
+            if let (Some(tx), Ok(s)) = (&forward, u64::try_from(seq)) {
+                // The replay needs kind, id, payload and hash only.
+                let [_, kind, event_id, payload, _, hash] = fields;
+                page.push_fields(s, ["", kind, event_id, payload, "", hash]);
+                if page.rows.len() >= RAW_PAGE {
+                    let full = std::mem::take(&mut page);
+                    let n = full.rows.len();
+                    if tx.send((full, n)).is_err() {
+                        // The replay stopped at a bad event; that is the finding.
+                        replayer_gone = true;
+                        return false;
+                    }
+                }
             }
             true
         },
     )?;
-    if !receiver_gone && !page.rows.is_empty() {
-        // A receiver gone now has seen a bad row; nothing more to tell it.
-        let _ = tx.send(page);
+    if let (Some(tx), false) = (&forward, replayer_gone) {
+        let n = page.rows.len();
+        // A replayer gone now has seen a bad event; nothing more to tell it.
+        let _ = tx.send((page, n));
     }
     Ok(())
 }
