@@ -765,63 +765,15 @@ where
     }
 
     async fn verify_chain(&self) -> Result<ChainReport, StoreError> {
-        let mut c = self.read_conn().await?;
-        let mut expected_seq = 1u64;
-        let mut prev = GENESIS_HASH.to_string();
-        let mut events = 0u64;
-        let mut after = 0i64;
-        loop {
-            let rows = fetch(
-                &mut *c,
-                "audit",
-                "verifying the audit chain",
-                "SELECT seq, at, kind, event_id, payload, prev_hash, hash FROM audit \
-                 WHERE seq > $1 ORDER BY seq LIMIT $2",
-                &[Val::i(after), Val::i(PAGE)],
-            )
-            .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.int(0, "seq")?;
-            for r in &rows {
-                events += 1;
-                let bad = |why: String| {
-                    Ok(ChainReport {
-                        events,
-                        first_bad: Some((expected_seq, why)),
-                    })
-                };
-                let row = match audit_row(r) {
-                    Ok(row) => row,
-                    Err(e) => return bad(format!("unreadable row: {e}")),
-                };
-                if row.seq != expected_seq {
-                    return bad(format!(
-                        "seq gap: expected {expected_seq}, found {} (row {expected_seq} was removed)",
-                        row.seq
-                    ));
-                }
-                if row.prev_hash != prev {
-                    return bad(format!(
-                        "prev_hash mismatch: row links to {}, previous row's hash is {prev} \
-                         (rows reordered or replaced)",
-                        row.prev_hash
-                    ));
-                }
-                if let Err(why) = crate::chain::check_row_hash(
-                    self.key.as_ref(),
-                    &row.hash,
-                    &row.prev_hash,
-                    row.seq,
-                    &row.at,
-                    &row.kind,
-                    &row.event_id,
-                    &row.payload,
-                ) {
-                    return bad(why);
-                }
-                expected_seq += 1;
-                prev = row.hash;
-            }
+        // The chain half of `verify_log`: a "state" past any row keeps the
+        // scan from replaying or collecting anything.
+        let chain = self.scan_chain().await?;
+        let (events, expected_seq) = (chain.0, chain.1);
+        if let Some(bad) = chain.2 {
+            return Ok(ChainReport {
+                events,
+                first_bad: Some(bad),
+            });
         }
         // Rows removed from the end leave a valid shorter chain; only a head
         // this process appended itself can reveal that.

@@ -216,8 +216,21 @@ where
                     }
                 }
             }
+            // A million-event replay is millions of allocations; freeing
+            // them is a tenth of the verification, and nobody waits for it.
+            let _ = std::thread::Builder::new()
+                .name("keel-verify-free".into())
+                .spawn(move || drop(replay));
         }
         Ok((report, proven))
+    }
+
+    /// The chain alone (for `Store::verify_chain`): rows read, the next seq
+    /// expected, and the first bad row with why.
+    pub(crate) async fn scan_chain(&self) -> Result<(u64, u64, Option<(u64, String)>), StoreError> {
+        // A state "at" the largest seq: nothing is replayed or kept.
+        let s = self.scan(Some(u64::MAX), None).await?;
+        Ok((s.chain.events, s.chain.expected, s.chain.fault))
     }
 
     /// One pass over the log and the projection tables: the chain checked
@@ -798,25 +811,69 @@ struct ReplayStage {
     last_hash: String,
 }
 
-/// Decodes and applies the first `good` rows of each page, in order,
-/// stopping at the first that is not the event its row names or does not apply.
+/// Replays the first `good` rows of each page, in order, on two threads:
+/// one decodes the payloads (the costlier half), the other applies the
+/// events, stopping at the first row that is not the event it names or
+/// does not apply.
 fn replay_pages(pages: std::sync::mpsc::Receiver<(Page, usize)>) -> ReplayStage {
+    let (tx, decoded) = std::sync::mpsc::sync_channel::<(Page, Vec<Result<Event, String>>)>(4);
+    std::thread::scope(|s| {
+        let decoder = std::thread::Builder::new()
+            .name("keel-verify-decode".into())
+            .spawn_scoped(s, move || {
+                for (page, good) in pages {
+                    let evs = page
+                        .rows
+                        .iter()
+                        .take(good)
+                        .map(|row| decode(&page, row))
+                        .collect();
+                    if tx.send((page, evs)).is_err() {
+                        break;
+                    }
+                }
+            });
+        match decoder {
+            Ok(_) => apply_pages(decoded),
+            Err(e) => ReplayStage {
+                replay: Replay::default(),
+                fault: Some((1, format!("cannot start the decoding thread: {e}"))),
+                last_hash: GENESIS_HASH.to_string(),
+            },
+        }
+    })
+}
+
+/// The event a row holds, if it is the one the row names.
+fn decode(page: &Page, row: &PageRow) -> Result<Event, String> {
+    let PageRow::Ok(_, f) = row else {
+        return Err("unreadable row".into());
+    };
+    let [_, kind, event_id, payload, _, _] = f.map(|r| page.field(&r));
+    match serde_json::from_str::<Event>(payload) {
+        Err(e) => Err(format!("payload is not an event: {e}")),
+        Ok(ev) if ev.kind() != kind || ev.event_id() != event_id => Err(format!(
+            "payload is a {} event {:?}, the row says {kind} {event_id:?}",
+            ev.kind(),
+            ev.event_id(),
+        )),
+        Ok(ev) => Ok(ev),
+    }
+}
+
+/// Applies decoded events in order (the second half of [`replay_pages`]).
+fn apply_pages(decoded: std::sync::mpsc::Receiver<(Page, Vec<Result<Event, String>>)>) -> ReplayStage {
     let mut st = ReplayStage {
         replay: Replay::default(),
         fault: None,
         last_hash: GENESIS_HASH.to_string(),
     };
-    for (page, good) in pages {
-        for row in page.rows.iter().take(good) {
+    for (page, evs) in decoded {
+        for (row, ev) in page.rows.iter().zip(evs) {
             let PageRow::Ok(seq, f) = row else { continue };
-            let [_, kind, event_id, payload, _, hash] = f.map(|r| page.field(&r));
-            let why = match serde_json::from_str::<Event>(payload) {
-                Err(e) => Some(format!("payload is not an event: {e}")),
-                Ok(ev) if ev.kind() != kind || ev.event_id() != event_id => Some(format!(
-                    "payload is a {} event {:?}, the row says {kind} {event_id:?}",
-                    ev.kind(),
-                    ev.event_id(),
-                )),
+            let [_, _, event_id, _, _, hash] = f.map(|r| page.field(&r));
+            let why = match ev {
+                Err(why) => Some(why),
                 Ok(ev) => st
                     .replay
                     .apply(&ev, event_id)
