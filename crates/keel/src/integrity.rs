@@ -63,6 +63,9 @@ async fn carry_state(
     account: &str,
     head_seq: u64,
 ) -> Result<(), String> {
+    if key.is_none() {
+        return Ok(());
+    }
     let Some(mut state) = witness.load_state(key, account)? else {
         return Ok(());
     };
@@ -132,6 +135,14 @@ pub async fn verify(
 ) -> Result<(LogReport, Vec<String>), CliError> {
     let key = backend.audit_key();
     let cp = newest_checkpoint(env, key)?;
+    // Only a keyed log uses (or seals) a verified state: without a key its
+    // seal is a plain hash anyone who can write the witness directory could
+    // recompute over edited tables, so an unkeyed start-up replays it all.
+    let at_startup = replay == Replay::FromState;
+    let replay = match key {
+        Some(_) => replay,
+        None => Replay::Whole,
+    };
     let state = match replay {
         Replay::Whole => None,
         Replay::FromState => verified_state(env, key),
@@ -140,7 +151,7 @@ pub async fn verify(
         .verify_log_from(cp.as_ref(), state.as_ref())
         .await
         .context("reading the audit log")?;
-    if replay == Replay::FromState {
+    if at_startup {
         match report.replayed_from {
             1 => {
                 tracing::info!(account = %env.cfg.account_id, events = report.events, "audit log verified: chain checked, whole log replayed")

@@ -330,6 +330,21 @@ fn battery(keyed: bool) {
     let v = verify(&b, &d);
     assert!(v.status.success(), "verify after a healthy cycle: {}", text(&v));
 
+    // A verified state edited (keyed) or planted (unkeyed, where none is ever
+    // used) is not trusted: start-up replays the whole log and still trades.
+    let d = scratch(&b, "state-file");
+    let state = d.join("witness").join("demo.verified-state");
+    let forged = match std::fs::read_to_string(&state) {
+        Ok(t) => t.replacen("\"seq\":", "\"seq\":1", 1),
+        Err(_) => "keel-verified-state-v1 0\n{}\n".to_string(),
+    };
+    std::fs::write(&state, forged).unwrap();
+    let c = run(keel(b.keyed, &["cycle", "--at", &b.at, "--data-dir"])
+        .arg(&d)
+        .env("KEEL_LOG", "info"));
+    assert!(c.status.success(), "cycle with a forged state file: {}", text(&c));
+    assert!(text(&c).contains("whole log replayed"), "{}", text(&c));
+
     let at_seq = |s: i64| format!("sequence {s}:");
     let n = head_of(&b.dir);
     let ends = |have: i64| {

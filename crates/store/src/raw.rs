@@ -22,9 +22,13 @@ pub(crate) enum Col<'a> {
     Null,
     /// An INTEGER.
     Int(i64),
-    /// TEXT (or any other storage class, as SQLite renders it as text): raw
-    /// bytes, not yet checked to be UTF-8.
+    /// TEXT: raw bytes, not yet checked to be UTF-8.
     Text(&'a [u8]),
+    /// A REAL, as its IEEE-754 bits (keel stores none: money is TEXT), kept apart from TEXT so a
+    /// value of the wrong storage class never hashes like the right one.
+    Real(u64),
+    /// A BLOB (keel stores none), likewise.
+    Blob(&'a [u8]),
 }
 
 /// A read-only connection. Opened with `SQLITE_OPEN_NOMUTEX`: it is used by
@@ -43,6 +47,8 @@ impl Drop for RawDb {
         // SAFETY: `db` came from a successful `sqlite3_open_v2`, every statement
         // was finalized by `Stmt`'s drop, and it is closed exactly once here.
         unsafe {
+            // Cannot be busy: every statement borrows the connection, so
+            // all were finalized before it can be dropped.
             ffi::sqlite3_close(self.db);
         }
     }
@@ -173,13 +179,27 @@ impl RawDb {
                     match ffi::sqlite3_column_type(st.stmt, i) {
                         ffi::SQLITE_NULL => Col::Null,
                         ffi::SQLITE_INTEGER => Col::Int(ffi::sqlite3_column_int64(st.stmt, i)),
-                        _ => {
-                            let p = ffi::sqlite3_column_text(st.stmt, i);
-                            let n = ffi::sqlite3_column_bytes(st.stmt, i).max(0) as usize;
-                            if p.is_null() {
-                                Col::Text(&[])
+                        ffi::SQLITE_FLOAT => Col::Real(ffi::sqlite3_column_double(st.stmt, i).to_bits()),
+                        ty => {
+                            let p = if ty == ffi::SQLITE_BLOB {
+                                ffi::sqlite3_column_blob(st.stmt, i).cast::<u8>()
                             } else {
-                                Col::Text(std::slice::from_raw_parts(p, n))
+                                ffi::sqlite3_column_text(st.stmt, i)
+                            };
+                            let n = ffi::sqlite3_column_bytes(st.stmt, i).max(0) as usize;
+                            // NULL for a non-empty value means SQLite ran out of memory.
+                            if p.is_null() && n > 0 {
+                                return Err(format!("reading {sql:?}: sqlite could not allocate a value"));
+                            }
+                            let bytes = if p.is_null() {
+                                &[][..]
+                            } else {
+                                std::slice::from_raw_parts(p, n)
+                            };
+                            if ty == ffi::SQLITE_BLOB {
+                                Col::Blob(bytes)
+                            } else {
+                                Col::Text(bytes)
                             }
                         }
                     }
@@ -230,6 +250,21 @@ mod tests {
                 "[Int(1), Text([120])]",
                 format!("[Null, Text({:?})]", "ünï".as_bytes()).as_str(),
                 "[Int(3), Null]"
+            ]
+        );
+        let mut kinds = Vec::new();
+        db.query("SELECT 1.5, x'31', '1', 1", &[], |c| {
+            kinds = c.iter().map(|v| format!("{v:?}")).collect();
+            false
+        })
+        .unwrap();
+        assert_eq!(
+            kinds,
+            [
+                format!("Real({})", 1.5f64.to_bits()),
+                "Blob([49])".into(),
+                "Text([49])".into(),
+                "Int(1)".into()
             ]
         );
         let e = db.exec("DELETE FROM t").unwrap_err();

@@ -67,6 +67,15 @@ pub(crate) fn row_hash(key: Option<&AuditKey>, table: &str, cols: &[Col<'_>]) ->
                     u(&(b.len() as u64).to_be_bytes());
                     u(b);
                 }
+                Col::Real(x) => {
+                    u(&[3]);
+                    u(&x.to_be_bytes());
+                }
+                Col::Blob(b) => {
+                    u(&[4]);
+                    u(&(b.len() as u64).to_be_bytes());
+                    u(b);
+                }
             }
         }
     }
@@ -170,9 +179,18 @@ impl<'de> Deserialize<'de> for TableDigest {
 /// Digests of every projection table, by name.
 pub(crate) type Digests = BTreeMap<String, TableDigest>;
 
+/// Which code sealed a state: the replay's rules (how events change rows,
+/// how rows are encoded) are the store's, so a state sealed by another
+/// version of it is not used; one full replay after an upgrade renews it.
+fn sealer() -> String {
+    format!("keel-store {}", env!("CARGO_PKG_VERSION"))
+}
+
 /// What a replay of the log up to `seq` proved (see the module docs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VerifiedState {
+    /// The code that proved it ([`sealer`]).
+    sealed_by: String,
     /// The last row replayed.
     pub seq: u64,
     /// That row's hash.
@@ -196,6 +214,7 @@ impl VerifiedState {
         head: &str,
     ) -> Self {
         Self {
+            sealed_by: sealer(),
             seq,
             head: head.to_string(),
             keyed: key.is_some(),
@@ -268,6 +287,7 @@ impl VerifiedState {
             digests.entry(table.to_string()).or_default().sub(&old);
         }
         Ok(Self {
+            sealed_by: sealer(),
             seq: last.seq,
             head: last.hash.clone(),
             keyed: self.keyed,
@@ -330,7 +350,11 @@ impl VerifiedState {
                 }
             ));
         }
-        serde_json::from_str(body).map_err(|e| format!("unreadable: {e}"))
+        let state: Self = serde_json::from_str(body).map_err(|e| format!("unreadable: {e}"))?;
+        if state.sealed_by != sealer() {
+            return Err(format!("sealed by {}, not by this {}", state.sealed_by, sealer()));
+        }
+        Ok(state)
     }
 }
 
@@ -370,12 +394,14 @@ pub(crate) fn replay_digests(key: Option<&AuditKey>, replay: &Replay) -> Digests
         .iter()
         .partition(|t| **t == "orders");
     std::thread::scope(|s| {
-        let other = s.spawn(|| rest.iter().map(|t| digest(t)).collect::<Vec<_>>());
+        let other = std::thread::Builder::new()
+            .name("keel-verify-digest".into())
+            .spawn_scoped(s, || rest.iter().map(|t| digest(t)).collect::<Vec<_>>());
         let mut out: Digests = big.iter().map(|t| digest(t)).collect();
-        match other.join() {
-            Ok(v) => out.extend(v),
-            // Cannot happen (digesting does not panic); if it did, digest here.
-            Err(_) => out.extend(rest.iter().map(|t| digest(t))),
+        match other.map(|h| h.join()) {
+            Ok(Ok(v)) => out.extend(v),
+            // No thread to be had (or it failed): digest the rest here.
+            _ => out.extend(rest.iter().map(|t| digest(t))),
         }
         out
     })

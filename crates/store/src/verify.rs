@@ -128,8 +128,11 @@ where
         let mut proven = None;
         let mut scanned = None;
         if let Some(st) = state {
-            let s = self.scan(Some(st.seq), cp_seq).await?;
-            if s.chain.fault.is_none() && s.chain.state_row.as_deref() == Some(st.head.as_str()) {
+            let s = self.scan(Some(st.seq), cp_seq, true).await?;
+            if s.chain.fault.is_none()
+                && !s.chain.tail_overflow
+                && s.chain.state_row.as_deref() == Some(st.head.as_str())
+            {
                 if let Ok(next) = st.advance(self.key.as_ref(), &s.chain.tail) {
                     if &s.tables == next.digests() {
                         proven = Some(next);
@@ -143,7 +146,7 @@ where
         }
         let (s, replayed_from) = match scanned {
             Some(done) => done,
-            None => (self.scan(None, cp_seq).await?, 1),
+            None => (self.scan(None, cp_seq, true).await?, 1),
         };
         let Scanned { chain, tables } = s;
         let mut report = LogReport {
@@ -229,7 +232,7 @@ where
     /// expected, and the first bad row with why.
     pub(crate) async fn scan_chain(&self) -> Result<(u64, u64, Option<(u64, String)>), StoreError> {
         // A state "at" the largest seq: nothing is replayed or kept.
-        let s = self.scan(Some(u64::MAX), None).await?;
+        let s = self.scan(Some(u64::MAX), None, false).await?;
         Ok((s.chain.events, s.chain.expected, s.chain.fault))
     }
 
@@ -239,14 +242,19 @@ where
     /// projection table digested. A store file is read through one raw
     /// read-only connection in one read transaction, so log and tables are
     /// the same snapshot; other stores through sqlx.
-    async fn scan(&self, from_state: Option<u64>, cp_seq: Option<u64>) -> Result<Scanned, StoreError> {
+    async fn scan(
+        &self,
+        from_state: Option<u64>,
+        cp_seq: Option<u64>,
+        tables: bool,
+    ) -> Result<Scanned, StoreError> {
         let key = self.key.clone();
         let refused = |why: String| StoreError::Refused {
             event_id: "-".into(),
             why,
         };
         if let Some(file) = self.file.clone() {
-            let job = tokio::task::spawn_blocking(move || scan_file(&file, key, from_state, cp_seq));
+            let job = tokio::task::spawn_blocking(move || scan_file(&file, key, from_state, cp_seq, tables));
             return job
                 .await
                 .map_err(|e| refused(format!("the verification task failed: {e}")))?
@@ -299,8 +307,13 @@ where
             .join()
             .map_err(|_| refused("the verification thread panicked".into()))?;
         read?;
+        let digest_tables = tables;
         let mut tables = Digests::new();
-        for (table, rows) in self.dump_projection_vals().await? {
+        let dump = match digest_tables {
+            true => self.dump_projection_vals().await?,
+            false => Vec::new(),
+        };
+        for (table, rows) in dump {
             let d: &mut TableDigest = tables.entry(table.clone()).or_default();
             for vals in rows {
                 d.add(&crate::state::vals_hash(self.key.as_ref(), &table, &vals));
@@ -624,7 +637,13 @@ struct ChainCheck {
     replay: Option<Replay>,
     /// A partial replay's rows after the state.
     tail: Vec<AuditRow>,
+    /// More than [`MAX_TAIL`] rows follow the state.
+    tail_overflow: bool,
 }
+
+/// Rows after a verified state held for its partial replay at most (a
+/// bound on memory; a state that far behind is not used).
+const MAX_TAIL: usize = 200_000;
 
 impl ChainCheck {
     fn new(key: Option<AuditKey>, from_state: Option<u64>, cp_seq: Option<u64>) -> Self {
@@ -645,6 +664,7 @@ impl ChainCheck {
             },
             replay: None,
             tail: Vec::new(),
+            tail_overflow: false,
         }
     }
 
@@ -731,6 +751,11 @@ impl ChainCheck {
             return Some(why);
         }
         if self.from_state.is_some_and(|s| seq > s) {
+            if self.tail.len() >= MAX_TAIL {
+                // Too far behind to be worth carrying: the caller replays it all.
+                self.tail_overflow = true;
+                return None;
+            }
             self.tail.push(AuditRow {
                 seq,
                 at: at.to_string(),
@@ -907,24 +932,31 @@ fn scan_file(
     key: Option<AuditKey>,
     from_state: Option<u64>,
     cp_seq: Option<u64>,
+    with_tables: bool,
 ) -> Result<Scanned, String> {
     let log_db = RawDb::open_readonly(file)?;
-    let tables_db = RawDb::open_readonly(file)?;
+    let tables_db = match with_tables {
+        true => Some(RawDb::open_readonly(file)?),
+        false => None,
+    };
     let digest_key = key.clone();
     let mut chain = ChainCheck::new(key, from_state, cp_seq);
     std::thread::scope(|scope| {
         let spawn_err = |e: std::io::Error| format!("cannot start a verification thread: {e}");
         let tables_key = digest_key.clone();
-        let tables = std::thread::Builder::new()
-            .name("keel-verify-tables".into())
-            .spawn_scoped(scope, move || {
-                tables_db.exec("BEGIN")?;
-                let head = audit_head_raw(&tables_db)?;
-                let d = digest_tables(&tables_db, tables_key.as_ref())?;
-                tables_db.exec("COMMIT")?;
-                Ok::<_, String>((head, d))
-            })
-            .map_err(spawn_err)?;
+        let tables = tables_db.map(|tables_db| {
+            std::thread::Builder::new()
+                .name("keel-verify-tables".into())
+                .spawn_scoped(scope, move || {
+                    tables_db.exec("BEGIN")?;
+                    let head = audit_head_raw(&tables_db)?;
+                    let d = digest_tables(&tables_db, tables_key.as_ref())?;
+                    tables_db.exec("COMMIT")?;
+                    Ok::<_, String>((head, d))
+                })
+                .map_err(spawn_err)
+        });
+        let tables = tables.transpose()?;
         let (tx, pages) = std::sync::mpsc::sync_channel::<(Page, usize)>(8);
         let replayer = match from_state {
             Some(_) => None,
@@ -940,10 +972,11 @@ fn scan_file(
             log_db.exec("BEGIN")?;
             read_log(&log_db, &mut chain, forward)?;
             let head = audit_head_raw(&log_db)?;
-            let digests = match tables.join() {
-                Ok(Ok((h, d))) if h == head => d,
+            let digests = match tables.map(|t| t.join()) {
+                None => Digests::new(),
+                Some(Ok(Ok((h, d)))) if h == head => d,
                 // Another snapshot, or that thread failed: digest here instead.
-                _ => digest_tables(&log_db, digest_key.as_ref())?,
+                Some(_) => digest_tables(&log_db, digest_key.as_ref())?,
             };
             log_db.exec("COMMIT")?;
             Ok::<_, String>(digests)
