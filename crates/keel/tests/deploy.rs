@@ -241,6 +241,12 @@ fn every_metric_in_rules_and_dashboard_is_in_a_live_scrape() {
             panic!("metrics never complete: missing {missing:?}\n{scrape}\n{log}");
         }
         std::thread::sleep(Duration::from_millis(300));
+        // A `keel run` that died fails the test now, with its log, rather
+        // than as a 90 s timeout that looks like missing metrics.
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(dir.join("run.log")).unwrap_or_default();
+            panic!("keel run exited ({status}) while the test scraped it:\n{log}");
+        }
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             continue;
         }
