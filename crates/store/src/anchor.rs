@@ -15,10 +15,10 @@
 //! one it is SHA-256 and catches accidents (truncation, a restored backup)
 //! only.
 
-use crate::chain::AuditKey;
+use crate::chain::{digest_with, AuditKey, CHECKPOINT_TAG};
+use crate::codec::field;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -72,17 +72,18 @@ impl Checkpoint {
             self.head.as_str(),
             self.at.as_str(),
         ];
-        if self.keyed {
-            key.map(|k| k.checkpoint_mac(&fields))
-        } else {
-            let mut h = Sha256::new();
-            h.update(b"keel-checkpoint-v1");
+        // An unkeyed checkpoint is a plain hash whatever key is configured.
+        let key = match (self.keyed, key) {
+            (true, None) => return None,
+            (true, key) => key,
+            (false, _) => None,
+        };
+        Some(hex::encode(digest_with(key, |h| {
+            h.update(CHECKPOINT_TAG);
             for f in fields {
-                h.update((f.len() as u64).to_be_bytes());
-                h.update(f.as_bytes());
+                field(h, f.as_bytes());
             }
-            Some(hex::encode(h.finalize()))
-        }
+        })))
     }
 }
 

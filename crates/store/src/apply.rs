@@ -114,20 +114,32 @@ fn slot<'m, T>(map: &'m mut BTreeMap<String, Slot<T>>, key: &str) -> &'m mut Slo
     map.entry(key.to_string()).or_default()
 }
 
-/// The slot of a row an event updates (absent rows stay absent). In a
-/// partial replay a miss is recorded in `missed` (see [`Working::partial`]).
-fn existing<'m, T>(
-    map: &'m mut BTreeMap<String, Slot<T>>,
-    table: &str,
-    key: &str,
+/// How a replay treats an event that updates a row it does not hold.
+#[derive(Debug, Default)]
+struct Updates {
+    /// A replay that started from a verified state, which holds only the
+    /// rows later events can still change: a row an event updates but that
+    /// is not here may have been left out rather than never have existed.
     partial: bool,
-    missed: &mut Option<String>,
-) -> &'m mut Slot<T> {
-    let s = map.entry(key.to_string()).or_default();
-    if partial && s.row.is_none() && missed.is_none() {
-        *missed = Some(format!("{table} {key}"));
+    /// The first such row (`table key`): the partial replay cannot be trusted.
+    missed: Option<String>,
+}
+
+impl Updates {
+    /// The slot of a row an event updates (absent rows stay absent); in a
+    /// partial replay a miss is recorded.
+    fn existing<'m, T>(
+        &mut self,
+        map: &'m mut BTreeMap<String, Slot<T>>,
+        table: &str,
+        key: &str,
+    ) -> &'m mut Slot<T> {
+        let s = map.entry(key.to_string()).or_default();
+        if self.partial && s.row.is_none() && self.missed.is_none() {
+            self.missed = Some(format!("{table} {key}"));
+        }
+        s
     }
-    s
 }
 
 /// Which existing rows a batch reads before it can be applied.
@@ -205,12 +217,8 @@ pub(crate) struct Working {
     recon: Option<(bool, String, DateTime<Utc>)>,
     /// Inserted only, by date.
     eods: BTreeMap<String, EodRec>,
-    /// A replay that started from a verified state, which holds only the
-    /// rows later events can still change: a row an event updates but that
-    /// is not here may have been left out rather than never have existed.
-    partial: bool,
-    /// The first such row (`table key`): the partial replay cannot be trusted.
-    missed: Option<String>,
+    /// Updates of rows it does not hold (a replay from a verified state).
+    updates: Updates,
 }
 
 /// Applies events (with their ids, for error messages) to the projections.
@@ -455,13 +463,9 @@ impl Working {
                     finished_at: None,
                     outcome: None,
                 }));
-                let s = existing(
-                    &mut self.target_sets,
-                    "target_sets",
-                    target_set_id,
-                    self.partial,
-                    &mut self.missed,
-                );
+                let s = self
+                    .updates
+                    .existing(&mut self.target_sets, "target_sets", target_set_id);
                 if let Some(t) = s.row.as_mut().filter(|t| t.status == "queued") {
                     t.status = "executing".to_string();
                     s.dirty = true;
@@ -504,13 +508,7 @@ impl Working {
                 broker_order_id,
                 at,
             } => {
-                let s = existing(
-                    &mut self.orders,
-                    "orders",
-                    client_order_id,
-                    self.partial,
-                    &mut self.missed,
-                );
+                let s = self.updates.existing(&mut self.orders, "orders", client_order_id);
                 if let Some(o) = s.row.as_mut() {
                     o.broker_order_id = Some(broker_order_id.clone());
                     o.updated_at = *at;
@@ -542,13 +540,7 @@ impl Working {
                 // applied to the position and cash; only the order update and
                 // slippage are skipped.
                 let mut slippage = None;
-                let s = existing(
-                    &mut self.orders,
-                    "orders",
-                    client_order_id,
-                    self.partial,
-                    &mut self.missed,
-                );
+                let s = self.updates.existing(&mut self.orders, "orders", client_order_id);
                 if let Some(o) = s.row.as_mut() {
                     slippage = slippage_bps(*side, *price, o.arrival_price);
                     let filled = o.filled_qty + qty;
@@ -597,13 +589,7 @@ impl Working {
                 reason,
                 at,
             } => {
-                let s = existing(
-                    &mut self.orders,
-                    "orders",
-                    client_order_id,
-                    self.partial,
-                    &mut self.missed,
-                );
+                let s = self.updates.existing(&mut self.orders, "orders", client_order_id);
                 if let Some(o) = s.row.as_mut() {
                     o.status = *status;
                     o.reason = reason.clone();
@@ -616,13 +602,7 @@ impl Working {
                 outcome,
                 at,
             } => {
-                let s = existing(
-                    &mut self.cycles,
-                    "cycles",
-                    cycle_id,
-                    self.partial,
-                    &mut self.missed,
-                );
+                let s = self.updates.existing(&mut self.cycles, "cycles", cycle_id);
                 if let Some(c) = s.row.as_mut() {
                     c.finished_at = Some(*at);
                     c.outcome = Some(outcome.clone());
@@ -630,13 +610,9 @@ impl Working {
                 }
             }
             Event::TargetSetCompleted { target_set_id, .. } => {
-                let s = existing(
-                    &mut self.target_sets,
-                    "target_sets",
-                    target_set_id,
-                    self.partial,
-                    &mut self.missed,
-                );
+                let s = self
+                    .updates
+                    .existing(&mut self.target_sets, "target_sets", target_set_id);
                 if let Some(t) = s.row.as_mut() {
                     t.status = "completed".to_string();
                     s.dirty = true;
@@ -645,13 +621,9 @@ impl Working {
             Event::TargetSetSuperseded { target_set_id, .. } => {
                 // A set that finished before the newer one arrived keeps its
                 // outcome; only one still waiting or executing is closed.
-                let s = existing(
-                    &mut self.target_sets,
-                    "target_sets",
-                    target_set_id,
-                    self.partial,
-                    &mut self.missed,
-                );
+                let s = self
+                    .updates
+                    .existing(&mut self.target_sets, "target_sets", target_set_id);
                 if let Some(t) = s
                     .row
                     .as_mut()
@@ -754,7 +726,10 @@ impl Replay {
     /// A partial replay continuing a verified state's live rows.
     pub(crate) fn from_live(live: &LiveRows) -> Result<Self, StoreError> {
         let mut w = Working {
-            partial: true,
+            updates: Updates {
+                partial: true,
+                missed: None,
+            },
             ..Working::default()
         };
         let rows = |t: &'static str| {
@@ -797,7 +772,7 @@ impl Replay {
     /// In a partial replay, the first row an event needed that the state
     /// did not hold (`table key`); the replay is then not to be trusted.
     pub(crate) fn missed(&self) -> Option<&str> {
-        self.w.missed.as_deref()
+        self.w.updates.missed.as_deref()
     }
 
     /// The rows later events can still change, as stored values: account,

@@ -15,18 +15,16 @@
 //! forgery or an unmigrated log: `keel audit rekey`), and without a key a
 //! keyed row cannot be checked, which verification reports rather than skips.
 
-use crate::codec::{chain_digest, chain_hash};
+use crate::codec::{chain_digest, chain_hash, feed_row};
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::digest::Update;
+use sha2::{Digest, Sha256};
 
 /// Prefix of a version-2 (keyed) hash.
 pub const KEYED_PREFIX: &str = "v2:";
 
 /// Domain tag of a keyed row hash (distinct from version 1's and from checkpoints').
 const ROW_TAG: &[u8] = b"keel-audit-v2";
-
-/// Domain tag of a checkpoint MAC.
-const CHECKPOINT_TAG: &[u8] = b"keel-checkpoint-v1";
 
 /// Shortest key accepted, in bytes: below 128 bits a key can be guessed.
 pub const MIN_KEY_LEN: usize = 16;
@@ -88,36 +86,29 @@ impl AuditKey {
     ) -> [u8; 32] {
         // Cloning the keyed state skips re-deriving the inner and outer pads per row.
         let mut m = self.mac.clone();
-        m.update(ROW_TAG);
-        field(&mut m, prev_hash);
-        m.update(&seq.to_be_bytes());
-        for s in [at, kind, event_id, payload] {
-            field(&mut m, s);
-        }
+        feed_row(&mut m, ROW_TAG, prev_hash, seq, at, kind, event_id, payload);
         m.finalize().into_bytes().into()
-    }
-
-    /// A fresh MAC under the key, for the other keyed digests (verified
-    /// states and their projection digests, `state.rs`).
-    pub(crate) fn mac(&self) -> Hmac<Sha256> {
-        self.mac.clone()
-    }
-
-    /// The MAC of a checkpoint's fields (hex).
-    pub(crate) fn checkpoint_mac(&self, fields: &[&str]) -> String {
-        let mut m = self.mac.clone();
-        m.update(CHECKPOINT_TAG);
-        for s in fields {
-            field(&mut m, s);
-        }
-        hex::encode(m.finalize().into_bytes())
     }
 }
 
-/// Hashes one length-prefixed field into a MAC.
-fn field(m: &mut Hmac<Sha256>, s: &str) {
-    m.update(&(s.len() as u64).to_be_bytes());
-    m.update(s.as_bytes());
+/// Domain tag of a checkpoint MAC (and of an unkeyed checkpoint's hash).
+pub(crate) const CHECKPOINT_TAG: &[u8] = b"keel-checkpoint-v1";
+
+/// The digest of what `feed` writes: HMAC-SHA-256 under `key`, plain
+/// SHA-256 without one (the key policy of every keel digest but the rows').
+pub(crate) fn digest_with(key: Option<&AuditKey>, feed: impl FnOnce(&mut dyn Update)) -> [u8; 32] {
+    match key {
+        Some(k) => {
+            let mut m = k.mac.clone();
+            feed(&mut m);
+            m.finalize().into_bytes().into()
+        }
+        None => {
+            let mut h = Sha256::new();
+            feed(&mut h);
+            h.finalize().into()
+        }
+    }
 }
 
 /// Whether a stored hash is a keyed (version-2) one.

@@ -9,6 +9,7 @@
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use keel_domain::{KillSource, OrderType, Side, TimeInForce};
 use rust_decimal::Decimal;
+use sha2::digest::Update;
 use sha2::{Digest, Sha256};
 use std::str::FromStr;
 
@@ -47,19 +48,35 @@ pub(crate) fn chain_digest(
     payload: &str,
 ) -> [u8; 32] {
     let mut h = Sha256::new();
-    h.update(HASH_TAG);
-    field(&mut h, prev_hash);
-    h.update(seq.to_be_bytes());
-    for s in [at, kind, event_id, payload] {
-        field(&mut h, s);
-    }
+    feed_row(&mut h, HASH_TAG, prev_hash, seq, at, kind, event_id, payload);
     h.finalize().into()
 }
 
-/// Hashes one length-prefixed field.
-fn field(h: &mut Sha256, s: &str) {
-    h.update((s.len() as u64).to_be_bytes());
-    h.update(s.as_bytes());
+/// Writes one audit row's canonical encoding, after its version's `tag`,
+/// into a hash or a MAC (version 1 hashes it, version 2 MACs it).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn feed_row(
+    h: &mut dyn Update,
+    tag: &[u8],
+    prev_hash: &str,
+    seq: u64,
+    at: &str,
+    kind: &str,
+    event_id: &str,
+    payload: &str,
+) {
+    h.update(tag);
+    field(h, prev_hash.as_bytes());
+    h.update(&seq.to_be_bytes());
+    for s in [at, kind, event_id, payload] {
+        field(h, s.as_bytes());
+    }
+}
+
+/// Writes one length-prefixed field (every keel digest encodes fields so).
+pub(crate) fn field(h: &mut dyn Update, s: &[u8]) {
+    h.update(&(s.len() as u64).to_be_bytes());
+    h.update(s);
 }
 
 /// Formats an instant as stored: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`. The fixed

@@ -26,13 +26,12 @@
 
 use crate::anchor::{file_stem, Witness};
 use crate::apply::{LiveRows, Replay};
-use crate::chain::AuditKey;
+use crate::chain::{digest_with, AuditKey};
+use crate::codec::field;
 use crate::conn::Val;
 use crate::raw::Col;
 use crate::rows::AuditRow;
-use hmac::Mac;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::PathBuf;
@@ -50,47 +49,32 @@ const MAX_STATE_BYTES: u64 = 64 << 20;
 /// The hash of one projection row: table and typed values, each
 /// length-prefixed, under the key when given.
 pub(crate) fn row_hash(key: Option<&AuditKey>, table: &str, cols: &[Col<'_>]) -> [u8; 32] {
-    fn feed(u: &mut dyn FnMut(&[u8]), table: &str, cols: &[Col<'_>]) {
-        u(ROW_TAG);
-        u(&(table.len() as u64).to_be_bytes());
-        u(table.as_bytes());
-        u(&(cols.len() as u64).to_be_bytes());
+    digest_with(key, |h| {
+        h.update(ROW_TAG);
+        field(h, table.as_bytes());
+        h.update(&(cols.len() as u64).to_be_bytes());
         for c in cols {
             match c {
-                Col::Null => u(&[0]),
+                Col::Null => h.update(&[0]),
                 Col::Int(n) => {
-                    u(&[1]);
-                    u(&n.to_be_bytes());
+                    h.update(&[1]);
+                    h.update(&n.to_be_bytes());
                 }
                 Col::Text(b) => {
-                    u(&[2]);
-                    u(&(b.len() as u64).to_be_bytes());
-                    u(b);
+                    h.update(&[2]);
+                    field(h, b);
                 }
                 Col::Real(x) => {
-                    u(&[3]);
-                    u(&x.to_be_bytes());
+                    h.update(&[3]);
+                    h.update(&x.to_be_bytes());
                 }
                 Col::Blob(b) => {
-                    u(&[4]);
-                    u(&(b.len() as u64).to_be_bytes());
-                    u(b);
+                    h.update(&[4]);
+                    field(h, b);
                 }
             }
         }
-    }
-    match key {
-        Some(k) => {
-            let mut m = k.mac();
-            feed(&mut |b| m.update(b), table, cols);
-            m.finalize().into_bytes().into()
-        }
-        None => {
-            let mut h = Sha256::new();
-            feed(&mut |b| h.update(b), table, cols);
-            h.finalize().into()
-        }
-    }
+    })
 }
 
 /// [`row_hash`] of a row as the store writes it.
@@ -305,23 +289,9 @@ impl VerifiedState {
         if !self.usable_with(key) {
             return Err("the state was sealed under another key policy".into());
         }
-        let mut prev = self.head.as_str();
+        let mut chain = crate::verify::ChainCheck::continuing(key.cloned(), self.seq, &self.head);
         for r in rows {
-            if r.prev_hash != prev {
-                return Err(format!("row {} does not link to the row before it", r.seq));
-            }
-            crate::chain::check_row_hash(
-                key,
-                &r.hash,
-                &r.prev_hash,
-                r.seq,
-                &r.at,
-                &r.kind,
-                &r.event_id,
-                &r.payload,
-            )
-            .map_err(|why| format!("row {}: {why}", r.seq))?;
-            prev = &r.hash;
+            chain.check(r)?;
         }
         self.advance(key, rows)
     }
@@ -360,25 +330,11 @@ impl VerifiedState {
 
 /// The MAC of a state file's body.
 fn seal_mac(key: Option<&AuditKey>, account: &str, body: &str) -> String {
-    let fields = [STATE_TAG.as_bytes(), account.as_bytes(), body.as_bytes()];
-    match key {
-        Some(k) => {
-            let mut m = k.mac();
-            for f in fields {
-                m.update(&(f.len() as u64).to_be_bytes());
-                m.update(f);
-            }
-            hex::encode(m.finalize().into_bytes())
+    hex::encode(digest_with(key, |h| {
+        for f in [STATE_TAG.as_bytes(), account.as_bytes(), body.as_bytes()] {
+            field(h, f);
         }
-        None => {
-            let mut h = Sha256::new();
-            for f in fields {
-                h.update((f.len() as u64).to_be_bytes());
-                h.update(f);
-            }
-            hex::encode(h.finalize())
-        }
-    }
+    }))
 }
 
 /// Digests of every table as `replay` holds it. Two threads, orders on

@@ -617,7 +617,7 @@ impl Page {
 /// Checks rows in order: seq continuity, links, hashes under the key
 /// policy, and (in a full replay) payload against kind and id, replaying
 /// each event.
-struct ChainCheck {
+pub(crate) struct ChainCheck {
     key: Option<AuditKey>,
     /// A partial replay's starting seq: rows after it are kept in `tail`.
     from_state: Option<u64>,
@@ -666,6 +666,25 @@ impl ChainCheck {
             tail: Vec::new(),
             tail_overflow: false,
         }
+    }
+
+    /// A check continuing the chain after row `seq` with hash `head` (a
+    /// verified state's), keeping nothing.
+    pub(crate) fn continuing(key: Option<AuditKey>, seq: u64, head: &str) -> Self {
+        let mut c = Self::new(key, Some(u64::MAX), None);
+        c.expected = seq + 1;
+        c.prev = head.to_string();
+        c
+    }
+
+    /// Checks the next row of the log; `Err` says why it breaks the chain.
+    pub(crate) fn check(&mut self, r: &AuditRow) -> Result<(), String> {
+        let fields = [&r.at, &r.kind, &r.event_id, &r.payload, &r.prev_hash, &r.hash].map(String::as_str);
+        if self.accept(r.seq, fields) {
+            return Ok(());
+        }
+        let (seq, why) = self.fault.clone().unwrap_or_default();
+        Err(format!("row {seq}: {why}"))
     }
 
     /// Checks a page; `Err(i)` once the chain broke at its row `i` (stop reading).
