@@ -183,6 +183,20 @@ where
     assert_eq!(r.replayed_from, 13, "the rows after the state only");
     let next = next.expect("state");
     assert_eq!((next.seq, next.head.as_str()), (n, head.as_str()));
+    // A checkpoint carries the state over the rows since, each checked first.
+    let k = key("state-key-0123456789");
+    let after = s.audit_page(state.seq, 1000).await.expect("rows");
+    let carried = state.continue_with(k.as_ref(), &after).expect("carried");
+    assert_eq!(&carried, &next);
+    let mut forged = after.clone();
+    forged[1].payload.push(' ');
+    let e = state.continue_with(k.as_ref(), &forged).unwrap_err();
+    assert!(
+        e.starts_with(&format!("row {}: keyed hash mismatch", forged[1].seq)),
+        "{e}"
+    );
+    let e = state.continue_with(k.as_ref(), &after[1..]).unwrap_err();
+    assert!(e.contains("seq gap"), "{e}");
     // From the newest state nothing is left to replay.
     let (r, _) = s.verify_log_from(Some(&cp), Some(&next)).await.expect("verify");
     assert!(r.is_ok() && r.replayed_from == n + 1, "{:?}", r.failures());
